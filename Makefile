@@ -1,0 +1,77 @@
+# Makefile
+#	Build, install and test raftable, a PostgreSQL extension that runs Raft
+#	among PostgreSQL instances.  Built with PGXS; set PG_CONFIG to choose the
+#	PostgreSQL installation (default: the pg_config found on PATH).
+#
+#	make                      build raftable.so
+#	make install              install into the PostgreSQL of PG_CONFIG
+#	make installcheck         pg_regress: sql/<test>.sql vs expected/<test>.out,
+#	                          against the running server of PGHOST/PGPORT/PGUSER
+#	make pgtap                pg_prove on test/pgtap/*.sql, same server, in a
+#	                          scratch database (PGTAP_DB, dropped and recreated;
+#	                          PG_PROVE_OPTS are passed to pg_prove)
+#	make tap                  prove on test/tap/*.pl; PostgreSQL::Test::Cluster
+#	                          starts its own servers (never as root;
+#	                          PROVE_FLAGS, PROVE_TESTS as in PostgreSQL)
+#	make core-check | sim SEEDS=N | sanitize | fuzz FUZZ_SECONDS=N
+#	                          the pure Raft core, no server (test/core/core.mk)
+#	make clean                also removes build/ and tmp_check/
+#
+#	test/run-tests.sh runs all of them from a fresh Debian machine, as root.
+
+MODULE_big = raftable
+# The Raft core (src/core/*.c) is linked into the module and is compiled with
+# PostgreSQL's CFLAGS as well as by test/core/core.mk for its own tests.
+OBJS = \
+	src/raftable.o \
+	$(patsubst %.c,%.o,$(wildcard src/core/*.c))
+PGFILEDESC = "raftable - Raft among PostgreSQL instances"
+
+EXTENSION = raftable
+DATA = sql/raftable--0.1.sql
+
+# pg_regress inputs are sql/<name>.sql and outputs expected/<name>.out
+# (pg_regress's default layout, next to the install script).
+REGRESS = raftable_basic
+
+EXTRA_CLEAN = build tmp_check
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+include test/core/core.mk
+
+# ---------------------------------------------------------------------------
+# Test tiers that need PostgreSQL (besides installcheck, from PGXS)
+# ---------------------------------------------------------------------------
+
+# bindir comes from PGXS (pg_config --bindir); Debian keeps initdb, pg_ctl
+# and friends there rather than on PATH.
+PG_TEST_PERL = $(top_builddir)/src/test/perl
+PG_TEST_ENV  = PATH="$(bindir):$$PATH"
+PGTAP_DB    ?= raftable_pgtap
+PROVE       ?= prove
+
+.PHONY: pgtap tap
+
+pgtap:
+	$(PG_TEST_ENV) dropdb --if-exists $(PGTAP_DB)
+	$(PG_TEST_ENV) createdb $(PGTAP_DB)
+	$(PG_TEST_ENV) pg_prove --dbname $(PGTAP_DB) $(PG_PROVE_OPTS) test/pgtap/*.sql
+	$(PG_TEST_ENV) dropdb --if-exists $(PGTAP_DB)
+
+# PostgreSQL::Test::Utils writes under $TESTDIR/tmp_check; Cluster needs
+# PG_REGRESS (for --config-auth) and the server binaries on PATH.
+tap:
+	@if [ "$$(id -u)" = 0 ]; then \
+		echo "make tap: PostgreSQL refuses to run as root; run it as another user" \
+			"(test/run-tests.sh does)" >&2; \
+		exit 1; \
+	fi
+	rm -rf '$(CURDIR)/tmp_check'
+	$(MKDIR_P) '$(CURDIR)/tmp_check'
+	$(PG_TEST_ENV) TESTDIR='$(CURDIR)' \
+	PERL5LIB='$(PG_TEST_PERL)'$${PERL5LIB:+:$$PERL5LIB} \
+	PG_REGRESS='$(top_builddir)/src/test/regress/pg_regress' \
+	$(PROVE) $(PROVE_FLAGS) $(if $(PROVE_TESTS),$(PROVE_TESTS),test/tap/*.pl)
