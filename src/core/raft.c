@@ -1,0 +1,2153 @@
+/*
+ * raft.c
+ *	  The Raft state machine: elections, replication, commitment, ReadIndex,
+ *	  leadership transfer, single-server membership changes and snapshots.
+ *
+ * Everything here is a pure function of the events fed in (raft.h): no
+ * clock, no I/O, no randomness but a PRNG seeded by the driver.  Section
+ * references are to the extended Raft paper ("In Search of an
+ * Understandable Consensus Algorithm", Ongaro & Ousterhout 2014) and to
+ * Ongaro's dissertation ("Consensus: Bridging Theory and Practice", 2014).
+ *
+ * Outgoing messages are queued and handed out by raft_get_ready(); entries are
+ * referenced by index until then (the log array may move when it grows), and
+ * queued messages that carry entries are dropped if the log is truncated
+ * under them.  Broadcasts caused by proposals and by read requests are
+ * coalesced until raft_get_ready(), so that all proposals of one cycle share one
+ * AppendEntries per follower and all reads of one cycle share one heartbeat
+ * round (group commit, batched ReadIndex).
+ */
+#include "raft.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* a pending ReadIndex request on the leader (§6.4 of the dissertation) */
+typedef struct raft_pending_read
+{
+	uint64_t	ctx;
+	raft_id		from;			/* node that asked; self for local reads */
+	uint64_t	seq;			/* heartbeat round that must confirm it */
+	raft_index	index;			/* read index; 0 until the leader has
+								 * committed an entry of its term */
+} raft_pending_read;
+
+/* what the leader knows of one member (and, for votes, what it answered) */
+typedef struct raft_peer
+{
+	raft_id		id;
+	bool		voter;
+	raft_progress_state state;
+	raft_index	match;
+	raft_index	next;
+	bool		probe_sent;		/* PROBE: one AppendEntries outstanding */
+	raft_index	pending_snapshot;	/* SNAPSHOT: index offered */
+	uint64_t	snapshot_sent_at;
+	raft_index *inflight;		/* ring of last indexes of unacked appends */
+	uint32_t	inflight_start;
+	uint32_t	inflight_count;
+	bool		recent_active;	/* heard from since the last quorum check */
+	uint64_t	last_contact;
+	uint64_t	acked_seq;		/* highest heartbeat round acknowledged */
+	bool		vote_responded;
+	bool		vote_granted;
+} raft_peer;
+
+struct raft
+{
+	raft_options opts;
+	raft_allocator alloc;
+	raft_id		id;
+	uint64_t	rng;
+	uint64_t	now;
+
+	/* persistent state (Figure 2) */
+	raft_term	term;
+	raft_id		vote;
+	raft_hard_state persisted_hs;
+
+	/* volatile state */
+	raft_role	role;
+	raft_id		lead;
+	raft_index	commit;
+	raft_index	applied;		/* committed entries handed out */
+
+	/* the log: ents[i].index == snap->index + 1 + i */
+	raft_snapshot_meta *snap;
+	bool		snap_dirty;
+	raft_entry *ents;
+	size_t		n_ents;
+	size_t		cap_ents;
+	raft_index	stable;			/* entries persisted up to here */
+	raft_index	truncate_from;	/* persisted entries >= this are stale */
+
+	/* configuration in force: the latest in the log (dissertation §4.1) */
+	raft_conf  *conf;
+	raft_index	conf_index;
+
+	raft_peer  *peers;			/* one per member of conf, self included */
+	uint32_t	n_peers;
+
+	/* timers, in the driver's ms */
+	uint64_t	election_deadline;
+	uint64_t	heartbeat_deadline;
+	uint64_t	quorum_deadline;
+	uint64_t	last_leader_contact;
+
+	/* leader state */
+	raft_index	noop_index;		/* first entry of this leader's term */
+	raft_id		transferee;
+	uint64_t	transfer_deadline;
+	bool		bcast_pending;	/* coalesced AppendEntries broadcast */
+	bool		round_pending;	/* coalesced heartbeat round for reads */
+	uint64_t	hb_seq;
+	raft_pending_read *preads;
+	size_t		n_preads;
+	size_t		cap_preads;
+
+	/* output queues */
+	raft_msg   *msgs;
+	size_t		n_msgs;
+	size_t		cap_msgs;
+	raft_read_state *reads;
+	size_t		n_reads;
+	size_t		cap_reads;
+	raft_snapshot_meta *wanted; /* snapshot offered by the leader */
+	raft_id		wanted_from;
+	bool		wanted_new;		/* not yet handed to the driver */
+
+	raft_stats	stats;
+	int			err;			/* sticky RAFT_ENOMEM */
+};
+
+/* ---------------------------------------------------------------- */
+/* small helpers                                                    */
+/* ---------------------------------------------------------------- */
+
+static void *
+raft_default_alloc(void *ctx, size_t size)
+{
+	return malloc(size);
+}
+
+static void *
+raft_default_realloc(void *ctx, void *ptr, size_t size)
+{
+	return realloc(ptr, size);
+}
+
+static void
+raft_default_free(void *ctx, void *ptr)
+{
+	free(ptr);
+}
+
+static const raft_allocator raft_malloc_allocator = {
+	raft_default_alloc, raft_default_realloc, raft_default_free, NULL
+};
+
+static void *
+ralloc(raft *r, size_t size)
+{
+	void	   *p = r->alloc.alloc(r->alloc.ctx, size ? size : 1);
+
+	if (p == NULL)
+		r->err = RAFT_ENOMEM;
+	return p;
+}
+
+static void
+rfree(raft *r, void *p)
+{
+	if (p)
+		r->alloc.free(r->alloc.ctx, p);
+}
+
+/* grow *arr (of elem-sized items) so it holds at least need; false on OOM */
+static bool
+rgrow(raft *r, void **arr, size_t *cap, size_t need, size_t elem)
+{
+	size_t		ncap;
+	void	   *p;
+
+	if (need <= *cap)
+		return true;
+	ncap = *cap ? *cap * 2 : 8;
+	while (ncap < need)
+		ncap *= 2;
+	p = r->alloc.realloc(r->alloc.ctx, *arr, ncap * elem);
+	if (p == NULL)
+	{
+		r->err = RAFT_ENOMEM;
+		return false;
+	}
+	*arr = p;
+	*cap = ncap;
+	return true;
+}
+
+/* splitmix64: the core's only source of randomness, seeded by the driver */
+static uint64_t
+raft_rand(raft *r)
+{
+	uint64_t	z = (r->rng += 0x9E3779B97F4A7C15ULL);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+const char *
+raft_strerror(int err)
+{
+	switch (err)
+	{
+		case RAFT_OK:
+			return "ok";
+		case RAFT_ENOMEM:
+			return "out of memory";
+		case RAFT_ENOTLEADER:
+			return "not the leader";
+		case RAFT_ENOLEADER:
+			return "no leader known";
+		case RAFT_EBUSY:
+			return "a configuration change or transfer is in progress";
+		case RAFT_EINVAL:
+			return "invalid argument";
+		case RAFT_ETOOBIG:
+			return "entry too large";
+		case RAFT_EMALFORMED:
+			return "malformed encoding";
+		case RAFT_EVERSION:
+			return "unknown encoding version";
+		case RAFT_ELEADERLOST:
+			return "leadership lost";
+		case RAFT_ETRANSFER:
+			return "leadership transfer in progress";
+	}
+	return "unknown error";
+}
+
+const char *
+raft_role_name(raft_role role)
+{
+	switch (role)
+	{
+		case RAFT_FOLLOWER:
+			return "follower";
+		case RAFT_PRECANDIDATE:
+			return "precandidate";
+		case RAFT_CANDIDATE:
+			return "candidate";
+		case RAFT_LEADER:
+			return "leader";
+	}
+	return "unknown";
+}
+
+const raft_member *
+raft_conf_find(const raft_conf *conf, raft_id id)
+{
+	for (uint32_t i = 0; i < conf->n; i++)
+		if (conf->members[i].id == id)
+			return &conf->members[i];
+	return NULL;
+}
+
+int
+raft_conf_voters(const raft_conf *conf)
+{
+	int			n = 0;
+
+	for (uint32_t i = 0; i < conf->n; i++)
+		if (conf->members[i].voter)
+			n++;
+	return n;
+}
+
+void
+raft_options_default(raft_options *opts, raft_id id)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->id = id;
+	opts->seed = id;
+	opts->election_timeout = 1000;
+	opts->heartbeat_interval = 100;
+	opts->pre_vote = true;
+	opts->check_quorum = true;
+	opts->max_inflight = 256;
+	opts->max_msg_bytes = 1024 * 1024;
+	opts->max_entry_bytes = 64 * 1024 * 1024;
+}
+
+/* ---------------------------------------------------------------- */
+/* the log                                                          */
+/* ---------------------------------------------------------------- */
+
+static inline raft_index
+log_last_index(const raft *r)
+{
+	return r->snap->index + r->n_ents;
+}
+
+static inline raft_term
+log_last_term(const raft *r)
+{
+	return r->n_ents ? r->ents[r->n_ents - 1].term : r->snap->term;
+}
+
+static inline raft_entry *
+log_entry(const raft *r, raft_index i)
+{
+	if (i <= r->snap->index || i > log_last_index(r))
+		return NULL;
+	return &r->ents[i - r->snap->index - 1];
+}
+
+/* term at i; *ok false when i is compacted away or beyond the log */
+static raft_term
+log_term(const raft *r, raft_index i, bool *ok)
+{
+	*ok = true;
+	if (i == r->snap->index)
+		return r->snap->term;
+	if (i == 0)
+		return 0;
+	if (i < r->snap->index || i > log_last_index(r))
+	{
+		*ok = false;
+		return 0;
+	}
+	return r->ents[i - r->snap->index - 1].term;
+}
+
+static bool
+log_matches(const raft *r, raft_index i, raft_term t)
+{
+	bool		ok;
+	raft_term	lt = log_term(r, i, &ok);
+
+	return ok && lt == t;
+}
+
+static bool
+log_append(raft *r, raft_term term, uint8_t type, const void *data,
+		   uint32_t len)
+{
+	raft_entry *e;
+
+	if (!rgrow(r, (void **) &r->ents, &r->cap_ents, r->n_ents + 1,
+			   sizeof(raft_entry)))
+		return false;
+	e = &r->ents[r->n_ents];
+	e->term = term;
+	e->index = log_last_index(r) + 1;
+	e->type = type;
+	e->len = len;
+	e->data = NULL;
+	if (len > 0)
+	{
+		e->data = ralloc(r, len);
+		if (e->data == NULL)
+			return false;
+		memcpy(e->data, data, len);
+	}
+	r->n_ents++;
+	return true;
+}
+
+static void
+log_free_range(raft *r, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++)
+		rfree(r, r->ents[i].data);
+}
+
+static void reload_conf(raft *r);
+
+/*
+ * Drop queued messages that carry entries: their entries are referenced by
+ * index and the log under them is about to change.  Losing a message is
+ * always safe in Raft.
+ */
+static void
+purge_entry_msgs(raft *r)
+{
+	size_t		j = 0;
+
+	for (size_t i = 0; i < r->n_msgs; i++)
+		if (r->msgs[i].n_entries == 0)
+			r->msgs[j++] = r->msgs[i];
+	r->n_msgs = j;
+}
+
+/* remove entries >= i (a conflict with the leader's log, §5.3) */
+static void
+log_truncate(raft *r, raft_index i)
+{
+	size_t		keep = i - r->snap->index - 1;
+
+	purge_entry_msgs(r);
+	log_free_range(r, keep, r->n_ents);
+	r->n_ents = keep;
+	if (r->stable >= i)
+	{
+		r->stable = i - 1;
+		if (r->truncate_from == 0 || r->truncate_from > i)
+			r->truncate_from = i;
+	}
+	if (r->conf_index >= i)
+		reload_conf(r);
+}
+
+/* ---------------------------------------------------------------- */
+/* configuration                                                    */
+/* ---------------------------------------------------------------- */
+
+static raft_peer *
+find_peer(raft *r, raft_id id)
+{
+	for (uint32_t i = 0; i < r->n_peers; i++)
+		if (r->peers[i].id == id)
+			return &r->peers[i];
+	return NULL;
+}
+
+static bool
+self_is_voter(const raft *r)
+{
+	const raft_member *m = raft_conf_find(r->conf, r->id);
+
+	return m != NULL && m->voter;
+}
+
+static int
+quorum(const raft *r)
+{
+	return raft_conf_voters(r->conf) / 2 + 1;
+}
+
+static void
+peer_reset(raft *r, raft_peer *p)
+{
+	p->state = RAFT_PR_PROBE;
+	p->match = 0;
+	p->next = log_last_index(r) + 1;
+	p->probe_sent = false;
+	p->pending_snapshot = 0;
+	p->inflight_start = 0;
+	p->inflight_count = 0;
+	p->recent_active = false;
+	p->last_contact = r->now;
+	p->acked_seq = 0;
+	p->vote_responded = false;
+	p->vote_granted = false;
+}
+
+/*
+ * Make peers[] mirror the configuration in force, keeping the progress of
+ * members that stay.  Called whenever conf changes.
+ */
+static void
+sync_peers(raft *r)
+{
+	raft_peer  *np;
+	uint32_t	n = r->conf->n;
+
+	np = ralloc(r, sizeof(raft_peer) * (n ? n : 1));
+	if (np == NULL)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+	{
+		const raft_member *m = &r->conf->members[i];
+		raft_peer  *old = find_peer(r, m->id);
+
+		if (old)
+		{
+			np[i] = *old;
+			old->inflight = NULL;	/* moved */
+		}
+		else
+		{
+			memset(&np[i], 0, sizeof(raft_peer));
+			np[i].id = m->id;
+			np[i].inflight = ralloc(r, sizeof(raft_index) * r->opts.max_inflight);
+			if (np[i].inflight == NULL)
+			{
+				n = i;			/* free what we have; r->err is set */
+				break;
+			}
+			peer_reset(r, &np[i]);
+			if (r->role == RAFT_LEADER)
+				np[i].recent_active = true; /* give it a quorum period */
+		}
+		np[i].voter = m->voter;
+	}
+	for (uint32_t i = 0; i < r->n_peers; i++)
+		rfree(r, r->peers[i].inflight);
+	rfree(r, r->peers);
+	r->peers = np;
+	r->n_peers = n;
+}
+
+static void
+set_conf(raft *r, const raft_conf *conf, raft_index index)
+{
+	memcpy(r->conf, conf, sizeof(raft_conf));
+	r->conf_index = index;
+	sync_peers(r);
+}
+
+/*
+ * The configuration in force is the one in the latest configuration entry
+ * of the log, else the snapshot's.  Scans backwards: used only after the log
+ * was truncated or rebuilt.
+ */
+static void
+reload_conf(raft *r)
+{
+	raft_conf  *tmp;
+
+	for (size_t i = r->n_ents; i > 0; i--)
+	{
+		raft_entry *e = &r->ents[i - 1];
+
+		if (e->type != RAFT_ENTRY_CONF)
+			continue;
+		tmp = ralloc(r, sizeof(raft_conf));
+		if (tmp == NULL)
+			return;
+		if (raft_conf_decode(e->data, e->len, tmp) == 0)
+		{
+			set_conf(r, tmp, e->index);
+			rfree(r, tmp);
+			return;
+		}
+		rfree(r, tmp);
+	}
+	set_conf(r, &r->snap->conf, r->snap->index);
+}
+
+/* a configuration entry just entered the log: it is in force at once */
+static void
+note_conf_entry(raft *r, const raft_entry *e)
+{
+	raft_conf  *tmp;
+
+	if (e->type != RAFT_ENTRY_CONF)
+		return;
+	tmp = ralloc(r, sizeof(raft_conf));
+	if (tmp == NULL)
+		return;
+	if (raft_conf_decode(e->data, e->len, tmp) == 0)
+		set_conf(r, tmp, e->index);
+	rfree(r, tmp);
+}
+
+/* ---------------------------------------------------------------- */
+/* sending                                                          */
+/* ---------------------------------------------------------------- */
+
+static raft_msg *
+queue_msg(raft *r, uint8_t type, raft_id to)
+{
+	raft_msg   *m;
+
+	if (!rgrow(r, (void **) &r->msgs, &r->cap_msgs, r->n_msgs + 1,
+			   sizeof(raft_msg)))
+		return NULL;
+	m = &r->msgs[r->n_msgs++];
+	memset(m, 0, sizeof(*m));
+	m->type = type;
+	m->from = r->id;
+	m->to = to;
+	m->term = r->term;
+	r->stats.msgs_sent++;
+	return m;
+}
+
+static void
+push_read_state(raft *r, uint64_t ctx, raft_index index, int err)
+{
+	raft_read_state *rs;
+
+	if (!rgrow(r, (void **) &r->reads, &r->cap_reads, r->n_reads + 1,
+			   sizeof(raft_read_state)))
+		return;
+	rs = &r->reads[r->n_reads++];
+	rs->ctx = ctx;
+	rs->index = index;
+	rs->err = err;
+}
+
+static void
+inflight_add(raft *r, raft_peer *p, raft_index last)
+{
+	uint32_t	cap = r->opts.max_inflight;
+
+	p->inflight[(p->inflight_start + p->inflight_count) % cap] = last;
+	p->inflight_count++;
+}
+
+/* acknowledge every in-flight append whose last entry is <= index */
+static void
+inflight_free_to(raft *r, raft_peer *p, raft_index index)
+{
+	uint32_t	cap = r->opts.max_inflight;
+
+	while (p->inflight_count > 0 && p->inflight[p->inflight_start] <= index)
+	{
+		p->inflight_start = (p->inflight_start + 1) % cap;
+		p->inflight_count--;
+	}
+}
+
+static bool
+peer_paused(const raft *r, const raft_peer *p)
+{
+	switch (p->state)
+	{
+		case RAFT_PR_PROBE:
+			return p->probe_sent;
+		case RAFT_PR_REPLICATE:
+			return p->inflight_count >= r->opts.max_inflight;
+		case RAFT_PR_SNAPSHOT:
+			return true;
+	}
+	return true;
+}
+
+static void
+send_snapshot(raft *r, raft_peer *p)
+{
+	raft_msg   *m = queue_msg(r, RAFT_MSG_SNAPSHOT, p->id);
+
+	if (m == NULL)
+		return;
+	m->snapshot = r->snap;
+	p->state = RAFT_PR_SNAPSHOT;
+	p->pending_snapshot = r->snap->index;
+	p->snapshot_sent_at = r->now;
+	r->stats.snapshots_sent++;
+}
+
+/*
+ * Send p the entries from p->next on (§5.3), bounded by max_msg_bytes, or a
+ * snapshot when they were compacted away (§7).  With allow_empty an append
+ * with no entries is sent too, to carry the commit index or to probe.
+ */
+static void
+send_append(raft *r, raft_peer *p, bool allow_empty)
+{
+	raft_index	prev = p->next - 1;
+	raft_index	last = log_last_index(r);
+	raft_term	prev_term;
+	bool		ok;
+	uint32_t	n = 0;
+	uint64_t	bytes = 0;
+	raft_msg   *m;
+
+	if (p->id == r->id || peer_paused(r, p))
+		return;
+	prev_term = log_term(r, prev, &ok);
+	if (!ok)
+	{
+		send_snapshot(r, p);
+		return;
+	}
+	while (prev + n < last)
+	{
+		raft_entry *e = log_entry(r, prev + n + 1);
+
+		if (n > 0 && bytes + e->len > r->opts.max_msg_bytes)
+			break;
+		bytes += e->len;
+		n++;
+	}
+	if (n == 0 && !allow_empty)
+		return;
+	m = queue_msg(r, RAFT_MSG_APPEND, p->id);
+	if (m == NULL)
+		return;
+	m->index = prev;
+	m->log_term = prev_term;
+	m->commit = r->commit;
+	m->n_entries = n;			/* entries resolved by raft_get_ready() */
+	if (p->state == RAFT_PR_REPLICATE)
+	{
+		if (n > 0)
+		{
+			p->next = prev + n + 1;
+			inflight_add(r, p, prev + n);
+		}
+	}
+	else
+		p->probe_sent = true;
+}
+
+static void
+bcast_append(raft *r, bool allow_empty)
+{
+	for (uint32_t i = 0; i < r->n_peers; i++)
+		send_append(r, &r->peers[i], allow_empty);
+}
+
+static void
+send_heartbeat(raft *r, raft_peer *p)
+{
+	raft_msg   *m;
+
+	if (p->id == r->id)
+		return;
+	m = queue_msg(r, RAFT_MSG_HEARTBEAT, p->id);
+	if (m == NULL)
+		return;
+	/* never tell a follower to commit past what it is known to hold */
+	m->commit = p->match < r->commit ? p->match : r->commit;
+	m->seq = r->hb_seq;
+}
+
+/* a new heartbeat round: leadership is confirmed when a quorum echoes it */
+static void
+bcast_heartbeat(raft *r)
+{
+	r->hb_seq++;
+	for (uint32_t i = 0; i < r->n_peers; i++)
+		send_heartbeat(r, &r->peers[i]);
+	r->heartbeat_deadline = r->now + r->opts.heartbeat_interval;
+}
+
+/* ---------------------------------------------------------------- */
+/* role changes                                                     */
+/* ---------------------------------------------------------------- */
+
+static void
+reset_election_timer(raft *r)
+{
+	uint64_t	t = r->opts.election_timeout;
+
+	r->election_deadline = r->now + t + raft_rand(r) % t;
+}
+
+/* answer every pending read: this node is no longer the leader */
+static void
+fail_pending_reads(raft *r)
+{
+	for (size_t i = 0; i < r->n_preads; i++)
+	{
+		raft_pending_read *pr = &r->preads[i];
+
+		if (pr->from == r->id)
+			push_read_state(r, pr->ctx, 0, RAFT_ELEADERLOST);
+		else
+		{
+			raft_msg   *m = queue_msg(r, RAFT_MSG_READ_INDEX_RESP, pr->from);
+
+			if (m)
+			{
+				m->term = 0;
+				m->ctx = pr->ctx;
+				m->reject = true;
+			}
+		}
+	}
+	r->n_preads = 0;
+}
+
+static void
+set_lead(raft *r, raft_id lead)
+{
+	if (lead != RAFT_NONE && lead != r->lead)
+		r->stats.leader_changes++;
+	r->lead = lead;
+}
+
+static void
+become_follower(raft *r, raft_term term, raft_id lead)
+{
+	if (r->role == RAFT_LEADER)
+		fail_pending_reads(r);
+	if (term != r->term)
+	{
+		r->term = term;
+		r->vote = RAFT_NONE;
+	}
+	r->role = RAFT_FOLLOWER;
+	set_lead(r, lead);
+	r->transferee = RAFT_NONE;
+	r->bcast_pending = false;
+	r->round_pending = false;
+	reset_election_timer(r);
+}
+
+static void
+reset_votes(raft *r)
+{
+	for (uint32_t i = 0; i < r->n_peers; i++)
+	{
+		r->peers[i].vote_responded = false;
+		r->peers[i].vote_granted = false;
+	}
+}
+
+static void become_leader(raft *r);
+static void become_candidate(raft *r, bool transfer);
+
+/*
+ * Record a vote answer and act on the tally: a quorum of grants wins,
+ * a quorum of rejections loses.  Only voters of the configuration in force
+ * count: a learner's vote never does.
+ */
+static void
+poll(raft *r, raft_id from, bool granted)
+{
+	raft_peer  *p = find_peer(r, from);
+	int			yes = 0,
+				no = 0,
+				q = quorum(r);
+
+	if (p == NULL || !p->voter)
+		return;
+	if (!p->vote_responded)
+	{
+		p->vote_responded = true;
+		p->vote_granted = granted;
+	}
+	for (uint32_t i = 0; i < r->n_peers; i++)
+	{
+		if (!r->peers[i].voter || !r->peers[i].vote_responded)
+			continue;
+		if (r->peers[i].vote_granted)
+			yes++;
+		else
+			no++;
+	}
+	if (yes >= q)
+	{
+		if (r->role == RAFT_PRECANDIDATE)
+			become_candidate(r, false);
+		else
+			become_leader(r);
+	}
+	else if (no >= q)
+		become_follower(r, r->term, RAFT_NONE);
+}
+
+static void
+send_vote_requests(raft *r, uint8_t type, bool transfer)
+{
+	for (uint32_t i = 0; i < r->n_peers; i++)
+	{
+		raft_peer  *p = &r->peers[i];
+		raft_msg   *m;
+
+		if (!p->voter || p->id == r->id)
+			continue;
+		m = queue_msg(r, type, p->id);
+		if (m == NULL)
+			return;
+		if (type == RAFT_MSG_PREVOTE)
+			m->term = r->term + 1;
+		m->index = log_last_index(r);
+		m->log_term = log_last_term(r);
+		m->transfer = transfer;
+	}
+}
+
+/*
+ * Pre-vote (dissertation §9.6): ask whether we could win before disturbing
+ * anyone's term.  The term and vote stay as they are.
+ */
+static void
+become_precandidate(raft *r)
+{
+	r->role = RAFT_PRECANDIDATE;
+	r->lead = RAFT_NONE;
+	r->stats.pre_elections++;
+	reset_votes(r);
+	reset_election_timer(r);
+	send_vote_requests(r, RAFT_MSG_PREVOTE, false);
+	poll(r, r->id, true);
+}
+
+/* §5.2: increment the term, vote for self, request votes */
+static void
+become_candidate(raft *r, bool transfer)
+{
+	r->role = RAFT_CANDIDATE;
+	r->term++;
+	r->vote = r->id;
+	r->lead = RAFT_NONE;
+	r->stats.elections++;
+	reset_votes(r);
+	reset_election_timer(r);
+	send_vote_requests(r, RAFT_MSG_VOTE, transfer);
+	poll(r, r->id, true);
+}
+
+static void
+campaign(raft *r)
+{
+	if (!self_is_voter(r))
+		return;
+	if (r->opts.pre_vote)
+		become_precandidate(r);
+	else
+		become_candidate(r, false);
+}
+
+/*
+ * §5.2/§8: a new leader resets every follower's progress and appends a
+ * no-op, so that it can commit (and so learn the commit index) in its term.
+ */
+static void
+become_leader(raft *r)
+{
+	r->role = RAFT_LEADER;
+	set_lead(r, r->id);
+	r->transferee = RAFT_NONE;
+	for (uint32_t i = 0; i < r->n_peers; i++)
+		peer_reset(r, &r->peers[i]);
+	r->quorum_deadline = r->now + r->opts.election_timeout;
+	r->heartbeat_deadline = r->now + r->opts.heartbeat_interval;
+	if (!log_append(r, r->term, RAFT_ENTRY_NOOP, NULL, 0))
+		return;
+	r->noop_index = log_last_index(r);
+	r->bcast_pending = true;
+}
+
+/* ---------------------------------------------------------------- */
+/* commitment and reads                                             */
+/* ---------------------------------------------------------------- */
+
+static int
+cmp_index_desc(const void *a, const void *b)
+{
+	raft_index	x = *(const raft_index *) a,
+				y = *(const raft_index *) b;
+
+	return x < y ? 1 : (x > y ? -1 : 0);
+}
+
+/* the leader counts its own entries only once they are durable */
+static raft_index
+peer_match(const raft *r, const raft_peer *p)
+{
+	return p->id == r->id ? r->stable : p->match;
+}
+
+/*
+ * Release pending reads whose heartbeat round a quorum has acknowledged
+ * (dissertation §6.4, step 3).  Reads are queued in round order, so the
+ * first one that is not confirmed stops the scan.
+ */
+static void
+release_reads(raft *r)
+{
+	size_t		done = 0;
+	int			q = quorum(r);
+
+	while (done < r->n_preads)
+	{
+		raft_pending_read *pr = &r->preads[done];
+		int			acks = 0;
+
+		if (pr->index == 0)
+			break;
+		for (uint32_t i = 0; i < r->n_peers; i++)
+		{
+			raft_peer  *p = &r->peers[i];
+
+			if (p->voter && (p->id == r->id || p->acked_seq >= pr->seq))
+				acks++;
+		}
+		if (acks < q)
+			break;
+		if (pr->from == r->id)
+			push_read_state(r, pr->ctx, pr->index, 0);
+		else
+		{
+			raft_msg   *m = queue_msg(r, RAFT_MSG_READ_INDEX_RESP, pr->from);
+
+			if (m)
+			{
+				m->term = 0;
+				m->ctx = pr->ctx;
+				m->index = pr->index;
+			}
+		}
+		done++;
+	}
+	if (done > 0)
+	{
+		memmove(r->preads, r->preads + done,
+				(r->n_preads - done) * sizeof(raft_pending_read));
+		r->n_preads -= done;
+	}
+}
+
+/*
+ * §5.3/§5.4.2: advance the commit index to the highest index stored on a
+ * quorum of voters, but only by counting an entry of the current term.
+ */
+static void
+maybe_commit(raft *r)
+{
+	raft_index	matches[RAFT_MAX_MEMBERS];
+	int			n = 0;
+	raft_index	idx;
+	bool		ok;
+
+	for (uint32_t i = 0; i < r->n_peers; i++)
+		if (r->peers[i].voter)
+			matches[n++] = peer_match(r, &r->peers[i]);
+	if (n == 0)
+		return;
+	qsort(matches, n, sizeof(raft_index), cmp_index_desc);
+	idx = matches[n / 2];		/* the quorum-th highest */
+	if (idx <= r->commit || log_term(r, idx, &ok) != r->term || !ok)
+		return;
+	r->stats.commits += idx - r->commit;
+	r->commit = idx;
+	r->bcast_pending = true;	/* tell followers soon */
+
+	/* reads that arrived before our first commit get their index now */
+	if (r->commit >= r->noop_index)
+		for (size_t i = 0; i < r->n_preads; i++)
+			if (r->preads[i].index == 0)
+				r->preads[i].index = r->commit;
+	release_reads(r);
+
+	/* dissertation §4.2.2: a removed leader steps down once it committed */
+	if (r->commit >= r->conf_index && !self_is_voter(r))
+		become_follower(r, r->term, RAFT_NONE);
+}
+
+/* quorum check for check-quorum: did a quorum talk to us lately? */
+static bool
+quorum_active(raft *r)
+{
+	int			n = 0;
+
+	for (uint32_t i = 0; i < r->n_peers; i++)
+	{
+		raft_peer  *p = &r->peers[i];
+
+		if (p->voter && (p->id == r->id || p->recent_active))
+			n++;
+		if (p->id != r->id)
+			p->recent_active = false;
+	}
+	return n >= quorum(r);
+}
+
+/* ---------------------------------------------------------------- */
+/* message handlers                                                 */
+/* ---------------------------------------------------------------- */
+
+static void
+handle_vote_request(raft *r, const raft_msg *m)
+{
+	bool		prevote = m->type == RAFT_MSG_PREVOTE;
+	raft_msg   *resp;
+	bool		can_vote;
+	bool		up_to_date;
+
+	/* candidates outside our configuration cannot disrupt us */
+	if (r->conf->n > 0 && raft_conf_find(r->conf, m->from) == NULL)
+		return;
+	can_vote = r->vote == m->from ||
+		(r->vote == RAFT_NONE && r->lead == RAFT_NONE) ||
+		(prevote && m->term > r->term);
+	/* §5.4.1: the candidate's log must be at least as up-to-date */
+	up_to_date = m->log_term > log_last_term(r) ||
+		(m->log_term == log_last_term(r) && m->index >= log_last_index(r));
+
+	resp = queue_msg(r, prevote ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP,
+					 m->from);
+	if (resp == NULL)
+		return;
+	if (can_vote && up_to_date)
+	{
+		resp->term = m->term;
+		if (!prevote)
+		{
+			r->vote = m->from;
+			reset_election_timer(r);
+		}
+	}
+	else
+		resp->reject = true;
+}
+
+/* follower: the first index of the term of the entry at i, for back-off */
+static raft_index
+first_index_of_term(raft *r, raft_index i, raft_term t)
+{
+	bool		ok;
+
+	while (i - 1 > r->commit && log_term(r, i - 1, &ok) == t && ok)
+		i--;
+	return i;
+}
+
+/* §5.3, the receiver side of AppendEntries */
+static void
+handle_append(raft *r, const raft_msg *m)
+{
+	raft_msg   *resp;
+	raft_index	last_new;
+
+	if (m->index < r->commit)
+	{
+		/* everything up to our commit index matches already */
+		resp = queue_msg(r, RAFT_MSG_APPEND_RESP, m->from);
+		if (resp)
+			resp->index = r->commit;
+		return;
+	}
+	for (uint32_t i = 0; i < m->n_entries; i++)
+		if (m->entries[i].index != m->index + 1 + i)
+			return;				/* not a contiguous batch: ignore it */
+	if (!log_matches(r, m->index, m->log_term))
+	{
+		resp = queue_msg(r, RAFT_MSG_APPEND_RESP, m->from);
+		if (resp == NULL)
+			return;
+		resp->reject = true;
+		resp->index = m->index;
+		if (m->index > log_last_index(r))
+		{
+			resp->hint_index = log_last_index(r) + 1;
+			resp->hint_term = 0;
+		}
+		else
+		{
+			bool		ok;
+
+			resp->hint_term = log_term(r, m->index, &ok);
+			resp->hint_index = first_index_of_term(r, m->index, resp->hint_term);
+		}
+		return;
+	}
+	for (uint32_t i = 0; i < m->n_entries; i++)
+	{
+		const raft_entry *e = &m->entries[i];
+
+		if (e->index <= log_last_index(r))
+		{
+			if (log_matches(r, e->index, e->term))
+				continue;
+			/* a conflict can only be above the commit index (§5.4) */
+			if (e->index <= r->commit)
+				return;
+			log_truncate(r, e->index);
+		}
+		if (!log_append(r, e->term, e->type, e->data, e->len))
+			return;
+		note_conf_entry(r, &r->ents[r->n_ents - 1]);
+	}
+	last_new = m->index + m->n_entries;
+	if (m->commit > r->commit)
+	{
+		raft_index	c = m->commit < last_new ? m->commit : last_new;
+
+		if (c > r->commit)
+			r->commit = c;
+	}
+	resp = queue_msg(r, RAFT_MSG_APPEND_RESP, m->from);
+	if (resp)
+		resp->index = last_new;
+}
+
+static void
+handle_heartbeat(raft *r, const raft_msg *m)
+{
+	raft_msg   *resp;
+
+	/* the leader bounds m->commit by what it knows we hold */
+	if (m->commit > r->commit)
+	{
+		raft_index	c = m->commit < log_last_index(r) ? m->commit : log_last_index(r);
+
+		if (c > r->commit)
+			r->commit = c;
+	}
+	resp = queue_msg(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
+	if (resp)
+		resp->seq = m->seq;
+}
+
+/* a leader offers a snapshot: the driver must fetch content (§7) */
+static void
+handle_snapshot(raft *r, const raft_msg *m)
+{
+	raft_msg   *resp;
+
+	if (m->snapshot == NULL)
+		return;
+	if (m->snapshot->index <= r->commit)
+	{
+		resp = queue_msg(r, RAFT_MSG_APPEND_RESP, m->from);
+		if (resp)
+			resp->index = r->commit;
+		return;
+	}
+	/*
+	 * Hand every offer to the driver: it ignores offers while it fetches.
+	 * The leader repeats an offer at most once per election timeout, so a
+	 * fetch that failed is simply retried.
+	 */
+	memcpy(r->wanted, m->snapshot, sizeof(raft_snapshot_meta));
+	r->wanted_from = m->from;
+	r->wanted_new = true;
+}
+
+static void
+handle_append_resp(raft *r, raft_peer *p, const raft_msg *m)
+{
+	if (m->reject)
+	{
+		raft_index	next;
+
+		/* ignore rejections of appends we no longer care about */
+		if (m->index <= p->match ||
+			(p->state == RAFT_PR_PROBE && m->index != p->next - 1))
+			return;
+		next = m->hint_index;
+		if (m->hint_term > 0)
+		{
+			/* skip the whole conflicting term (§5.3, optimization) */
+			raft_index	i = m->index < log_last_index(r) ? m->index : log_last_index(r);
+			bool		ok = true;
+
+			while (i > r->snap->index && log_term(r, i, &ok) > m->hint_term)
+				i--;
+			if (log_matches(r, i, m->hint_term) && i >= m->hint_index)
+				next = i + 1;
+		}
+		if (next > m->index)
+			next = m->index;
+		if (next <= p->match)
+			next = p->match + 1;
+		p->state = RAFT_PR_PROBE;
+		p->next = next;
+		p->probe_sent = false;
+		p->inflight_count = 0;
+		send_append(r, p, true);
+		return;
+	}
+
+	if (m->index > log_last_index(r))
+		return;					/* cannot ack what we never sent */
+	if (m->index > p->match)
+	{
+		p->match = m->index;
+		if (p->next <= m->index)
+			p->next = m->index + 1;
+		inflight_free_to(r, p, m->index);
+		if (p->state == RAFT_PR_PROBE ||
+			(p->state == RAFT_PR_SNAPSHOT && p->match >= p->pending_snapshot))
+		{
+			p->state = RAFT_PR_REPLICATE;
+			p->next = p->match + 1;
+			p->probe_sent = false;
+			p->inflight_count = 0;
+		}
+		maybe_commit(r);
+		if (r->role != RAFT_LEADER)
+			return;
+		if (r->transferee == p->id && p->match == log_last_index(r))
+			queue_msg(r, RAFT_MSG_TIMEOUT_NOW, p->id);
+	}
+	else if (p->state == RAFT_PR_PROBE)
+		p->probe_sent = false;
+	send_append(r, p, false);
+}
+
+static void
+handle_heartbeat_resp(raft *r, raft_peer *p, const raft_msg *m)
+{
+	if (m->seq > p->acked_seq)
+		p->acked_seq = m->seq;
+	if (p->state == RAFT_PR_PROBE)
+		p->probe_sent = false;
+	else if (p->state == RAFT_PR_REPLICATE &&
+			 p->inflight_count >= r->opts.max_inflight)
+	{
+		/* let one more append out: an ack may have been lost */
+		p->inflight_start = (p->inflight_start + 1) % r->opts.max_inflight;
+		p->inflight_count--;
+	}
+	else if (p->state == RAFT_PR_SNAPSHOT &&
+			 r->now - p->snapshot_sent_at >= r->opts.election_timeout)
+	{
+		/* the offer (or the fetch) may have been lost: offer again */
+		p->state = RAFT_PR_PROBE;
+		p->probe_sent = false;
+	}
+	if (p->match < log_last_index(r))
+		send_append(r, p, true);
+	release_reads(r);
+}
+
+static void
+queue_read(raft *r, uint64_t ctx, raft_id from)
+{
+	raft_pending_read *pr;
+
+	if (!rgrow(r, (void **) &r->preads, &r->cap_preads, r->n_preads + 1,
+			   sizeof(raft_pending_read)))
+		return;
+	pr = &r->preads[r->n_preads++];
+	pr->ctx = ctx;
+	pr->from = from;
+	/* only a round started after the request arrived may confirm it */
+	pr->seq = r->hb_seq + 1;
+	pr->index = r->commit >= r->noop_index ? r->commit : 0;
+	r->round_pending = true;
+}
+
+static void
+step_leader(raft *r, const raft_msg *m)
+{
+	raft_peer  *p;
+
+	if (m->type == RAFT_MSG_READ_INDEX)
+	{
+		queue_read(r, m->ctx, m->from);
+		return;
+	}
+	p = find_peer(r, m->from);
+	if (p == NULL)
+		return;
+	p->recent_active = true;
+	p->last_contact = r->now;
+	switch (m->type)
+	{
+		case RAFT_MSG_APPEND_RESP:
+			handle_append_resp(r, p, m);
+			break;
+		case RAFT_MSG_HEARTBEAT_RESP:
+			handle_heartbeat_resp(r, p, m);
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+step_candidate(raft *r, const raft_msg *m)
+{
+	uint8_t		want = r->role == RAFT_PRECANDIDATE ?
+		RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP;
+
+	switch (m->type)
+	{
+		case RAFT_MSG_APPEND:
+		case RAFT_MSG_HEARTBEAT:
+		case RAFT_MSG_SNAPSHOT:
+			/* a leader of our term exists (§5.2) */
+			become_follower(r, m->term, m->from);
+			r->last_leader_contact = r->now;
+			if (m->type == RAFT_MSG_APPEND)
+				handle_append(r, m);
+			else if (m->type == RAFT_MSG_HEARTBEAT)
+				handle_heartbeat(r, m);
+			else
+				handle_snapshot(r, m);
+			break;
+		default:
+			if (m->type == want)
+				poll(r, m->from, !m->reject);
+			break;
+	}
+}
+
+static void
+step_follower(raft *r, const raft_msg *m)
+{
+	switch (m->type)
+	{
+		case RAFT_MSG_APPEND:
+		case RAFT_MSG_HEARTBEAT:
+		case RAFT_MSG_SNAPSHOT:
+			set_lead(r, m->from);
+			r->last_leader_contact = r->now;
+			reset_election_timer(r);
+			if (m->type == RAFT_MSG_APPEND)
+				handle_append(r, m);
+			else if (m->type == RAFT_MSG_HEARTBEAT)
+				handle_heartbeat(r, m);
+			else
+				handle_snapshot(r, m);
+			break;
+		case RAFT_MSG_TIMEOUT_NOW:
+			/* dissertation §3.10: campaign at once, no pre-vote */
+			if (self_is_voter(r))
+				become_candidate(r, true);
+			break;
+		case RAFT_MSG_READ_INDEX:
+			{
+				/* we are not the leader it thought: let it retry */
+				raft_msg   *resp = queue_msg(r, RAFT_MSG_READ_INDEX_RESP, m->from);
+
+				if (resp)
+				{
+					resp->term = 0;
+					resp->ctx = m->ctx;
+					resp->reject = true;
+				}
+			}
+			break;
+		default:
+			break;
+	}
+}
+
+int
+raft_step(raft *r, const raft_msg *m)
+{
+	if (r->err)
+		return r->err;
+	if (m->to != r->id || m->from == r->id || m->from == RAFT_NONE ||
+		m->type < RAFT_MSG_APPEND || m->type > RAFT_MSG_TYPE_MAX)
+		return RAFT_EINVAL;
+	r->stats.msgs_received++;
+
+	if (m->type == RAFT_MSG_READ_INDEX_RESP)
+	{
+		push_read_state(r, m->ctx, m->reject ? 0 : m->index,
+						m->reject ? RAFT_ELEADERLOST : 0);
+		return r->err;
+	}
+	if (m->type == RAFT_MSG_READ_INDEX)
+	{
+		/* term-less: safety comes from the leader's quorum round */
+		if (r->role == RAFT_LEADER)
+			step_leader(r, m);
+		else
+			step_follower(r, m);
+		return r->err;
+	}
+
+	if (m->term > r->term)
+	{
+		if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE)
+		{
+			/*
+			 * Disruption prevention (dissertation §4.2.3): while we hear
+			 * from a leader, ignore candidates, unless the leader itself
+			 * asked for the election (TimeoutNow).
+			 */
+			bool		in_lease = r->opts.check_quorum && r->lead != RAFT_NONE &&
+				(r->role == RAFT_LEADER ||
+				 r->now - r->last_leader_contact < r->opts.election_timeout);
+
+			if (in_lease && !m->transfer)
+				return RAFT_OK;
+		}
+		if (m->type == RAFT_MSG_PREVOTE ||
+			(m->type == RAFT_MSG_PREVOTE_RESP && !m->reject))
+		{
+			/* pre-vote traffic never changes anyone's term */
+		}
+		else if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
+				 m->type == RAFT_MSG_SNAPSHOT)
+		{
+			become_follower(r, m->term, m->from);
+			r->last_leader_contact = r->now;
+		}
+		else
+			become_follower(r, m->term, RAFT_NONE);
+	}
+	else if (m->term < r->term)
+	{
+		if ((r->opts.check_quorum || r->opts.pre_vote) &&
+			(m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT))
+		{
+			/*
+			 * A stale leader: answer so that it learns our term and steps
+			 * down, instead of being ignored forever.
+			 */
+			queue_msg(r, RAFT_MSG_APPEND_RESP, m->from);
+		}
+		else if (m->type == RAFT_MSG_PREVOTE)
+		{
+			raft_msg   *resp = queue_msg(r, RAFT_MSG_PREVOTE_RESP, m->from);
+
+			if (resp)
+				resp->reject = true;
+		}
+		return r->err;
+	}
+
+	if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE)
+		handle_vote_request(r, m);
+	else if (r->role == RAFT_LEADER)
+		step_leader(r, m);
+	else if (r->role == RAFT_FOLLOWER)
+		step_follower(r, m);
+	else
+		step_candidate(r, m);
+	return r->err;
+}
+
+/* ---------------------------------------------------------------- */
+/* driver events                                                    */
+/* ---------------------------------------------------------------- */
+
+int
+raft_tick(raft *r, uint64_t now)
+{
+	if (r->err)
+		return r->err;
+	if (now > r->now)
+		r->now = now;
+	if (r->role == RAFT_LEADER)
+	{
+		if (r->opts.check_quorum && r->now >= r->quorum_deadline)
+		{
+			r->quorum_deadline = r->now + r->opts.election_timeout;
+			if (!quorum_active(r))
+			{
+				/* check-quorum: we may be on the minority side */
+				become_follower(r, r->term, RAFT_NONE);
+				return r->err;
+			}
+		}
+		if (r->transferee != RAFT_NONE && r->now >= r->transfer_deadline)
+			r->transferee = RAFT_NONE;	/* transfer timed out: carry on */
+		if (r->now >= r->heartbeat_deadline)
+			bcast_heartbeat(r);
+	}
+	else if (r->now >= r->election_deadline)
+	{
+		if (self_is_voter(r))
+			campaign(r);
+		else
+			reset_election_timer(r);
+	}
+	return r->err;
+}
+
+int
+raft_propose(raft *r, raft_entry_type type, const void *data, uint32_t len,
+			 raft_index *index, raft_term *term)
+{
+	if (r->err)
+		return r->err;
+	if (type != RAFT_ENTRY_NORMAL && type != RAFT_ENTRY_NOOP)
+		return RAFT_EINVAL;		/* configuration goes through raft_add_* */
+	if (r->role != RAFT_LEADER)
+		return r->lead != RAFT_NONE ? RAFT_ENOTLEADER : RAFT_ENOLEADER;
+	if (r->transferee != RAFT_NONE)
+		return RAFT_ETRANSFER;
+	if (len > r->opts.max_entry_bytes)
+		return RAFT_ETOOBIG;
+	if (!log_append(r, r->term, (uint8_t) type, data, len))
+		return r->err;
+	r->stats.proposals++;
+	r->bcast_pending = true;
+	if (index)
+		*index = log_last_index(r);
+	if (term)
+		*term = r->term;
+	return RAFT_OK;
+}
+
+int
+raft_read_index(raft *r, uint64_t ctx)
+{
+	raft_msg   *m;
+
+	if (r->err)
+		return r->err;
+	if (r->role == RAFT_LEADER)
+	{
+		queue_read(r, ctx, r->id);
+		return r->err;
+	}
+	if (r->lead == RAFT_NONE)
+		return RAFT_ENOLEADER;
+	m = queue_msg(r, RAFT_MSG_READ_INDEX, r->lead);
+	if (m == NULL)
+		return r->err;
+	m->term = 0;
+	m->ctx = ctx;
+	return RAFT_OK;
+}
+
+int
+raft_transfer_leader(raft *r, raft_id to)
+{
+	raft_peer  *p;
+
+	if (r->err)
+		return r->err;
+	if (r->role != RAFT_LEADER)
+		return RAFT_ENOTLEADER;
+	if (to == r->id)
+		return RAFT_OK;
+	p = find_peer(r, to);
+	if (p == NULL || !p->voter)
+		return RAFT_EINVAL;
+	r->transferee = to;
+	r->transfer_deadline = r->now + r->opts.election_timeout;
+	if (p->match == log_last_index(r))
+		queue_msg(r, RAFT_MSG_TIMEOUT_NOW, to);
+	else
+		send_append(r, p, false);
+	return r->err;
+}
+
+/*
+ * The driver installed snapshot content up to meta->index: the log now
+ * starts after it.  Entries beyond it are kept only if the log agrees at
+ * meta->index (§7, "if existing log entry has same index and term as
+ * snapshot's last included entry, retain log entries following it").
+ */
+int
+raft_snapshot_installed(raft *r, const raft_snapshot_meta *meta)
+{
+	raft_msg   *resp;
+
+	if (r->err)
+		return r->err;
+	if (meta->index <= r->commit)
+		return RAFT_OK;			/* we already have it: stale */
+	if (log_matches(r, meta->index, meta->term))
+	{
+		size_t		drop = meta->index - r->snap->index;
+
+		log_free_range(r, 0, drop);
+		memmove(r->ents, r->ents + drop, (r->n_ents - drop) * sizeof(raft_entry));
+		r->n_ents -= drop;
+	}
+	else
+	{
+		purge_entry_msgs(r);
+		log_free_range(r, 0, r->n_ents);
+		r->n_ents = 0;
+		if (r->truncate_from == 0 || r->truncate_from > meta->index + 1)
+			r->truncate_from = meta->index + 1;
+	}
+	memcpy(r->snap, meta, sizeof(raft_snapshot_meta));
+	r->snap_dirty = true;
+	if (r->stable < meta->index)
+		r->stable = meta->index;
+	r->commit = meta->index;
+	r->applied = meta->index;
+	r->stats.snapshots_received++;
+	reload_conf(r);
+	if (r->lead != RAFT_NONE && r->role == RAFT_FOLLOWER)
+	{
+		resp = queue_msg(r, RAFT_MSG_APPEND_RESP, r->lead);
+		if (resp)
+			resp->index = meta->index;
+	}
+	return r->err;
+}
+
+/*
+ * Forget entries up to upto, which the driver has applied and can serve as
+ * a snapshot (§7).  The configuration as of upto is kept with it.
+ */
+int
+raft_compact(raft *r, raft_index upto)
+{
+	raft_conf  *conf = NULL;
+	size_t		drop;
+	bool		ok;
+	raft_term	t;
+
+	if (r->err)
+		return r->err;
+	if (upto <= r->snap->index)
+		return RAFT_OK;
+	if (upto > r->applied || upto > r->stable)
+		return RAFT_EINVAL;
+	t = log_term(r, upto, &ok);
+	drop = upto - r->snap->index;
+	for (size_t i = drop; i > 0; i--)
+		if (r->ents[i - 1].type == RAFT_ENTRY_CONF)
+		{
+			conf = ralloc(r, sizeof(raft_conf));
+			if (conf == NULL)
+				return r->err;
+			if (raft_conf_decode(r->ents[i - 1].data, r->ents[i - 1].len, conf) != 0)
+			{
+				rfree(r, conf);
+				conf = NULL;
+				continue;
+			}
+			break;
+		}
+	if (conf)
+	{
+		memcpy(&r->snap->conf, conf, sizeof(raft_conf));
+		rfree(r, conf);
+	}
+	r->snap->index = upto;
+	r->snap->term = t;
+	log_free_range(r, 0, drop);
+	memmove(r->ents, r->ents + drop, (r->n_ents - drop) * sizeof(raft_entry));
+	r->n_ents -= drop;
+	r->snap_dirty = true;
+	return RAFT_OK;
+}
+
+/* ---------------------------------------------------------------- */
+/* membership changes (dissertation §4.1, §4.2.1)                     */
+/* ---------------------------------------------------------------- */
+
+static int
+propose_conf(raft *r, raft_conf *conf, raft_index *index)
+{
+	size_t		len;
+	uint8_t    *buf;
+	bool		ok;
+
+	len = raft_conf_encoded_size(conf);
+	buf = ralloc(r, len);
+	if (buf == NULL)
+		return r->err;
+	raft_conf_encode(conf, buf);
+	ok = log_append(r, r->term, RAFT_ENTRY_CONF, buf, (uint32_t) len);
+	rfree(r, buf);
+	if (!ok)
+		return r->err;
+	note_conf_entry(r, &r->ents[r->n_ents - 1]);
+	r->stats.proposals++;
+	r->bcast_pending = true;
+	if (index)
+		*index = log_last_index(r);
+	return r->err;
+}
+
+/*
+ * One change at a time, and only once this leader has committed an entry
+ * of its own term: without that, single-server changes are unsafe (the
+ * configuration bug reported by Ongaro on raft-dev, 2015).
+ */
+static int
+conf_change_allowed(raft *r)
+{
+	if (r->err)
+		return r->err;
+	if (r->role != RAFT_LEADER)
+		return r->lead != RAFT_NONE ? RAFT_ENOTLEADER : RAFT_ENOLEADER;
+	if (r->transferee != RAFT_NONE)
+		return RAFT_ETRANSFER;
+	if (r->commit < r->conf_index || r->commit < r->noop_index)
+		return RAFT_EBUSY;
+	return RAFT_OK;
+}
+
+int
+raft_add_learner(raft *r, raft_id id, const char *addr, uint16_t addr_len,
+				 raft_index *index)
+{
+	raft_conf  *conf;
+	raft_member *m;
+	int			rc = conf_change_allowed(r);
+
+	if (rc != RAFT_OK)
+		return rc;
+	if (id == RAFT_NONE || addr_len > RAFT_MAX_ADDR ||
+		raft_conf_find(r->conf, id) != NULL || r->conf->n >= RAFT_MAX_MEMBERS)
+		return RAFT_EINVAL;
+	conf = ralloc(r, sizeof(raft_conf));
+	if (conf == NULL)
+		return r->err;
+	memcpy(conf, r->conf, sizeof(raft_conf));
+	m = &conf->members[conf->n++];
+	memset(m, 0, sizeof(*m));
+	m->id = id;
+	m->voter = false;
+	m->addr_len = addr_len;
+	if (addr_len)
+		memcpy(m->addr, addr, addr_len);
+	rc = propose_conf(r, conf, index);
+	rfree(r, conf);
+	return rc;
+}
+
+int
+raft_promote(raft *r, raft_id id, raft_index *index)
+{
+	raft_conf  *conf;
+	int			rc = conf_change_allowed(r);
+	const raft_member *m;
+
+	if (rc != RAFT_OK)
+		return rc;
+	m = raft_conf_find(r->conf, id);
+	if (m == NULL || m->voter)
+		return RAFT_EINVAL;
+	conf = ralloc(r, sizeof(raft_conf));
+	if (conf == NULL)
+		return r->err;
+	memcpy(conf, r->conf, sizeof(raft_conf));
+	((raft_member *) raft_conf_find(conf, id))->voter = true;
+	rc = propose_conf(r, conf, index);
+	rfree(r, conf);
+	return rc;
+}
+
+int
+raft_remove(raft *r, raft_id id, raft_index *index)
+{
+	raft_conf  *conf;
+	int			rc = conf_change_allowed(r);
+	const raft_member *m;
+	uint32_t	j = 0;
+
+	if (rc != RAFT_OK)
+		return rc;
+	m = raft_conf_find(r->conf, id);
+	if (m == NULL || (m->voter && raft_conf_voters(r->conf) == 1))
+		return RAFT_EINVAL;		/* unknown, or the last voter */
+	conf = ralloc(r, sizeof(raft_conf));
+	if (conf == NULL)
+		return r->err;
+	for (uint32_t i = 0; i < r->conf->n; i++)
+		if (r->conf->members[i].id != id)
+			memcpy(&conf->members[j++], &r->conf->members[i], sizeof(raft_member));
+	conf->n = j;
+	rc = propose_conf(r, conf, index);
+	rfree(r, conf);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- */
+/* the Ready cycle                                                  */
+/* ---------------------------------------------------------------- */
+
+/* send what was coalesced during this cycle */
+static void
+flush_broadcasts(raft *r)
+{
+	if (r->role != RAFT_LEADER)
+		return;
+	if (r->round_pending)
+	{
+		r->round_pending = false;
+		r->stats.read_index_rounds++;
+		bcast_heartbeat(r);
+		release_reads(r);		/* a single voter confirms itself */
+	}
+	if (r->bcast_pending)
+	{
+		r->bcast_pending = false;
+		bcast_append(r, true);
+	}
+}
+
+static bool
+hs_differs(const raft *r)
+{
+	return r->term != r->persisted_hs.term || r->vote != r->persisted_hs.vote ||
+		r->commit != r->persisted_hs.commit;
+}
+
+bool
+raft_has_ready(const raft *r)
+{
+	return hs_differs(r) || r->snap_dirty || r->truncate_from ||
+		r->stable < log_last_index(r) || r->n_msgs > 0 || r->n_reads > 0 ||
+		r->applied < r->commit || r->wanted_new ||
+		(r->role == RAFT_LEADER && (r->bcast_pending || r->round_pending));
+}
+
+int
+raft_get_ready(raft *r, raft_ready *rd)
+{
+	raft_index	last;
+	raft_index	to;
+
+	memset(rd, 0, sizeof(*rd));
+	if (r->err)
+		return r->err;
+	flush_broadcasts(r);
+	if (r->err)
+		return r->err;
+
+	last = log_last_index(r);
+	rd->truncate_from = r->truncate_from;
+	rd->snapshot_changed = r->snap_dirty;
+	rd->snapshot = r->snap;
+	if (r->stable < last)
+	{
+		rd->entries = log_entry(r, r->stable + 1);
+		rd->n_entries = last - r->stable;
+	}
+	rd->hs_changed = hs_differs(r);
+	rd->hs.term = r->term;
+	rd->hs.vote = r->vote;
+	rd->hs.commit = r->commit;
+
+	/* entries of queued appends are resolved now that the log is settled */
+	for (size_t i = 0; i < r->n_msgs; i++)
+	{
+		raft_msg   *m = &r->msgs[i];
+
+		if (m->n_entries > 0)
+			m->entries = log_entry(r, m->index + 1);
+	}
+	rd->msgs = r->msgs;
+	rd->n_msgs = r->n_msgs;
+
+	to = r->commit < last ? r->commit : last;
+	if (to > r->applied)
+	{
+		rd->committed = log_entry(r, r->applied + 1);
+		rd->n_committed = to - r->applied;
+	}
+	rd->reads = r->reads;
+	rd->n_reads = r->n_reads;
+	if (r->wanted_new)
+	{
+		rd->snapshot_wanted = true;
+		rd->wanted = r->wanted;
+		rd->wanted_from = r->wanted_from;
+	}
+	rd->stable_to = last;
+	rd->stable_term = log_last_term(r);
+	rd->applied_to = to > r->applied ? to : r->applied;
+	return RAFT_OK;
+}
+
+void
+raft_advance(raft *r, const raft_ready *rd)
+{
+	r->persisted_hs = rd->hs;
+	r->snap_dirty = false;
+	r->truncate_from = 0;
+	if (log_matches(r, rd->stable_to, rd->stable_term))
+		r->stable = rd->stable_to;
+	if (rd->applied_to > r->applied)
+		r->applied = rd->applied_to;
+	r->n_msgs = 0;
+	r->n_reads = 0;
+	if (rd->snapshot_wanted)
+		r->wanted_new = false;
+	/* our own entries count towards the quorum once durable */
+	if (r->role == RAFT_LEADER)
+		maybe_commit(r);
+}
+
+uint64_t
+raft_next_deadline(const raft *r)
+{
+	uint64_t	d;
+
+	if (r->role != RAFT_LEADER)
+		return r->election_deadline;
+	d = r->heartbeat_deadline;
+	if (r->opts.check_quorum && r->quorum_deadline < d)
+		d = r->quorum_deadline;
+	if (r->transferee != RAFT_NONE && r->transfer_deadline < d)
+		d = r->transfer_deadline;
+	return d;
+}
+
+/* ---------------------------------------------------------------- */
+/* construction and restore                                         */
+/* ---------------------------------------------------------------- */
+
+int
+raft_new(const raft_options *opts, raft **out)
+{
+	const raft_allocator *a = opts->allocator ? opts->allocator : &raft_malloc_allocator;
+	raft	   *r;
+
+	*out = NULL;
+	if (opts->id == RAFT_NONE || opts->election_timeout == 0 ||
+		opts->heartbeat_interval == 0 || opts->max_inflight == 0 ||
+		opts->heartbeat_interval >= opts->election_timeout)
+		return RAFT_EINVAL;
+	r = a->alloc(a->ctx, sizeof(raft));
+	if (r == NULL)
+		return RAFT_ENOMEM;
+	memset(r, 0, sizeof(*r));
+	r->opts = *opts;
+	r->alloc = *a;
+	r->id = opts->id;
+	r->rng = opts->seed ^ (opts->id * 0x9E3779B97F4A7C15ULL);
+	r->snap = ralloc(r, sizeof(raft_snapshot_meta));
+	r->wanted = ralloc(r, sizeof(raft_snapshot_meta));
+	r->conf = ralloc(r, sizeof(raft_conf));
+	if (r->err)
+	{
+		raft_free(r);
+		return RAFT_ENOMEM;
+	}
+	memset(r->snap, 0, sizeof(raft_snapshot_meta));
+	memset(r->conf, 0, sizeof(raft_conf));
+	r->role = RAFT_FOLLOWER;
+	reset_election_timer(r);
+	*out = r;
+	return RAFT_OK;
+}
+
+void
+raft_free(raft *r)
+{
+	if (r == NULL)
+		return;
+	log_free_range(r, 0, r->n_ents);
+	rfree(r, r->ents);
+	for (uint32_t i = 0; i < r->n_peers; i++)
+		rfree(r, r->peers[i].inflight);
+	rfree(r, r->peers);
+	rfree(r, r->msgs);
+	rfree(r, r->reads);
+	rfree(r, r->preads);
+	rfree(r, r->snap);
+	rfree(r, r->wanted);
+	rfree(r, r->conf);
+	r->alloc.free(r->alloc.ctx, r);
+}
+
+int
+raft_restore(raft *r, const raft_hard_state *hs,
+			 const raft_snapshot_meta *snap,
+			 const raft_entry *entries, size_t n, raft_index applied)
+{
+	if (r->err)
+		return r->err;
+	if (snap)
+		memcpy(r->snap, snap, sizeof(raft_snapshot_meta));
+	for (size_t i = 0; i < n; i++)
+	{
+		if (entries[i].index != log_last_index(r) + 1)
+			return RAFT_EINVAL;
+		if (!log_append(r, entries[i].term, entries[i].type, entries[i].data,
+						entries[i].len))
+			return r->err;
+	}
+	r->term = hs->term;
+	r->vote = hs->vote;
+	r->commit = hs->commit;
+	if (r->commit < r->snap->index)
+		r->commit = r->snap->index;
+	if (r->commit > log_last_index(r))
+		r->commit = log_last_index(r);
+	if (applied > r->commit)
+		r->commit = applied > log_last_index(r) ? log_last_index(r) : applied;
+	r->applied = applied > r->snap->index ? applied : r->snap->index;
+	if (r->applied > r->commit)
+		r->applied = r->commit;
+	r->stable = log_last_index(r);
+	r->persisted_hs.term = r->term;
+	r->persisted_hs.vote = r->vote;
+	r->persisted_hs.commit = r->commit;
+	reload_conf(r);
+	reset_election_timer(r);
+	return r->err;
+}
+
+int
+raft_bootstrap(raft *r, const raft_conf *conf)
+{
+	size_t		len;
+	uint8_t    *buf;
+
+	if (r->err)
+		return r->err;
+	if (r->term != 0 || log_last_index(r) != 0 || conf->n == 0 ||
+		raft_conf_voters(conf) == 0)
+		return RAFT_EINVAL;
+	len = raft_conf_encoded_size(conf);
+	buf = ralloc(r, len);
+	if (buf == NULL)
+		return r->err;
+	raft_conf_encode(conf, buf);
+	if (log_append(r, 1, RAFT_ENTRY_CONF, buf, (uint32_t) len))
+		note_conf_entry(r, &r->ents[0]);
+	rfree(r, buf);
+	/* the bootstrap entry is identical on every node: it is committed */
+	r->term = 1;
+	r->commit = 1;
+	return r->err;
+}
+
+/* ---------------------------------------------------------------- */
+/* observation                                                      */
+/* ---------------------------------------------------------------- */
+
+void
+raft_get_status(const raft *r, raft_status *st)
+{
+	const raft_member *m = raft_conf_find(r->conf, r->id);
+
+	memset(st, 0, sizeof(*st));
+	st->id = r->id;
+	st->role = r->role;
+	st->is_member = m != NULL;
+	st->is_voter = m != NULL && m->voter;
+	st->term = r->term;
+	st->vote = r->vote;
+	st->lead = r->lead;
+	st->commit = r->commit;
+	st->applied = r->applied;
+	st->last_index = log_last_index(r);
+	st->last_term = log_last_term(r);
+	st->stable_index = r->stable;
+	st->snapshot_index = r->snap->index;
+	st->snapshot_term = r->snap->term;
+	st->conf_index = r->conf_index;
+	st->leader_contact_ms = r->role == RAFT_LEADER ? 0 :
+		(r->lead == RAFT_NONE && r->last_leader_contact == 0 ? r->now :
+		 r->now - r->last_leader_contact);
+	st->transferee = r->transferee;
+}
+
+const raft_conf *
+raft_get_conf(const raft *r)
+{
+	return r->conf;
+}
+
+const raft_stats *
+raft_get_stats(const raft *r)
+{
+	return &r->stats;
+}
+
+int
+raft_get_progress(const raft *r, raft_id id, raft_progress *pr)
+{
+	const raft_peer *p = NULL;
+
+	if (r->role != RAFT_LEADER)
+		return RAFT_ENOTLEADER;
+	for (uint32_t i = 0; i < r->n_peers; i++)
+		if (r->peers[i].id == id)
+			p = &r->peers[i];
+	if (p == NULL)
+		return RAFT_EINVAL;
+	memset(pr, 0, sizeof(*pr));
+	pr->id = p->id;
+	pr->voter = p->voter;
+	pr->state = p->id == r->id ? RAFT_PR_REPLICATE : p->state;
+	pr->match = peer_match(r, p);
+	pr->next = p->id == r->id ? log_last_index(r) + 1 : p->next;
+	pr->inflight = p->inflight_count;
+	pr->recent_active = p->id == r->id || p->recent_active;
+	pr->last_contact_ms = p->id == r->id ? 0 : r->now - p->last_contact;
+	return RAFT_OK;
+}
+
+const raft_entry *
+raft_get_entry(const raft *r, raft_index index)
+{
+	return log_entry(r, index);
+}
+
+raft_term
+raft_term_at(const raft *r, raft_index index, bool *ok)
+{
+	return log_term(r, index, ok);
+}

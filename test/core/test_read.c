@@ -1,0 +1,168 @@
+/*
+ * test_read.c
+ *	  ReadIndex (dissertation §6.4): a read index is granted only after the
+ *	  leader confirmed its leadership with a quorum heartbeat round started
+ *	  after the request arrived; concurrent requests share one round;
+ *	  followers forward requests to the leader; a new leader first commits
+ *	  an entry of its own term.
+ */
+#include "harness.h"
+#include "testlib.h"
+
+static const raft_read_state *
+find_read(h_net *net, raft_id id, uint64_t ctx)
+{
+	h_node	   *nd = &net->nodes[id];
+
+	for (size_t i = 0; i < nd->n_reads; i++)
+		if (nd->reads[i].ctx == ctx)
+			return &nd->reads[i];
+	return NULL;
+}
+
+TEST(readindex_on_leader_after_quorum_round)
+{
+	h_net	   *net = h_new(3, 3);
+	const raft_read_state *rs;
+
+	h_campaign(net, 1);
+	CHECK_EQ(raft_read_index(h_r(net, 1), 77), 0);
+	h_cycle(net, 1);
+	CHECK(find_read(net, 1, 77) == NULL);	/* not before the round */
+	CHECK_EQ(h_count(net, RAFT_MSG_HEARTBEAT, 1, 0), 2);
+	h_settle(net);
+	rs = find_read(net, 1, 77);
+	CHECK(rs != NULL);
+	CHECK_EQ(rs->err, 0);
+	CHECK_EQ(rs->index, h_status(net, 1).commit);
+	h_free(net);
+}
+
+/* a leader cut off from the quorum must not answer */
+TEST(readindex_needs_a_quorum)
+{
+	h_net	   *net = h_new_opts(3, 3, true, false);
+
+	h_campaign(net, 1);
+	h_isolate(net, 1);
+	CHECK_EQ(raft_read_index(h_r(net, 1), 5), 0);
+	h_run(net, 300);
+	CHECK(find_read(net, 1, 5) == NULL);
+	h_heal(net);
+	h_run(net, 20);
+	CHECK(find_read(net, 1, 5) != NULL);
+	h_free(net);
+}
+
+/* an acknowledgement of a round started before the request does not count */
+TEST(readindex_old_round_does_not_confirm)
+{
+	h_net	   *net = h_new(3, 3);
+	raft_msg	hb;
+
+	h_campaign(net, 1);
+	h_tick(net, 1, 10);			/* periodic heartbeat round n */
+	h_cycle(net, 1);
+	CHECK(h_peek(net, RAFT_MSG_HEARTBEAT, 1, 2, &hb));
+	h_drop_wire(net);
+	CHECK_EQ(raft_read_index(h_r(net, 1), 9), 0);	/* wants round n + 1 */
+	h_cycle(net, 1);
+	h_drop_wire(net);			/* round n + 1 is lost */
+	/* answers to round n arrive late */
+	for (raft_id f = 2; f <= 3; f++)
+	{
+		raft_msg	resp = h_msg(RAFT_MSG_HEARTBEAT_RESP, f, 1, hb.term);
+
+		resp.seq = hb.seq;
+		raft_step(h_r(net, 1), &resp);
+	}
+	h_cycle(net, 1);
+	CHECK(find_read(net, 1, 9) == NULL);
+	h_drop_wire(net);
+	h_run(net, 20);				/* the next periodic round confirms it */
+	CHECK(find_read(net, 1, 9) != NULL);
+	h_free(net);
+}
+
+/* concurrent requests share one heartbeat round */
+TEST(readindex_requests_share_one_round)
+{
+	h_net	   *net = h_new(3, 3);
+	uint64_t	rounds;
+
+	h_campaign(net, 1);
+	rounds = raft_get_stats(h_r(net, 1))->read_index_rounds;
+	for (uint64_t i = 0; i < 100; i++)
+		CHECK_EQ(raft_read_index(h_r(net, 1), 1000 + i), 0);
+	h_settle(net);
+	CHECK_EQ(raft_get_stats(h_r(net, 1))->read_index_rounds, rounds + 1);
+	CHECK_EQ(net->nodes[1].n_reads, 100);
+	h_free(net);
+}
+
+/* a follower forwards to the leader and gets the index back */
+TEST(readindex_forwarded_by_follower)
+{
+	h_net	   *net = h_new(3, 3);
+	const raft_read_state *rs;
+
+	h_campaign(net, 1);
+	CHECK_EQ(raft_propose(h_r(net, 1), RAFT_ENTRY_NORMAL, "w", 1, NULL, NULL), 0);
+	h_settle(net);
+	CHECK_EQ(raft_read_index(h_r(net, 3), 42), 0);
+	h_settle(net);
+	rs = find_read(net, 3, 42);
+	CHECK(rs != NULL);
+	CHECK_EQ(rs->err, 0);
+	CHECK_EQ(rs->index, 3);		/* includes the committed write */
+	h_free(net);
+}
+
+TEST(readindex_without_leader_fails_fast)
+{
+	h_net	   *net = h_new(3, 3);
+
+	CHECK_EQ(raft_read_index(h_r(net, 2), 1), RAFT_ENOLEADER);
+	h_free(net);
+}
+
+/*
+ * A new leader may not know the commit index yet: reads wait until its
+ * no-op is committed, then get an index at least that high.
+ */
+TEST(readindex_waits_for_leaders_first_commit)
+{
+	h_net	   *net = h_new(3, 3);
+	const raft_read_state *rs;
+
+	net->drop_type[RAFT_MSG_APPEND_RESP] = true;
+	h_campaign(net, 1);
+	CHECK_EQ(h_leader(net), 1);
+	CHECK_EQ(h_status(net, 1).commit, 1);	/* no-op (2) not committed */
+	CHECK_EQ(raft_read_index(h_r(net, 1), 8), 0);
+	h_run(net, 30);				/* heartbeat rounds are acknowledged */
+	CHECK(find_read(net, 1, 8) == NULL);
+	net->drop_type[RAFT_MSG_APPEND_RESP] = false;
+	h_run(net, 30);
+	rs = find_read(net, 1, 8);
+	CHECK(rs != NULL);
+	CHECK_EQ(rs->err, 0);
+	CHECK(rs->index >= 2);
+	h_free(net);
+}
+
+/* a leader that steps down fails the reads it holds */
+TEST(readindex_fails_when_leadership_lost)
+{
+	h_net	   *net = h_new(3, 3);
+	const raft_read_state *rs;
+
+	h_campaign(net, 1);
+	h_isolate(net, 1);
+	CHECK_EQ(raft_read_index(h_r(net, 1), 3), 0);
+	h_run(net, 250);			/* check-quorum makes it step down */
+	rs = find_read(net, 1, 3);
+	CHECK(rs != NULL);
+	CHECK_EQ(rs->err, RAFT_ELEADERLOST);
+	h_free(net);
+}
