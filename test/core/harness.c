@@ -238,6 +238,15 @@ h_deliver_once(h_net *net)
 		{
 			if (raft_msg_decode(w->buf, w->len, &cid, &m, NULL) != 0)
 				abort();
+			if (net->tracing)
+			{
+				char		line[256];
+
+				h_format_msg(&m, line, sizeof(line));
+				net->trace_len += snprintf(net->trace + net->trace_len,
+										   sizeof(net->trace) - net->trace_len,
+										   "%s\n", line);
+			}
 			raft_step(nd->r, &m);
 			raft_msg_free(&m, NULL);
 			delivered++;
@@ -412,4 +421,69 @@ h_status(h_net *net, raft_id id)
 
 	raft_get_status(net->nodes[id].r, &st);
 	return st;
+}
+
+static const char *const h_type_names[] = {
+	"?", "APP", "APP_RESP", "HB", "HB_RESP", "VOTE", "VOTE_RESP",
+	"PREVOTE", "PREVOTE_RESP", "SNAP", "TIMEOUT_NOW", "READ", "READ_RESP"
+};
+
+void
+h_format_msg(const raft_msg *m, char *buf, size_t len)
+{
+	int			n;
+
+	n = snprintf(buf, len, "%llu->%llu %s t%llu",
+				 (unsigned long long) m->from, (unsigned long long) m->to,
+				 h_type_names[m->type], (unsigned long long) m->term);
+	switch (m->type)
+	{
+		case RAFT_MSG_APPEND:
+			snprintf(buf + n, len - n, " prev=%llu/t%llu commit=%llu ents=%u",
+					 (unsigned long long) m->index, (unsigned long long) m->log_term,
+					 (unsigned long long) m->commit, m->n_entries);
+			break;
+		case RAFT_MSG_APPEND_RESP:
+			if (m->reject)
+				snprintf(buf + n, len - n, " reject=%llu hint=%llu/t%llu",
+						 (unsigned long long) m->index,
+						 (unsigned long long) m->hint_index,
+						 (unsigned long long) m->hint_term);
+			else
+				snprintf(buf + n, len - n, " match=%llu", (unsigned long long) m->index);
+			break;
+		case RAFT_MSG_HEARTBEAT:
+			snprintf(buf + n, len - n, " commit=%llu seq=%llu",
+					 (unsigned long long) m->commit, (unsigned long long) m->seq);
+			break;
+		case RAFT_MSG_HEARTBEAT_RESP:
+			snprintf(buf + n, len - n, " seq=%llu", (unsigned long long) m->seq);
+			break;
+		case RAFT_MSG_VOTE:
+		case RAFT_MSG_PREVOTE:
+			snprintf(buf + n, len - n, " last=%llu/t%llu%s",
+					 (unsigned long long) m->index, (unsigned long long) m->log_term,
+					 m->transfer ? " transfer" : "");
+			break;
+		case RAFT_MSG_VOTE_RESP:
+		case RAFT_MSG_PREVOTE_RESP:
+			snprintf(buf + n, len - n, "%s", m->reject ? " reject" : " grant");
+			break;
+		case RAFT_MSG_READ_INDEX:
+			snprintf(buf + n, len - n, " ctx=%llu", (unsigned long long) m->ctx);
+			break;
+		case RAFT_MSG_READ_INDEX_RESP:
+			snprintf(buf + n, len - n, " ctx=%llu idx=%llu%s",
+					 (unsigned long long) m->ctx, (unsigned long long) m->index,
+					 m->reject ? " reject" : "");
+			break;
+		case RAFT_MSG_SNAPSHOT:
+			if (m->snapshot)
+				snprintf(buf + n, len - n, " snap=%llu/t%llu",
+						 (unsigned long long) m->snapshot->index,
+						 (unsigned long long) m->snapshot->term);
+			break;
+		default:
+			break;
+	}
 }

@@ -57,6 +57,9 @@ typedef struct h_net
 	bool		drop_type[RAFT_MSG_TYPE_MAX + 1];	/* lose all of a type */
 	uint64_t	cluster_id;
 	uint64_t	sent_by_type[RAFT_MSG_TYPE_MAX + 1];
+	bool		tracing;		/* record delivered messages in trace */
+	char		trace[16384];
+	size_t		trace_len;
 } h_net;
 
 /* options used by every node; tests may change them before h_start() */
@@ -103,5 +106,8 @@ extern bool h_peek(h_net *net, uint8_t type, raft_id from, raft_id to,
 extern size_t h_count(h_net *net, uint8_t type, raft_id from, raft_id to);
 extern raft_msg h_msg(uint8_t type, raft_id from, raft_id to, raft_term term);
 extern raft_status h_status(h_net *net, raft_id id);
+
+/* one line describing a message, as the traces show it */
+extern void h_format_msg(const raft_msg *m, char *buf, size_t len);
 
 #endif							/* RAFTABLE_HARNESS_H */
