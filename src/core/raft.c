@@ -310,9 +310,7 @@ log_term(const raft *r, raft_index i, bool *ok)
 {
 	*ok = true;
 	if (i == r->snap->index)
-		return r->snap->term;
-	if (i == 0)
-		return 0;
+		return r->snap->term;	/* includes index 0, term 0 */
 	if (i < r->snap->index || i > log_last_index(r))
 	{
 		*ok = false;
@@ -364,20 +362,37 @@ log_free_range(raft *r, size_t from, size_t to)
 }
 
 static void reload_conf(raft *r);
+static void purge_entry_msgs(raft *r, raft_index lo, raft_index hi);
+
+/* forget entries <= upto, which a snapshot now covers (§7) */
+static void
+log_drop_prefix(raft *r, raft_index upto)
+{
+	size_t		drop = upto - r->snap->index;
+
+	purge_entry_msgs(r, 0, upto);
+	log_free_range(r, 0, drop);
+	memmove(r->ents, r->ents + drop, (r->n_ents - drop) * sizeof(raft_entry));
+	r->n_ents -= drop;
+}
 
 /*
- * Drop queued messages that carry entries: their entries are referenced by
- * index and the log under them is about to change.  Losing a message is
- * always safe in Raft.
+ * Drop queued messages that carry any entry in [lo, hi]: their entries are
+ * referenced by index (resolved in raft_get_ready()) and those entries are
+ * about to go.  Losing a message is always safe in Raft.
  */
 static void
-purge_entry_msgs(raft *r)
+purge_entry_msgs(raft *r, raft_index lo, raft_index hi)
 {
 	size_t		j = 0;
 
 	for (size_t i = 0; i < r->n_msgs; i++)
-		if (r->msgs[i].n_entries == 0)
-			r->msgs[j++] = r->msgs[i];
+	{
+		raft_msg   *m = &r->msgs[i];
+
+		if (m->n_entries == 0 || m->index + m->n_entries < lo || m->index + 1 > hi)
+			r->msgs[j++] = *m;
+	}
 	r->n_msgs = j;
 }
 
@@ -387,7 +402,7 @@ log_truncate(raft *r, raft_index i)
 {
 	size_t		keep = i - r->snap->index - 1;
 
-	purge_entry_msgs(r);
+	purge_entry_msgs(r, i, UINT64_MAX);
 	log_free_range(r, keep, r->n_ents);
 	r->n_ents = keep;
 	if (r->stable >= i)
@@ -419,6 +434,53 @@ self_is_voter(const raft *r)
 	const raft_member *m = raft_conf_find(r->conf, r->id);
 
 	return m != NULL && m->voter;
+}
+
+/*
+ * Whether this node may stand for election.  A voter may.  So may a node
+ * whose own removal is the latest, still uncommitted, configuration entry:
+ * if it led and lost leadership before the change committed, the remaining
+ * voters of the old configuration may need it to win (with two voters, the
+ * other one cannot win alone and its log may be behind).  Its votes are
+ * counted against the latest configuration, of which it collects a
+ * majority without counting itself, so election safety holds; once leader
+ * it commits the change and steps down (dissertation §4.2.2).  Voters that
+ * already know the new configuration ignore it (handle_vote_request).
+ */
+static bool
+can_campaign(raft *r)
+{
+	bool		was_voter = false;
+
+	if (self_is_voter(r))
+		return true;
+	if (r->conf_index <= r->commit || raft_conf_find(r->conf, r->id) != NULL)
+		return false;
+	/* the configuration before the latest one: in the log, or the snapshot */
+	for (raft_index i = r->conf_index - 1; i > r->snap->index; i--)
+	{
+		raft_entry *e = log_entry(r, i);
+		raft_conf  *prev;
+
+		if (e->type != RAFT_ENTRY_CONF)
+			continue;
+		prev = ralloc(r, sizeof(raft_conf));
+		if (prev == NULL)
+			return false;
+		if (raft_conf_decode(e->data, e->len, prev) == 0)
+		{
+			const raft_member *m = raft_conf_find(prev, r->id);
+
+			was_voter = m != NULL && m->voter;
+		}
+		rfree(r, prev);
+		return was_voter;
+	}
+	{
+		const raft_member *m = raft_conf_find(&r->snap->conf, r->id);
+
+		return m != NULL && m->voter;
+	}
 }
 
 static int
@@ -888,7 +950,7 @@ become_candidate(raft *r, bool transfer)
 static void
 campaign(raft *r)
 {
-	if (!self_is_voter(r))
+	if (!can_campaign(r))
 		return;
 	if (r->opts.pre_vote)
 		become_precandidate(r);
@@ -1523,7 +1585,7 @@ raft_tick(raft *r, uint64_t now)
 	}
 	else if (r->now >= r->election_deadline)
 	{
-		if (self_is_voter(r))
+		if (can_campaign(r))
 			campaign(r);
 		else
 			reset_election_timer(r);
@@ -1617,16 +1679,10 @@ raft_snapshot_installed(raft *r, const raft_snapshot_meta *meta)
 	if (meta->index <= r->commit)
 		return RAFT_OK;			/* we already have it: stale */
 	if (log_matches(r, meta->index, meta->term))
-	{
-		size_t		drop = meta->index - r->snap->index;
-
-		log_free_range(r, 0, drop);
-		memmove(r->ents, r->ents + drop, (r->n_ents - drop) * sizeof(raft_entry));
-		r->n_ents -= drop;
-	}
+		log_drop_prefix(r, meta->index);
 	else
 	{
-		purge_entry_msgs(r);
+		purge_entry_msgs(r, 0, UINT64_MAX);
 		log_free_range(r, 0, r->n_ents);
 		r->n_ents = 0;
 		if (r->truncate_from == 0 || r->truncate_from > meta->index + 1)
@@ -1688,11 +1744,9 @@ raft_compact(raft *r, raft_index upto)
 		memcpy(&r->snap->conf, conf, sizeof(raft_conf));
 		rfree(r, conf);
 	}
+	log_drop_prefix(r, upto);
 	r->snap->index = upto;
 	r->snap->term = t;
-	log_free_range(r, 0, drop);
-	memmove(r->ents, r->ents + drop, (r->n_ents - drop) * sizeof(raft_entry));
-	r->n_ents -= drop;
 	r->snap_dirty = true;
 	return RAFT_OK;
 }

@@ -18,9 +18,15 @@
  *
  * The driver loop is the one of etcd-io/raft's Ready/Advance:
  *
- *	 feed events; if raft_has_ready(): raft_ready(&rd);
+ *	 feed events; if raft_has_ready(): raft_get_ready(&rd);
  *	 persist rd.hs / rd.snapshot / rd.entries durably;
  *	 send rd.msgs; apply rd.committed; handle rd.reads; raft_advance(&rd).
+ *
+ * Time: every event is taken to happen at the time given to the last
+ * raft_tick().  The driver calls raft_tick(now) at the start of each loop
+ * iteration, before it feeds messages or requests, and again no later than
+ * raft_next_deadline(); timers restarted by an event (an election timer
+ * reset by a heartbeat) would otherwise be measured from a stale clock.
  *
  * Messages in a Ready may depend on its entries and hard state (a vote, an
  * acknowledgement), so nothing may be sent before they are durable (Raft
@@ -385,7 +391,14 @@ extern raft_term raft_term_at(const raft *r, raft_index index, bool *ok);
  * A versioned, little-endian binary encoding with bounds-checked decoding:
  * malformed input yields RAFT_EMALFORMED (or RAFT_EVERSION), never a crash
  * or a read outside the buffer.  The envelope carries the cluster id, which
- * the driver checks; the core never sees it.
+ * the driver checks; the core never sees it.  The byte layout is described
+ * at the top of codec.c.
+ *
+ * Decoders leave their output zeroed on error and allocate nothing then;
+ * their RAFT_ENOMEM concerns only that call (unlike the core's).  A decoded
+ * entry of length 0 has data NULL.  Decoding checks the encoding, not Raft:
+ * the core itself ignores messages whose entries are not consecutive, and
+ * treats an undecodable configuration entry as no configuration.
  */
 #define RAFT_CODEC_VERSION 1
 
@@ -399,13 +412,16 @@ extern size_t raft_msg_encode(const raft_msg *m, uint64_t cluster_id,
 /*
  * Decode one message.  On success *m is filled: entries' data point into
  * buf (which must outlive *m), the entries array and snapshot are allocated
- * with the allocator (NULL: malloc) and freed by raft_msg_free().
+ * with the allocator (NULL: malloc) and freed by raft_msg_free() with the
+ * same allocator; raft_msg_free() is only for decoded messages, never for
+ * those of a raft_ready.  cluster_id may be NULL.
  */
 extern int	raft_msg_decode(const uint8_t *buf, size_t len,
 							uint64_t *cluster_id, raft_msg *m,
 							const raft_allocator *a);
 extern void raft_msg_free(raft_msg *m, const raft_allocator *a);
 
+/* a configuration on its own (RAFT_ENTRY_CONF data), with a version byte */
 extern size_t raft_conf_encoded_size(const raft_conf *conf);
 extern size_t raft_conf_encode(const raft_conf *conf, uint8_t *buf);
 extern int	raft_conf_decode(const uint8_t *buf, size_t len, raft_conf *conf);
