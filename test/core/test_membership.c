@@ -306,3 +306,57 @@ TEST(snapshot_discards_conflicting_log)
 	CHECK_EQ(h_status(net, 1).commit, 4);
 	h_free(net);
 }
+
+/*
+ * A learner added after the leader compacted its log starts at index 1,
+ * which is gone: it must be offered a snapshot (found by the simulator:
+ * the term of index 0 was taken as known, and compacted entries were read).
+ */
+TEST(membership_new_learner_after_compaction_gets_snapshot)
+{
+	h_net	   *net = h_new(4, 3);
+	raft_progress pr;
+
+	h_campaign(net, 1);
+	propose(net, 1, 5);
+	h_settle(net);
+	h_run(net, 20);
+	CHECK_EQ(raft_compact(h_r(net, 1), 6), 0);
+	CHECK_EQ(raft_add_learner(h_r(net, 1), 4, "n4", 2, NULL), 0);
+	h_run(net, 30);
+	CHECK(net->nodes[4].snapshot_wanted);
+	CHECK_EQ(net->nodes[4].wanted.index, 6);
+	CHECK_EQ(raft_get_progress(h_r(net, 1), 4, &pr), 0);
+	CHECK_EQ(pr.state, RAFT_PR_SNAPSHOT);
+	h_free(net);
+}
+
+/*
+ * Two voters; the leader removes itself and is cut off before the change
+ * commits, so it steps down.  The other voter still has the old
+ * configuration and a shorter log: it cannot win without the old leader's
+ * vote, which the old leader refuses.  The old leader must be allowed to
+ * stand (its removal is not committed), win with the other's vote, commit
+ * its removal and step down (found by the simulator as a deadlock).
+ */
+TEST(membership_self_removal_of_two_voter_leader_recovers)
+{
+	h_net	   *net = h_new(2, 2);
+	raft_index	idx;
+	raft_id		lead;
+
+	h_campaign(net, 1);
+	h_isolate(net, 1);
+	CHECK_EQ(raft_remove(h_r(net, 1), 1, &idx), 0);
+	h_run(net, 250);			/* check-quorum: it steps down */
+	CHECK_EQ(h_status(net, 1).role, RAFT_FOLLOWER);
+	CHECK(h_status(net, 1).commit < idx);
+	h_heal(net);
+	h_run(net, 1500);
+	lead = h_leader(net);
+	CHECK_EQ(lead, 2);
+	CHECK(h_status(net, 2).commit >= idx);
+	CHECK_EQ(raft_conf_voters(raft_get_conf(h_r(net, 2))), 1);
+	CHECK(!h_status(net, 1).is_member);
+	h_free(net);
+}
