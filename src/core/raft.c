@@ -444,8 +444,8 @@ self_is_voter(const raft *r)
  * other one cannot win alone and its log may be behind).  Its votes are
  * counted against the latest configuration, of which it collects a
  * majority without counting itself, so election safety holds; once leader
- * it commits the change and steps down (dissertation §4.2.2).  Voters that
- * already know the new configuration ignore it (handle_vote_request).
+ * it commits the change and steps down (dissertation §4.2.2).  While a
+ * leader is alive, voters ignore it (the lease in raft_step()).
  */
 static bool
 can_campaign(raft *r)
@@ -1115,9 +1115,13 @@ handle_vote_request(raft *r, const raft_msg *m)
 	bool		can_vote;
 	bool		up_to_date;
 
-	/* candidates outside our configuration cannot disrupt us */
-	if (r->conf->n > 0 && raft_conf_find(r->conf, m->from) == NULL)
-		return;
+	/*
+	 * No filter on membership here: nodes may hold different uncommitted
+	 * configurations, and ignoring candidates outside our own can leave
+	 * every side ignoring the only candidate that could win.  Removed
+	 * servers are kept from disrupting by the leader lease in raft_step()
+	 * (dissertation §4.2.3) and by pre-vote.
+	 */
 	can_vote = r->vote == m->from ||
 		(r->vote == RAFT_NONE && r->lead == RAFT_NONE) ||
 		(prevote && m->term > r->term);
