@@ -18,7 +18,7 @@
 #
 #	Environment:
 #	  RAFTABLE_SKIP_CORE=1   skip the four core tiers
-#	  SIM_SEEDS=N            simulator seeds (default 2000)
+#	  SIM_SEEDS=N            simulator seeds (default 20000, about 75 s)
 #	  FUZZ_SECONDS=N         fuzzing time (default 30)
 #	  RAFTABLE_KEEP_TMP=1    keep the temporary directory (logs, data)
 
@@ -29,7 +29,7 @@ REPO=$(pwd)
 # shellcheck source=test/lib.sh
 . test/lib.sh
 
-SIM_SEEDS=${SIM_SEEDS:-2000}
+SIM_SEEDS=${SIM_SEEDS:-20000}
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 RAFTABLE_SKIP_CORE=${RAFTABLE_SKIP_CORE:-0}
 
