@@ -1802,80 +1802,94 @@ conf_change_allowed(raft *r)
 	return RAFT_OK;
 }
 
-int
-raft_add_learner(raft *r, raft_id id, const char *addr, uint16_t addr_len,
-				 raft_index *index)
+typedef enum conf_op
 {
+	CONF_ADD_LEARNER,
+	CONF_PROMOTE,
+	CONF_REMOVE,
+} conf_op;
+
+/*
+ * Propose the configuration in force changed by one server: checks the
+ * request against it, then appends the new configuration (which is in
+ * force from that moment, committed or not).
+ */
+static int
+change_conf(raft *r, conf_op op, raft_id id, const char *addr,
+			uint16_t addr_len, raft_index *index)
+{
+	const raft_member *m = raft_conf_find(r->conf, id);
 	raft_conf  *conf;
-	raft_member *m;
 	int			rc = conf_change_allowed(r);
 
 	if (rc != RAFT_OK)
 		return rc;
-	if (id == RAFT_NONE || addr_len > RAFT_MAX_ADDR ||
-		raft_conf_find(r->conf, id) != NULL || r->conf->n >= RAFT_MAX_MEMBERS)
-		return RAFT_EINVAL;
+	switch (op)
+	{
+		case CONF_ADD_LEARNER:
+			if (id == RAFT_NONE || m != NULL || addr_len > RAFT_MAX_ADDR ||
+				r->conf->n >= RAFT_MAX_MEMBERS)
+				return RAFT_EINVAL;
+			break;
+		case CONF_PROMOTE:
+			if (m == NULL || m->voter)
+				return RAFT_EINVAL;
+			break;
+		case CONF_REMOVE:
+			/* unknown, or the last voter */
+			if (m == NULL || (m->voter && raft_conf_voters(r->conf) == 1))
+				return RAFT_EINVAL;
+			break;
+	}
 	conf = ralloc(r, sizeof(raft_conf));
 	if (conf == NULL)
 		return r->err;
 	memcpy(conf, r->conf, sizeof(raft_conf));
-	m = &conf->members[conf->n++];
-	memset(m, 0, sizeof(*m));
-	m->id = id;
-	m->voter = false;
-	m->addr_len = addr_len;
-	if (addr_len)
-		memcpy(m->addr, addr, addr_len);
+	if (op == CONF_ADD_LEARNER)
+	{
+		raft_member *nm = &conf->members[conf->n++];
+
+		memset(nm, 0, sizeof(*nm));
+		nm->id = id;
+		nm->addr_len = addr_len;
+		if (addr_len)
+			memcpy(nm->addr, addr, addr_len);
+	}
+	else
+	{
+		uint32_t	i = (uint32_t) (m - r->conf->members);
+
+		if (op == CONF_PROMOTE)
+			conf->members[i].voter = true;
+		else
+		{
+			memmove(&conf->members[i], &conf->members[i + 1],
+					(conf->n - i - 1) * sizeof(raft_member));
+			conf->n--;
+		}
+	}
 	rc = propose_conf(r, conf, index);
 	rfree(r, conf);
 	return rc;
+}
+
+int
+raft_add_learner(raft *r, raft_id id, const char *addr, uint16_t addr_len,
+				 raft_index *index)
+{
+	return change_conf(r, CONF_ADD_LEARNER, id, addr, addr_len, index);
 }
 
 int
 raft_promote(raft *r, raft_id id, raft_index *index)
 {
-	raft_conf  *conf;
-	int			rc = conf_change_allowed(r);
-	const raft_member *m;
-
-	if (rc != RAFT_OK)
-		return rc;
-	m = raft_conf_find(r->conf, id);
-	if (m == NULL || m->voter)
-		return RAFT_EINVAL;
-	conf = ralloc(r, sizeof(raft_conf));
-	if (conf == NULL)
-		return r->err;
-	memcpy(conf, r->conf, sizeof(raft_conf));
-	((raft_member *) raft_conf_find(conf, id))->voter = true;
-	rc = propose_conf(r, conf, index);
-	rfree(r, conf);
-	return rc;
+	return change_conf(r, CONF_PROMOTE, id, NULL, 0, index);
 }
 
 int
 raft_remove(raft *r, raft_id id, raft_index *index)
 {
-	raft_conf  *conf;
-	int			rc = conf_change_allowed(r);
-	const raft_member *m;
-	uint32_t	j = 0;
-
-	if (rc != RAFT_OK)
-		return rc;
-	m = raft_conf_find(r->conf, id);
-	if (m == NULL || (m->voter && raft_conf_voters(r->conf) == 1))
-		return RAFT_EINVAL;		/* unknown, or the last voter */
-	conf = ralloc(r, sizeof(raft_conf));
-	if (conf == NULL)
-		return r->err;
-	for (uint32_t i = 0; i < r->conf->n; i++)
-		if (r->conf->members[i].id != id)
-			memcpy(&conf->members[j++], &r->conf->members[i], sizeof(raft_member));
-	conf->n = j;
-	rc = propose_conf(r, conf, index);
-	rfree(r, conf);
-	return rc;
+	return change_conf(r, CONF_REMOVE, id, NULL, 0, index);
 }
 
 /* ---------------------------------------------------------------- */

@@ -611,23 +611,6 @@ msg_name(unsigned t)
 	return t <= RAFT_MSG_TYPE_MAX ? msg_names[t] : "?";
 }
 
-static const char *
-role_name(raft_role r)
-{
-	switch (r)
-	{
-		case RAFT_FOLLOWER:
-			return "follower";
-		case RAFT_PRECANDIDATE:
-			return "precandidate";
-		case RAFT_CANDIDATE:
-			return "candidate";
-		case RAFT_LEADER:
-			return "leader";
-	}
-	return "?";
-}
-
 static void
 msg_desc(char *buf, size_t sz, const raft_msg *m)
 {
@@ -1086,7 +1069,7 @@ observe(node *n)
 	if (st.role != n->role || st.term != n->term)
 	{
 		TR("n%llu ROLE %s -> %s, term %llu -> %llu, lead %llu", U(n->id),
-		   role_name(n->role), role_name(st.role), U(n->term), U(st.term),
+		   raft_role_name(n->role), raft_role_name(st.role), U(n->term), U(st.term),
 		   U(st.lead));
 		if (st.term < n->term)
 			fail("n%llu: term went back from %llu to %llu", U(n->id),
@@ -1104,7 +1087,7 @@ observe(node *n)
 	 */
 	if ((st.role == RAFT_CANDIDATE || st.role == RAFT_PRECANDIDATE) && !st.is_voter &&
 		(st.is_member || st.conf_index <= st.commit))
-		fail("n%llu is %s in term %llu but is %s", U(n->id), role_name(st.role),
+		fail("n%llu is %s in term %llu but is %s", U(n->id), raft_role_name(st.role),
 			 U(st.term), st.is_member ? "a learner" :
 			 "not in its committed configuration");
 	if (st.role == RAFT_LEADER && (n->role != RAFT_LEADER || n->term != st.term) && !S.failed)
@@ -1601,7 +1584,7 @@ node_crash(node *n, uint64_t down_ms)
 	if (!raft_has_ready(n->r))
 		check_disk(n);
 	TR("n%llu CRASH (%s, term %llu), down for %llu ms%s", U(n->id),
-	   role_name(n->role), U(n->term), U(down_ms),
+	   raft_role_name(n->role), U(n->term), U(down_ms),
 	   n->dirty ? ", losing unpersisted events" : "");
 	raft_free(n->r);
 	n->r = NULL;
@@ -2348,7 +2331,7 @@ propose(node *n, raft_index *idx_out)
 	{
 		fail("n%llu: raft_propose succeeded with index %llu term %llu, but it is "
 			 "%s with last index %llu, term %llu", U(n->id), U(idx), U(term),
-			 role_name(st.role), U(st.last_index), U(st.term));
+			 raft_role_name(st.role), U(st.last_index), U(st.term));
 		return -1;
 	}
 	if (S.nprops == S.capprops)
@@ -2762,7 +2745,7 @@ live_check(void)
 		if (m->lead != l->id || m->term != l->term)
 		{
 			why("n%llu (term %llu, %s) does not follow leader n%llu of term %llu",
-				U(m->id), U(m->term), role_name(m->role), U(l->id), U(l->term));
+				U(m->id), U(m->term), raft_role_name(m->role), U(l->id), U(l->term));
 			return false;
 		}
 	}
@@ -2856,7 +2839,7 @@ dump_nodes(void)
 								c->members[i].voter ? "" : "L");
 			TR("  n%llu: %s term %llu vote %llu lead %llu commit %llu applied %llu "
 			   "log (%llu, %llu] last term %llu, conf@%llu {%s}%s", U(n->id),
-			   role_name(st.role), U(st.term), U(st.vote), U(st.lead),
+			   raft_role_name(st.role), U(st.term), U(st.vote), U(st.lead),
 			   U(st.commit), U(st.applied), U(st.snapshot_index),
 			   U(st.last_index), U(st.last_term), U(st.conf_index), members,
 			   st.transferee ? " transferring" : "");
