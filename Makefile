@@ -13,6 +13,8 @@
 #	make tap                  prove on test/tap/*.pl; PostgreSQL::Test::Cluster
 #	                          starts its own servers (never as root;
 #	                          PROVE_FLAGS, PROVE_TESTS as in PostgreSQL)
+#	make failover-bench       test/tap/004_failover.pl with FAILOVER_RUNS=10
+#	                          (kill -9 of the leader, median and max failover)
 #	make core-check | sim SEEDS=N | sanitize | fuzz FUZZ_SECONDS=N
 #	                          the pure Raft core, no server (test/core/core.mk)
 #	make clean                also removes build/ and tmp_check/
@@ -24,7 +26,15 @@ MODULE_big = raftable
 # PostgreSQL's CFLAGS as well as by test/core/core.mk for its own tests.
 OBJS = \
 	src/raftable.o \
+	src/shmem.o \
+	src/sqlfuncs.o \
+	src/storage.o \
+	src/transport.o \
+	src/worker.o \
 	$(patsubst %.c,%.o,$(wildcard src/core/*.c))
+# libpq, for the connections to the peers (as contrib/postgres_fdw does)
+PG_CPPFLAGS = -I$(libpq_srcdir) -Isrc
+SHLIB_LINK_INTERNAL = $(libpq)
 PGFILEDESC = "raftable - Raft among PostgreSQL instances"
 
 EXTENSION = raftable
@@ -53,7 +63,7 @@ PG_TEST_ENV  = PATH="$(bindir):$$PATH"
 PGTAP_DB    ?= raftable_pgtap
 PROVE       ?= prove
 
-.PHONY: pgtap tap
+.PHONY: pgtap tap failover-bench
 
 pgtap:
 	$(PG_TEST_ENV) dropdb --if-exists $(PGTAP_DB)
@@ -72,6 +82,12 @@ tap:
 	rm -rf '$(CURDIR)/tmp_check'
 	$(MKDIR_P) '$(CURDIR)/tmp_check'
 	$(PG_TEST_ENV) TESTDIR='$(CURDIR)' \
-	PERL5LIB='$(PG_TEST_PERL)'$${PERL5LIB:+:$$PERL5LIB} \
+	PERL5LIB='$(PG_TEST_PERL):$(CURDIR)/test/tap'$${PERL5LIB:+:$$PERL5LIB} \
 	PG_REGRESS='$(top_builddir)/src/test/regress/pg_regress' \
 	$(PROVE) $(PROVE_FLAGS) $(if $(PROVE_TESTS),$(PROVE_TESTS),test/tap/*.pl)
+
+# kill -9 of the leader, FAILOVER_RUNS times (default 10): median and maximum
+# time until a new leader, printed by test/tap/004_failover.pl
+failover-bench:
+	FAILOVER_RUNS=$${FAILOVER_RUNS:-10} $(MAKE) tap PROVE_FLAGS=--verbose \
+		PROVE_TESTS=test/tap/004_failover.pl

@@ -1,17 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * raftable.c
- *	  Entry point of the raftable extension: the module magic block,
- *	  _PG_init, and the SQL-callable functions that have no more specific
- *	  home yet.
+ *	  Entry point of the raftable extension: the module magic block and
+ *	  _PG_init, which defines the raftable.* settings, asks for shared
+ *	  memory and registers the Raft background worker.
  *
- * _PG_init is where raftable's GUCs, shared memory and background workers
- * get registered, which is why the library belongs in
- * shared_preload_libraries.  For now it only reserves the "raftable." GUC
- * prefix.
- *
- * The Raft protocol itself lives in src/core/, which does not include
- * postgres.h; this file and its future siblings are the PostgreSQL side.
+ * All of that can only happen at postmaster start, which is why the
+ * library belongs in shared_preload_libraries; loaded any other way it
+ * refuses to work (raftable_check_preloaded).
  *
  * IDENTIFICATION
  *	  src/raftable.c
@@ -21,44 +17,155 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "raftable.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
 
-/*
- * Version of this library.  Must equal default_version in raftable.control:
- * the tests compare raftable.version() with the installed extension version.
- */
-#define RAFTABLE_VERSION "0.1"
-
 void		_PG_init(void);
 
-PG_FUNCTION_INFO_V1(raftable_version);
+char	   *raftable_database = NULL;
+int			raftable_election_timeout = 1000;
+int			raftable_heartbeat_interval = 100;
+int			raftable_log_keep = 10000;
+int			raftable_read_consistency = RAFTABLE_READ_STRONG;
+int			raftable_max_staleness = 5000;
+int			raftable_read_timeout = 5000;
+int			raftable_write_ack = RAFTABLE_ACK_MAJORITY;
+int			raftable_write_timeout = 10000;
+
+static bool raftable_preloaded = false;
+
+static const struct config_enum_entry raftable_read_consistency_options[] = {
+	{"strong", RAFTABLE_READ_STRONG, false},
+	{"eventual", RAFTABLE_READ_EVENTUAL, false},
+	{"bounded", RAFTABLE_READ_BOUNDED, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry raftable_write_ack_options[] = {
+	{"majority", RAFTABLE_ACK_MAJORITY, false},
+	{"all", RAFTABLE_ACK_ALL, false},
+	{NULL, 0, false}
+};
+
+static void
+raftable_define_settings(void)
+{
+	DefineCustomStringVariable("raftable.database",
+							   "Database whose tables the raftable worker serves.",
+							   NULL,
+							   &raftable_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("raftable.election_timeout",
+							"Base Raft election timeout (randomized in [t, 2t)).",
+							NULL,
+							&raftable_election_timeout,
+							1000, 50, 60 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("raftable.heartbeat_interval",
+							"Period of the leader's heartbeats.",
+							"Used as at most half of raftable.election_timeout.",
+							&raftable_heartbeat_interval,
+							100, 10, 30 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("raftable.log_keep",
+							"Number of applied log entries kept before compaction.",
+							"Followers further behind catch up by snapshot.",
+							&raftable_log_keep,
+							10000, 0, INT_MAX,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("raftable.read_consistency",
+							 "Consistency of reads of replicated tables: strong, eventual or bounded.",
+							 NULL,
+							 &raftable_read_consistency,
+							 RAFTABLE_READ_STRONG,
+							 raftable_read_consistency_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("raftable.max_staleness",
+							"Staleness bound for bounded reads.",
+							NULL,
+							&raftable_max_staleness,
+							5000, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("raftable.read_timeout",
+							"How long a strong or bounded read waits before it fails.",
+							NULL,
+							&raftable_read_timeout,
+							5000, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("raftable.write_ack",
+							 "When a write to a replicated table is acknowledged: majority or all.",
+							 NULL,
+							 &raftable_write_ack,
+							 RAFTABLE_ACK_MAJORITY,
+							 raftable_write_ack_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("raftable.write_timeout",
+							"How long a write waits for commitment before it fails.",
+							NULL,
+							&raftable_write_timeout,
+							10000, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("raftable");
+}
 
 /*
- * Module load callback.
+ * Module load callback.  Everything but the settings needs the postmaster:
+ * a library loaded later (LOAD, or CREATE EXTENSION without preloading)
+ * only defines the settings, and the SQL functions refuse to run.
  */
 void
 _PG_init(void)
 {
-	/*
-	 * Settings named raftable.* that no one defines are typos: refuse them
-	 * (and drop those already read from the configuration file, with a
-	 * WARNING) instead of keeping them as placeholders.
-	 */
-#if PG_VERSION_NUM >= 150000
-	MarkGUCPrefixReserved("raftable");
-#else
-	EmitWarningsOnPlaceholders("raftable");
-#endif
+	raftable_define_settings();
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	raftable_preloaded = true;
+	raftable_shmem_request();
+	raftable_register_worker();
 }
 
 /*
- * raftable.version() RETURNS text
+ * Fail clearly when the library was not preloaded: there is no worker and
+ * no shared memory to talk to.
  */
-Datum
-raftable_version(PG_FUNCTION_ARGS)
+void
+raftable_check_preloaded(void)
 {
-	PG_RETURN_TEXT_P(cstring_to_text(RAFTABLE_VERSION));
+	if (!raftable_preloaded || raftable_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("raftable is not loaded through shared_preload_libraries"),
+				 errhint("Add raftable to shared_preload_libraries in postgresql.conf and restart the server.")));
 }

@@ -1,0 +1,240 @@
+/*
+ * raftable.h
+ *	  Declarations shared by raftable's PostgreSQL-side modules.
+ *
+ *	  raftable.c   _PG_init: settings, shared memory hooks, the worker
+ *	  shmem.c      shared state: status for the views, inbox, requests
+ *	  worker.c     the Raft background worker: event loop around the core
+ *	  storage.c    durable log, hard state and snapshot in raftable tables
+ *	  transport.c  outbound libpq connections to the peers
+ *	  sqlfuncs.c   SQL-callable functions: membership, views, _deliver
+ *
+ * The pure Raft core (src/core/) knows nothing of PostgreSQL; only the
+ * worker drives it.  Backends never touch the core: they read what the
+ * worker publishes in shared memory and hand it requests.
+ */
+#ifndef RAFTABLE_H
+#define RAFTABLE_H
+
+#include "postgres.h"
+
+#include "core/raft.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+
+#define RAFTABLE_VERSION "0.1"
+
+/* ---------- settings (raftable.c) ---------- */
+extern char *raftable_database;
+extern int	raftable_election_timeout;	/* ms */
+extern int	raftable_heartbeat_interval;	/* ms */
+extern int	raftable_log_keep;	/* entries kept behind the applied index */
+extern int	raftable_read_consistency;
+extern int	raftable_max_staleness; /* ms */
+extern int	raftable_read_timeout;	/* ms */
+extern int	raftable_write_ack;
+extern int	raftable_write_timeout; /* ms */
+
+extern void raftable_check_preloaded(void);
+
+typedef enum RaftableReadConsistency
+{
+	RAFTABLE_READ_STRONG,
+	RAFTABLE_READ_EVENTUAL,
+	RAFTABLE_READ_BOUNDED,
+} RaftableReadConsistency;
+
+typedef enum RaftableWriteAck
+{
+	RAFTABLE_ACK_MAJORITY,
+	RAFTABLE_ACK_ALL,
+} RaftableWriteAck;
+
+/* ---------- shared state (shmem.c) ---------- */
+
+#define RAFTABLE_NAME_LEN	64		/* node names, NUL included */
+#define RAFTABLE_CONNINFO_LEN 1024	/* conninfo with the password removed */
+#define RAFTABLE_INBOX_BYTES (8 * 1024 * 1024)
+#define RAFTABLE_MAX_REQUESTS 8
+#define RAFTABLE_MAX_CONF_BYTES (1 + 4 + RAFT_MAX_MEMBERS * (11 + RAFT_MAX_ADDR))
+
+/* one member as the views show it */
+typedef struct RaftableMemberInfo
+{
+	uint64		id;
+	char		name[RAFTABLE_NAME_LEN];
+	char		conninfo[RAFTABLE_CONNINFO_LEN];	/* password stripped */
+	bool		voter;
+	bool		is_self;
+	bool		reachable;		/* a connection to it is up (self: true) */
+	bool		progress_known; /* leader only: match/lag below are real */
+	uint64		match_index;
+	uint64		lag_entries;
+	int64		last_contact_ms;	/* -1: never */
+} RaftableMemberInfo;
+
+/* what the worker publishes after every cycle */
+typedef struct RaftableStatus
+{
+	bool		worker_running;
+	bool		in_cluster;		/* this node has a cluster identity */
+	uint64		cluster_id;
+	uint64		node_id;
+	char		node_name[RAFTABLE_NAME_LEN];
+	int			role;			/* raft_role, or -1 for "none" */
+	char		role_name[16];	/* as the views show it */
+	bool		is_voter;
+	uint64		term;
+	uint64		leader_id;
+	uint64		commit_index;
+	uint64		applied_index;
+	uint64		last_log_index;
+	uint64		snapshot_index;
+	int64		leader_contact_ms;
+	int			n_members;
+	RaftableMemberInfo members[RAFT_MAX_MEMBERS];
+} RaftableStatus;
+
+/* cumulative since the postmaster started (the worker adds its deltas) */
+typedef struct RaftableStats
+{
+	uint64		elections;
+	uint64		leader_changes;
+	uint64		proposals;
+	uint64		commits;
+	uint64		entries_applied;
+	uint64		strong_reads;
+	uint64		eventual_reads;
+	uint64		bounded_reads;
+	uint64		read_index_rounds;
+	uint64		read_timeouts;
+	uint64		write_timeouts;
+	uint64		messages_sent;
+	uint64		messages_received;
+	uint64		snapshots_sent;
+	uint64		snapshots_received;
+} RaftableStats;
+
+typedef enum RaftableRequestType
+{
+	RAFTABLE_REQ_CREATE_CLUSTER = 1,
+	RAFTABLE_REQ_JOIN,			/* become a (future) member: identity only */
+	RAFTABLE_REQ_LEAVE,			/* forget the cluster identity */
+	RAFTABLE_REQ_ADD_LEARNER,
+	RAFTABLE_REQ_PROMOTE,
+	RAFTABLE_REQ_REMOVE,
+	RAFTABLE_REQ_TRANSFER,
+	RAFTABLE_REQ_GET_CONF,		/* the members with full conninfo */
+} RaftableRequestType;
+
+/* a request from a backend to the worker, and its answer */
+typedef struct RaftableRequest
+{
+	bool		in_use;
+	bool		done;
+	int			type;			/* RaftableRequestType */
+	uint64		node_id;
+	uint64		cluster_id;
+	char		name[RAFTABLE_NAME_LEN];
+	char		conninfo[RAFTABLE_CONNINFO_LEN];	/* full, with password */
+	uint32		members_len;	/* JOIN: raft_conf_encode()d members */
+	uint8		members[RAFTABLE_MAX_CONF_BYTES];
+	/* answer */
+	int			rc;				/* RAFT_OK or RAFT_E* */
+	uint64		result;			/* node id, log index, ... */
+	char		error[256];		/* detail when rc != 0 */
+} RaftableRequest;
+
+typedef struct RaftableShared
+{
+	LWLock	   *lock;			/* status, members, requests */
+	Latch	   *worker_latch;
+	pid_t		worker_pid;
+	RaftableStatus status;
+	RaftableStats stats;
+	ConditionVariable request_cv;	/* a request was answered */
+	ConditionVariable status_cv;	/* status changed (commit, role, ...) */
+	RaftableRequest requests[RAFTABLE_MAX_REQUESTS];
+
+	/* inbox: peer messages from _deliver, framed as u32 length + bytes */
+	LWLock	   *inbox_lock;
+	uint64		inbox_head;		/* bytes ever written */
+	uint64		inbox_tail;		/* bytes ever read */
+	uint64		inbox_dropped;	/* messages dropped, inbox full */
+	char		inbox[RAFTABLE_INBOX_BYTES];
+} RaftableShared;
+
+extern RaftableShared *raftable_shared;
+
+extern void raftable_shmem_request(void);
+extern void raftable_shmem_startup(void);
+extern bool raftable_inbox_push(const uint8 *msg, uint32 len);
+extern uint32 raftable_inbox_pop(uint8 *buf, uint32 bufsize);
+extern void raftable_wake_worker(void);
+
+/* ---------- the worker (worker.c) ---------- */
+extern PGDLLEXPORT void raftable_worker_main(Datum arg);
+extern void raftable_register_worker(void);
+
+/* ---------- storage (storage.c), worker only ---------- */
+typedef struct RaftableIdentity
+{
+	bool		in_cluster;
+	uint64		cluster_id;
+	uint64		node_id;
+	char		node_name[RAFTABLE_NAME_LEN];
+	char		self_conninfo[RAFTABLE_CONNINFO_LEN];
+} RaftableIdentity;
+
+extern bool storage_extension_ready(void);
+extern bool storage_load(RaftableIdentity *id, raft_hard_state *hs,
+						 raft_snapshot_meta *snap, raft_entry **entries,
+						 size_t *n, uint64 *applied);
+extern void storage_save_identity(const RaftableIdentity *id,
+								  const raft_snapshot_meta *snap);
+extern void storage_reset(void);
+extern void storage_persist(const raft_ready *rd, uint64 applied);
+
+/* ---------- transport (transport.c), worker only ---------- */
+
+/*
+ * Outbound connections to the peers, one per peer, non-blocking.  The
+ * worker queues encoded messages with transport_send(); they leave in
+ * batches, one SQL call of raftable._deliver(bytea) per batch, several
+ * calls in flight per connection (libpq pipeline mode).  A batch is a
+ * sequence of (uint32 little-endian length, message bytes).
+ */
+extern void transport_init(void);
+extern void transport_shutdown(void);
+
+/* this node's id: sent as application_name "raftable-node-<id>" */
+extern void transport_set_self(uint64 id);
+
+/* peers to talk to: id and full conninfo (with password); others dropped */
+extern void transport_set_peer(uint64 id, const char *conninfo);
+extern void transport_forget_peers_except(const uint64 *ids, int n);
+
+extern void transport_send(uint64 to, const uint8 *msg, size_t len);
+
+/* number of sockets transport_add_events() may add */
+extern int	transport_nsockets(void);
+extern void transport_add_events(WaitEventSet *wes);
+
+/* after a wait: progress connects, flush queues, read results, timeouts */
+extern void transport_poll(void);
+extern long transport_next_timeout_ms(void);	/* -1: none */
+
+extern bool transport_peer_reachable(uint64 id);
+extern uint64 transport_messages_sent(void);
+
+/* ---------- helpers (sqlfuncs.c) ---------- */
+extern void raftable_strip_password(const char *conninfo, char *out,
+									size_t outlen);
+extern void raftable_member_addr_encode(const char *name, const char *conninfo,
+										char *addr, uint16 *addr_len);
+extern void raftable_member_addr_decode(const char *addr, uint16 addr_len,
+										char *name, size_t namelen,
+										char *conninfo, size_t conninfolen);
+
+#endif							/* RAFTABLE_H */

@@ -1,0 +1,155 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  raftable's shared memory: what the worker publishes for the views,
+ *	  the inbox of peer messages, and the requests backends hand the
+ *	  worker.
+ *
+ * One segment, asked for through shmem_request_hook and laid out in
+ * shmem_startup_hook, with a named LWLock tranche ("raftable"): one lock
+ * for the status and the requests, one for the inbox, which every backend
+ * running raftable._deliver writes and the worker reads (messages can be
+ * megabytes: too long a copy for a spinlock).
+ *
+ * IDENTIFICATION
+ *	  src/shmem.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "raftable.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+
+RaftableShared *raftable_shared = NULL;
+
+static shmem_request_hook_type raftable_prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type raftable_prev_shmem_startup_hook = NULL;
+
+static void
+raftable_shmem_request_hook(void)
+{
+	if (raftable_prev_shmem_request_hook)
+		raftable_prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(RaftableShared)));
+	RequestNamedLWLockTranche("raftable", 2);
+}
+
+static void
+raftable_shmem_startup_hook(void)
+{
+	bool		found;
+
+	if (raftable_prev_shmem_startup_hook)
+		raftable_prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	raftable_shared = ShmemInitStruct("raftable", sizeof(RaftableShared), &found);
+	if (!found)
+	{
+		LWLockPadded *locks = GetNamedLWLockTranche("raftable");
+
+		memset(raftable_shared, 0, offsetof(RaftableShared, inbox));
+		raftable_shared->lock = &locks[0].lock;
+		raftable_shared->inbox_lock = &locks[1].lock;
+		raftable_shared->status.role = -1;
+		ConditionVariableInit(&raftable_shared->request_cv);
+		ConditionVariableInit(&raftable_shared->status_cv);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* called from _PG_init while preloading */
+void
+raftable_shmem_request(void)
+{
+	raftable_prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = raftable_shmem_request_hook;
+	raftable_prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = raftable_shmem_startup_hook;
+}
+
+void
+raftable_wake_worker(void)
+{
+	Latch	   *latch = raftable_shared->worker_latch;
+
+	if (latch)
+		SetLatch(latch);
+}
+
+/* copy len bytes into the ring at position pos (mod size) */
+static void
+inbox_write(uint64 pos, const void *src, uint32 len)
+{
+	uint64		off = pos % RAFTABLE_INBOX_BYTES;
+	uint32		first = Min(len, RAFTABLE_INBOX_BYTES - off);
+
+	memcpy(raftable_shared->inbox + off, src, first);
+	if (first < len)
+		memcpy(raftable_shared->inbox, (const char *) src + first, len - first);
+}
+
+static void
+inbox_read(uint64 pos, void *dst, uint32 len)
+{
+	uint64		off = pos % RAFTABLE_INBOX_BYTES;
+	uint32		first = Min(len, RAFTABLE_INBOX_BYTES - off);
+
+	memcpy(dst, raftable_shared->inbox + off, first);
+	if (first < len)
+		memcpy((char *) dst + first, raftable_shared->inbox, len - first);
+}
+
+/*
+ * Queue one peer message for the worker.  A full inbox drops the message
+ * (Raft tolerates loss; the sender retransmits) and says so.
+ */
+bool
+raftable_inbox_push(const uint8 *msg, uint32 len)
+{
+	RaftableShared *sh = raftable_shared;
+	bool		ok = false;
+
+	LWLockAcquire(sh->inbox_lock, LW_EXCLUSIVE);
+	if (sh->inbox_head - sh->inbox_tail + sizeof(uint32) + len <= RAFTABLE_INBOX_BYTES)
+	{
+		inbox_write(sh->inbox_head, &len, sizeof(uint32));
+		inbox_write(sh->inbox_head + sizeof(uint32), msg, len);
+		sh->inbox_head += sizeof(uint32) + len;
+		ok = true;
+	}
+	else
+		sh->inbox_dropped++;
+	LWLockRelease(sh->inbox_lock);
+	return ok;
+}
+
+/*
+ * Take the next message out of the inbox into buf.  Returns its length, or
+ * 0 when the inbox is empty.  A message larger than bufsize is skipped
+ * (the worker's buffer holds the largest message a peer may send).
+ */
+uint32
+raftable_inbox_pop(uint8 *buf, uint32 bufsize)
+{
+	RaftableShared *sh = raftable_shared;
+	uint32		len = 0;
+
+	LWLockAcquire(sh->inbox_lock, LW_EXCLUSIVE);
+	while (sh->inbox_tail < sh->inbox_head)
+	{
+		inbox_read(sh->inbox_tail, &len, sizeof(uint32));
+		if (len <= bufsize)
+			inbox_read(sh->inbox_tail + sizeof(uint32), buf, len);
+		sh->inbox_tail += sizeof(uint32) + len;
+		if (len <= bufsize)
+			break;
+		sh->inbox_dropped++;
+		len = 0;
+	}
+	LWLockRelease(sh->inbox_lock);
+	return len;
+}

@@ -1,0 +1,946 @@
+/*-------------------------------------------------------------------------
+ *
+ * sqlfuncs.c
+ *	  raftable's SQL-callable functions: cluster membership, the peer entry
+ *	  points, and the set-returning functions behind the monitoring views.
+ *
+ * Backends never drive the Raft core.  A membership function checks what
+ * it can from the status the worker publishes (are we in a cluster, are we
+ * the leader), hands the worker a request through shared memory, and
+ * waits on a condition variable for the answer and then for the change to
+ * be committed.  Talking to another node (add_node, and the hand-over in
+ * remove_node) is done here over libpq, in the calling backend, so that
+ * the worker never waits for anyone.
+ *
+ * IDENTIFICATION
+ *	  src/sqlfuncs.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/postmaster.h"
+#include "raftable.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+PG_FUNCTION_INFO_V1(raftable_version);
+PG_FUNCTION_INFO_V1(raftable_create_cluster);
+PG_FUNCTION_INFO_V1(raftable_add_node);
+PG_FUNCTION_INFO_V1(raftable_remove_node);
+PG_FUNCTION_INFO_V1(raftable_transfer_leadership);
+PG_FUNCTION_INFO_V1(raftable_deliver);
+PG_FUNCTION_INFO_V1(raftable_join);
+PG_FUNCTION_INFO_V1(raftable_leave);
+PG_FUNCTION_INFO_V1(raftable_status);
+PG_FUNCTION_INFO_V1(raftable_nodes);
+PG_FUNCTION_INFO_V1(raftable_stats);
+
+#define ERRCODE_RAFTABLE_UNAVAILABLE	MAKE_SQLSTATE('R','A','0','0','1')
+#define ERRCODE_RAFTABLE_NOT_LEADER		MAKE_SQLSTATE('R','A','0','0','2')
+
+/* how long to wait for the cluster to commit a membership change */
+#define SQL_COMMIT_WAIT_MS	(raftable_write_timeout)
+/* how long a new learner may take to catch up before add_node gives up */
+#define SQL_CATCH_UP_WAIT_MS (6 * raftable_write_timeout)
+
+Datum
+raftable_version(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(RAFTABLE_VERSION));
+}
+
+/* ---------- conninfo and member addresses ---------- */
+
+/*
+ * Rebuild a conninfo without its password, for the views and messages.
+ * Unparseable input gives an empty string rather than echoing it.
+ */
+void
+raftable_strip_password(const char *conninfo, char *out, size_t outlen)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	StringInfoData buf;
+
+	out[0] = '\0';
+	if (opts == NULL)
+		return;
+	initStringInfo(&buf);
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+	{
+		if (o->val == NULL || o->val[0] == '\0' || strcmp(o->keyword, "password") == 0)
+			continue;
+		if (buf.len)
+			appendStringInfoChar(&buf, ' ');
+		appendStringInfo(&buf, "%s='", o->keyword);
+		for (const char *c = o->val; *c; c++)
+		{
+			if (*c == '\'' || *c == '\\')
+				appendStringInfoChar(&buf, '\\');
+			appendStringInfoChar(&buf, *c);
+		}
+		appendStringInfoChar(&buf, '\'');
+	}
+	PQconninfoFree(opts);
+	strlcpy(out, buf.data, outlen);
+	pfree(buf.data);
+}
+
+/* a member's opaque core address: name, NUL, full conninfo */
+void
+raftable_member_addr_encode(const char *name, const char *conninfo,
+							char *addr, uint16 *addr_len)
+{
+	size_t		nl = strnlen(name, RAFTABLE_NAME_LEN - 1);
+	size_t		cl = strnlen(conninfo, RAFT_MAX_ADDR - nl - 1);
+
+	memcpy(addr, name, nl);
+	addr[nl] = '\0';
+	memcpy(addr + nl + 1, conninfo, cl);
+	*addr_len = (uint16) (nl + 1 + cl);
+}
+
+void
+raftable_member_addr_decode(const char *addr, uint16 addr_len,
+							char *name, size_t namelen,
+							char *conninfo, size_t conninfolen)
+{
+	size_t		nl = strnlen(addr, addr_len);
+	size_t		cl = addr_len > nl ? addr_len - nl - 1 : 0;
+
+	snprintf(name, namelen, "%.*s", (int) nl, addr);
+	snprintf(conninfo, conninfolen, "%.*s", (int) cl, addr + nl + 1);
+}
+
+static void
+sql_check_conninfo(const char *conninfo)
+{
+	char	   *err = NULL;
+	PQconninfoOption *opts;
+
+	if (conninfo == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("conninfo must not be null")));
+	opts = PQconninfoParse(conninfo, &err);
+	if (opts == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid connection string"),
+				 errdetail_internal("%s", err ? err : "out of memory")));
+	PQconninfoFree(opts);
+	if (strlen(conninfo) >= RAFTABLE_CONNINFO_LEN - RAFTABLE_NAME_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("connection string is too long"),
+				 errdetail("At most %d bytes are allowed.",
+						   RAFTABLE_CONNINFO_LEN - RAFTABLE_NAME_LEN - 1)));
+}
+
+static void
+sql_check_name(const char *name)
+{
+	if (name && strlen(name) >= RAFTABLE_NAME_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("node name is too long"),
+				 errdetail("At most %d bytes are allowed.", RAFTABLE_NAME_LEN - 1)));
+}
+
+/* ---------- status snapshot and waiting ---------- */
+
+static RaftableStatus *
+sql_status(void)
+{
+	RaftableStatus *st = palloc(sizeof(RaftableStatus));
+
+	raftable_check_preloaded();
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	memcpy(st, &raftable_shared->status, sizeof(RaftableStatus));
+	LWLockRelease(raftable_shared->lock);
+	if (!st->worker_running)
+		ereport(ERROR,
+				(errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
+				 errmsg("the raftable worker is not running"),
+				 errhint("Check the server log; the worker restarts by itself.")));
+	return st;
+}
+
+static const RaftableMemberInfo *
+sql_member(const RaftableStatus *st, uint64 id)
+{
+	for (int i = 0; i < st->n_members; i++)
+		if (st->members[i].id == id)
+			return &st->members[i];
+	return NULL;
+}
+
+/* this node has a cluster identity (it may not be a member yet: joining) */
+static void
+sql_require_cluster(const RaftableStatus *st)
+{
+	if (!st->in_cluster)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node is not in a raftable cluster"),
+				 errhint("Start one with raftable.create_cluster(), or add this node from the leader with raftable.add_node().")));
+}
+
+/* RA002 with a hint naming the leader, when we are not it */
+static void
+sql_require_leader(const RaftableStatus *st)
+{
+	const RaftableMemberInfo *lead;
+
+	sql_require_cluster(st);
+	if (st->role == RAFT_LEADER)
+		return;
+	lead = sql_member(st, st->leader_id);
+	if (lead)
+		ereport(ERROR,
+				(errcode(ERRCODE_RAFTABLE_NOT_LEADER),
+				 errmsg("this node is not the raftable leader"),
+				 errhint("The leader is node \"%s\" (id %llu), conninfo: %s",
+						 lead->name, (unsigned long long) lead->id, lead->conninfo)));
+	ereport(ERROR,
+			(errcode(ERRCODE_RAFTABLE_NOT_LEADER),
+			 errmsg("this node is not the raftable leader"),
+			 errhint("No leader is known at the moment; retry shortly.")));
+}
+
+/*
+ * Hand the worker a request and wait for its answer.  Returns a palloc'd
+ * copy of the answered request.
+ */
+static RaftableRequest *
+sql_submit(const RaftableRequest *in)
+{
+	RaftableShared *sh = raftable_shared;
+	RaftableRequest *out = palloc(sizeof(RaftableRequest));
+	int			slot = -1;
+
+	for (;;)
+	{
+		LWLockAcquire(sh->lock, LW_EXCLUSIVE);
+		for (int i = 0; i < RAFTABLE_MAX_REQUESTS && slot < 0; i++)
+			if (!sh->requests[i].in_use)
+			{
+				slot = i;
+				memcpy(&sh->requests[i], in, sizeof(RaftableRequest));
+				sh->requests[i].in_use = true;
+				sh->requests[i].done = false;
+			}
+		LWLockRelease(sh->lock);
+		if (slot >= 0)
+			break;
+		ConditionVariableTimedSleep(&sh->request_cv, 100, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	raftable_wake_worker();
+
+	PG_TRY();
+	{
+		for (;;)
+		{
+			bool		done;
+
+			LWLockAcquire(sh->lock, LW_SHARED);
+			done = sh->requests[slot].done;
+			if (done)
+				memcpy(out, &sh->requests[slot], sizeof(RaftableRequest));
+			LWLockRelease(sh->lock);
+			if (done)
+				break;
+			ConditionVariableTimedSleep(&sh->request_cv, 1000, PG_WAIT_EXTENSION);
+		}
+		ConditionVariableCancelSleep();
+	}
+	PG_FINALLY();
+	{
+		LWLockAcquire(sh->lock, LW_EXCLUSIVE);
+		sh->requests[slot].in_use = false;
+		LWLockRelease(sh->lock);
+	}
+	PG_END_TRY();
+	return out;
+}
+
+typedef bool (*sql_status_pred) (const RaftableStatus *st, uint64 arg);
+
+/* wait until pred(status) holds; false on timeout (timeout_ms < 0: none) */
+static bool
+sql_wait_status(sql_status_pred pred, uint64 arg, int timeout_ms)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	bool		ok;
+
+	for (;;)
+	{
+		RaftableStatus *st = sql_status();
+
+		ok = pred(st, arg);
+		pfree(st);
+		if (ok)
+			break;
+		if (timeout_ms >= 0 &&
+			TimestampDifferenceExceeds(start, GetCurrentTimestamp(), timeout_ms))
+			break;
+		ConditionVariableTimedSleep(&raftable_shared->status_cv, 100, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	return ok;
+}
+
+static bool
+pred_committed(const RaftableStatus *st, uint64 index)
+{
+	return st->role == RAFT_LEADER && st->commit_index >= index;
+}
+
+static bool
+pred_leader_is(const RaftableStatus *st, uint64 id)
+{
+	return st->leader_id == id && st->leader_id != 0;
+}
+
+static bool
+pred_self_leader(const RaftableStatus *st, uint64 unused)
+{
+	return st->role == RAFT_LEADER;
+}
+
+static bool
+pred_caught_up(const RaftableStatus *st, uint64 id)
+{
+	const RaftableMemberInfo *m = sql_member(st, id);
+
+	return st->role != RAFT_LEADER ||
+		(m && m->progress_known && m->match_index >= st->commit_index);
+}
+
+static void
+sql_fail_request(const RaftableRequest *r, const char *what)
+{
+	if (r->rc == RAFT_ENOTLEADER || r->rc == RAFT_ENOLEADER)
+		sql_require_leader(sql_status());
+	ereport(ERROR,
+			(errcode(r->rc == RAFT_EBUSY || r->rc == RAFT_ETRANSFER ?
+					 ERRCODE_OBJECT_IN_USE : ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("could not %s", what),
+			 errdetail("%s", r->error[0] ? r->error : raft_strerror(r->rc))));
+}
+
+/* propose a change through the worker and wait until it is committed */
+static uint64
+sql_change(int type, uint64 node_id, const char *name, const char *conninfo,
+		   const char *what)
+{
+	RaftableRequest *req = palloc0(sizeof(RaftableRequest));
+	RaftableRequest *ans;
+
+	req->type = type;
+	req->node_id = node_id;
+	if (name)
+		strlcpy(req->name, name, RAFTABLE_NAME_LEN);
+	if (conninfo)
+		strlcpy(req->conninfo, conninfo, RAFTABLE_CONNINFO_LEN);
+	ans = sql_submit(req);
+	if (ans->rc != RAFT_OK)
+		sql_fail_request(ans, what);
+	if (!sql_wait_status(pred_committed, ans->result, SQL_COMMIT_WAIT_MS))
+		ereport(ERROR,
+				(errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
+				 errmsg("could not %s: not committed within raftable.write_timeout", what),
+				 errdetail("The change was proposed at log index %llu; it may still be committed.",
+						   (unsigned long long) ans->result)));
+	return ans->result;
+}
+
+/* ---------- libpq to another node, from this backend ---------- */
+
+static PGconn *
+sql_connect(const char *conninfo)
+{
+	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+	const char *vals[] = {conninfo, "10", "raftable", NULL};
+	PGconn	   *conn = PQconnectdbParams(keys, vals, true);
+
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	{
+		char	   *msg = conn ? pchomp(PQerrorMessage(conn)) : "out of memory";
+
+		PQfinish(conn);
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not connect to the node"),
+				 errdetail_internal("%s", msg)));
+	}
+	return conn;
+}
+
+/* run a query there; on error, finish conn and raise ours */
+static PGresult *
+sql_remote(PGconn *conn, const char *sql, int nparams, const char *const *values,
+		   const int *lengths, const int *formats, const char *what)
+{
+	PGresult   *res = PQexecParams(conn, sql, nparams, NULL, values, lengths,
+								   formats, 0);
+	ExecStatusType s = PQresultStatus(res);
+
+	if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK)
+	{
+		char	   *msg = pchomp(PQresultErrorMessage(res));
+		char	   *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		int			code = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+
+		if (state && strcmp(state, "42883") != 0 && strcmp(state, "42P01") != 0 &&
+			strcmp(state, "3F000") != 0)
+			code = MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
+		PQclear(res);
+		PQfinish(conn);
+		ereport(ERROR,
+				(errcode(code),
+				 errmsg("%s failed on the node", what),
+				 errdetail_internal("%s", msg)));
+	}
+	return res;
+}
+
+/* the members with their full conninfo, from the worker */
+static raft_conf *
+sql_full_conf(void)
+{
+	RaftableRequest *req = palloc0(sizeof(RaftableRequest));
+	RaftableRequest *ans;
+	raft_conf  *conf = palloc(sizeof(raft_conf));
+
+	req->type = RAFTABLE_REQ_GET_CONF;
+	ans = sql_submit(req);
+	if (ans->rc != RAFT_OK ||
+		raft_conf_decode(ans->members, ans->members_len, conf) != 0)
+		sql_fail_request(ans, "read the membership");
+	return conf;
+}
+
+static bool
+sql_full_conninfo(const raft_conf *conf, uint64 id, char *conninfo)
+{
+	const raft_member *m = raft_conf_find(conf, id);
+	char		name[RAFTABLE_NAME_LEN];
+
+	if (m == NULL)
+		return false;
+	raftable_member_addr_decode(m->addr, m->addr_len, name, sizeof(name),
+								conninfo, RAFTABLE_CONNINFO_LEN);
+	return true;
+}
+
+/* best effort: tell a node it no longer belongs to the cluster */
+static void
+sql_tell_leave(const char *conninfo, uint64 cluster_id, uint64 node_id)
+{
+	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+	const char *vals[] = {conninfo, "5", "raftable", NULL};
+	PGconn	   *conn = PQconnectdbParams(keys, vals, true);
+
+	if (PQstatus(conn) == CONNECTION_OK)
+	{
+		char		c[32],
+					n[32];
+		const char *params[2] = {c, n};
+		PGresult   *res;
+
+		snprintf(c, sizeof(c), INT64_FORMAT, (int64) cluster_id);
+		snprintf(n, sizeof(n), INT64_FORMAT, (int64) node_id);
+		res = PQexecParams(conn, "SELECT raftable._leave($1, $2)", 2, NULL,
+						   params, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			ereport(WARNING,
+					(errmsg("could not tell node %llu that it left the cluster",
+							(unsigned long long) node_id),
+					 errdetail_internal("%s", pchomp(PQresultErrorMessage(res)))));
+		PQclear(res);
+	}
+	else
+		ereport(WARNING,
+				(errmsg("could not tell node %llu that it left the cluster",
+						(unsigned long long) node_id),
+				 errdetail_internal("%s", pchomp(PQerrorMessage(conn)))));
+	PQfinish(conn);
+}
+
+static uint64
+sql_random_id(void)
+{
+	uint64		id = 0;
+
+	while (id == 0)
+	{
+		if (!pg_strong_random(&id, sizeof(id)))
+			ereport(ERROR, (errmsg("could not generate a random node id")));
+		id &= INT64CONST(0x7FFFFFFFFFFFFFFF);
+	}
+	return id;
+}
+
+/* ---------- membership functions ---------- */
+
+Datum
+raftable_create_cluster(PG_FUNCTION_ARGS)
+{
+	char	   *conninfo = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *name;
+	RaftableStatus *st;
+	RaftableRequest *req;
+	RaftableRequest *ans;
+
+	sql_check_conninfo(conninfo);
+	name = PG_ARGISNULL(1) ? psprintf("node-%d", PostPortNumber) :
+		text_to_cstring(PG_GETARG_TEXT_PP(1));
+	sql_check_name(name);
+	st = sql_status();
+	if (st->in_cluster)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node is already in a raftable cluster"),
+				 errdetail("It is node %llu of cluster %llu.",
+						   (unsigned long long) st->node_id,
+						   (unsigned long long) st->cluster_id)));
+	req = palloc0(sizeof(RaftableRequest));
+	req->type = RAFTABLE_REQ_CREATE_CLUSTER;
+	strlcpy(req->name, name, RAFTABLE_NAME_LEN);
+	strlcpy(req->conninfo, conninfo, RAFTABLE_CONNINFO_LEN);
+	ans = sql_submit(req);
+	if (ans->rc == RAFT_EBUSY)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node is already in a raftable cluster")));
+	if (ans->rc != RAFT_OK)
+		sql_fail_request(ans, "create the cluster");
+	/* a lone voter elects itself within an election timeout */
+	sql_wait_status(pred_self_leader, 0, 10 * raftable_election_timeout);
+	PG_RETURN_INT64((int64) ans->result);
+}
+
+Datum
+raftable_add_node(PG_FUNCTION_ARGS)
+{
+	char	   *conninfo = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *name = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	bool		wait = PG_ARGISNULL(2) ? true : PG_GETARG_BOOL(2);
+	RaftableStatus *st;
+	raft_conf  *conf;
+	PGconn	   *conn;
+	PGresult   *res;
+	uint64		id = sql_random_id();
+	char	   *members;
+	size_t		members_len;
+
+	sql_check_conninfo(conninfo);
+	sql_check_name(name);
+	st = sql_status();
+	sql_require_leader(st);
+	conf = sql_full_conf();
+
+	conn = sql_connect(conninfo);
+	res = sql_remote(conn, "SELECT role FROM raftable.status", 0, NULL, NULL, NULL,
+					 "checking raftable");
+	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "none") != 0)
+	{
+		PQclear(res);
+		PQfinish(conn);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("that node is already in a raftable cluster"),
+				 errhint("Remove it from its cluster first.")));
+	}
+	PQclear(res);
+	if (name == NULL)
+	{
+		res = sql_remote(conn, "SELECT 'node-' || current_setting('port')", 0, NULL,
+						 NULL, NULL, "naming the node");
+		name = pstrdup(PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+
+	/* give it its identity and the current membership, then propose */
+	members_len = raft_conf_encoded_size(conf);
+	members = palloc(members_len);
+	raft_conf_encode(conf, (uint8 *) members);
+	{
+		char		c[32],
+					n[32];
+		const char *values[5] = {c, n, name, conninfo, members};
+		int			lengths[5] = {0, 0, 0, 0, (int) members_len};
+		int			formats[5] = {0, 0, 0, 0, 1};
+
+		snprintf(c, sizeof(c), INT64_FORMAT, (int64) st->cluster_id);
+		snprintf(n, sizeof(n), INT64_FORMAT, (int64) id);
+		res = sql_remote(conn, "SELECT raftable._join($1, $2, $3, $4, $5::bytea)",
+						 5, values, lengths, formats, "joining");
+		PQclear(res);
+	}
+	PQfinish(conn);
+
+	PG_TRY();
+	{
+		sql_change(RAFTABLE_REQ_ADD_LEARNER, id, name, conninfo, "add the node");
+	}
+	PG_CATCH();
+	{
+		sql_tell_leave(conninfo, st->cluster_id, id);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (wait)
+	{
+		/* a learner is promoted once it holds everything committed */
+		if (!sql_wait_status(pred_caught_up, id, SQL_CATCH_UP_WAIT_MS))
+			ereport(ERROR,
+					(errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
+					 errmsg("node %llu was added as a learner but did not catch up in time",
+							(unsigned long long) id),
+					 errdetail("It stays a learner: it receives the log but does not vote."),
+					 errhint("Check that it can reach the other nodes and they can reach it; remove it with raftable.remove_node(%llu).",
+							 (unsigned long long) id)));
+		sql_change(RAFTABLE_REQ_PROMOTE, id, NULL, NULL, "promote the node to voter");
+	}
+	PG_RETURN_INT64((int64) id);
+}
+
+Datum
+raftable_remove_node(PG_FUNCTION_ARGS)
+{
+	uint64		id;
+	RaftableStatus *st;
+	raft_conf  *conf;
+	char		conninfo[RAFTABLE_CONNINFO_LEN];
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("node_id must not be null")));
+	id = (uint64) PG_GETARG_INT64(0);
+	st = sql_status();
+	sql_require_leader(st);
+	if (sql_member(st, id) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("node %llu is not a member of this cluster",
+						(unsigned long long) id)));
+	conf = sql_full_conf();
+	sql_full_conninfo(conf, id, conninfo);
+
+	if (id == st->node_id)
+	{
+		/* hand leadership over first, then let the new leader remove us */
+		RaftableRequest *req = palloc0(sizeof(RaftableRequest));
+		RaftableRequest *ans;
+		char		leader_conninfo[RAFTABLE_CONNINFO_LEN];
+		char		arg[32];
+		const char *values[1] = {arg};
+		PGconn	   *conn;
+
+		req->type = RAFTABLE_REQ_TRANSFER;
+		ans = sql_submit(req);
+		if (ans->rc != RAFT_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot remove the leader: no other voter to hand leadership to"),
+					 errdetail("%s", ans->error)));
+		if (!sql_wait_status(pred_leader_is, ans->result, 5 * raftable_election_timeout) ||
+			!sql_full_conninfo(conf, ans->result, leader_conninfo))
+			ereport(ERROR,
+					(errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
+					 errmsg("cannot remove the leader: leadership was not handed over in time")));
+		conn = sql_connect(leader_conninfo);
+		snprintf(arg, sizeof(arg), INT64_FORMAT, (int64) id);
+		PQclear(sql_remote(conn, "SELECT raftable.remove_node($1)", 1, values,
+						   NULL, NULL, "removing the node on the new leader"));
+		PQfinish(conn);
+		PG_RETURN_VOID();
+	}
+	sql_change(RAFTABLE_REQ_REMOVE, id, NULL, NULL, "remove the node");
+	sql_tell_leave(conninfo, st->cluster_id, id);
+	PG_RETURN_VOID();
+}
+
+Datum
+raftable_transfer_leadership(PG_FUNCTION_ARGS)
+{
+	uint64		id = PG_ARGISNULL(0) ? 0 : (uint64) PG_GETARG_INT64(0);
+	RaftableStatus *st = sql_status();
+	RaftableRequest *req;
+	RaftableRequest *ans;
+
+	sql_require_leader(st);
+	if (id != 0)
+	{
+		const RaftableMemberInfo *m = sql_member(st, id);
+
+		if (m == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("node %llu is not a member of this cluster",
+							(unsigned long long) id)));
+		if (!m->voter)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("node %llu is a learner and cannot lead",
+							(unsigned long long) id)));
+		if (id == st->node_id)
+			PG_RETURN_INT64((int64) id);
+	}
+	req = palloc0(sizeof(RaftableRequest));
+	req->type = RAFTABLE_REQ_TRANSFER;
+	req->node_id = id;
+	ans = sql_submit(req);
+	if (ans->rc != RAFT_OK)
+		sql_fail_request(ans, "transfer leadership");
+	if (!sql_wait_status(pred_leader_is, ans->result, 5 * raftable_election_timeout))
+		ereport(ERROR,
+				(errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
+				 errmsg("leadership was not transferred to node %llu in time",
+						(unsigned long long) ans->result)));
+	PG_RETURN_INT64((int64) ans->result);
+}
+
+/* ---------- peer entry points ---------- */
+
+/*
+ * raftable._deliver(batch bytea): messages from a peer.  Each is checked
+ * (well-formed, this cluster, addressed to us, from a member) and queued
+ * for the worker; the call returns at once.
+ */
+Datum
+raftable_deliver(PG_FUNCTION_ARGS)
+{
+	bytea	   *batch = PG_GETARG_BYTEA_PP(0);
+	const uint8 *p = (const uint8 *) VARDATA_ANY(batch);
+	size_t		left = VARSIZE_ANY_EXHDR(batch);
+	RaftableStatus *st = sql_status();
+	bool		queued = false;
+
+	sql_require_cluster(st);
+	while (left > 0)
+	{
+		uint32		len;
+		raft_msg	m;
+		uint64		cluster_id,
+					from,
+					to;
+		int			rc;
+
+		if (left < 4)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("malformed raftable message batch")));
+		len = (uint32) p[0] | ((uint32) p[1] << 8) | ((uint32) p[2] << 16) |
+			((uint32) p[3] << 24);
+		if (len > left - 4)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("malformed raftable message batch"),
+					 errdetail("A message claims %u bytes; %zu remain.", len, left - 4)));
+		rc = raft_msg_decode(p + 4, len, &cluster_id, &m, NULL);
+		if (rc != RAFT_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("malformed raftable message"),
+					 errdetail("%s", raft_strerror(rc))));
+		from = m.from;
+		to = m.to;
+		raft_msg_free(&m, NULL);
+		if (cluster_id != st->cluster_id)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("raftable message for another cluster"),
+					 errdetail("This node is in cluster %llu; the message is for cluster %llu.",
+							   (unsigned long long) st->cluster_id,
+							   (unsigned long long) cluster_id)));
+		if (to != st->node_id || sql_member(st, from) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("raftable message from node %llu to node %llu rejected",
+							(unsigned long long) from, (unsigned long long) to),
+					 errdetail("This is node %llu; only members may send to it.",
+							   (unsigned long long) st->node_id)));
+		if (raftable_inbox_push(p + 4, len))
+			queued = true;
+		p += 4 + len;
+		left -= 4 + len;
+	}
+	if (queued)
+		raftable_wake_worker();
+	PG_RETURN_VOID();
+}
+
+Datum
+raftable_join(PG_FUNCTION_ARGS)
+{
+	RaftableStatus *st = sql_status();
+	RaftableRequest *req = palloc0(sizeof(RaftableRequest));
+	RaftableRequest *ans;
+	bytea	   *members = PG_GETARG_BYTEA_PP(4);
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *conninfo = text_to_cstring(PG_GETARG_TEXT_PP(3));
+
+	if (st->in_cluster)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node is already in a raftable cluster")));
+	sql_check_conninfo(conninfo);
+	sql_check_name(name);
+	if (VARSIZE_ANY_EXHDR(members) > RAFTABLE_MAX_CONF_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("malformed raftable membership")));
+	req->type = RAFTABLE_REQ_JOIN;
+	req->cluster_id = (uint64) PG_GETARG_INT64(0);
+	req->node_id = (uint64) PG_GETARG_INT64(1);
+	strlcpy(req->name, name, RAFTABLE_NAME_LEN);
+	strlcpy(req->conninfo, conninfo, RAFTABLE_CONNINFO_LEN);
+	req->members_len = VARSIZE_ANY_EXHDR(members);
+	memcpy(req->members, VARDATA_ANY(members), req->members_len);
+	ans = sql_submit(req);
+	if (ans->rc == RAFT_EMALFORMED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("malformed raftable membership")));
+	if (ans->rc != RAFT_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not join the cluster"),
+				 errdetail("%s", ans->error)));
+	PG_RETURN_VOID();
+}
+
+Datum
+raftable_leave(PG_FUNCTION_ARGS)
+{
+	RaftableStatus *st = sql_status();
+	RaftableRequest *req = palloc0(sizeof(RaftableRequest));
+	RaftableRequest *ans;
+
+	sql_require_cluster(st);
+	req->type = RAFTABLE_REQ_LEAVE;
+	req->cluster_id = (uint64) PG_GETARG_INT64(0);
+	req->node_id = (uint64) PG_GETARG_INT64(1);
+	ans = sql_submit(req);
+	if (ans->rc != RAFT_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("could not leave the cluster"),
+				 errdetail("%s", ans->error)));
+	PG_RETURN_VOID();
+}
+
+/* ---------- views ---------- */
+
+static Datum
+id_or_null(uint64 id, bool *isnull)
+{
+	*isnull = id == 0;
+	return Int64GetDatum((int64) id);
+}
+
+Datum
+raftable_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	RaftableStatus *st = sql_status();
+	Datum		values[12];
+	bool		nulls[12] = {0};
+	const RaftableMemberInfo *lead = sql_member(st, st->leader_id);
+	bool		in = st->in_cluster;
+
+	InitMaterializedSRF(fcinfo, 0);
+	values[0] = id_or_null(st->node_id, &nulls[0]);
+	values[1] = CStringGetTextDatum(st->node_name);
+	nulls[1] = !in;
+	values[2] = id_or_null(st->cluster_id, &nulls[2]);
+	values[3] = CStringGetTextDatum(in ? st->role_name : "none");
+	values[4] = Int64GetDatum((int64) st->term);
+	nulls[4] = !in;
+	values[5] = id_or_null(st->leader_id, &nulls[5]);
+	values[6] = lead ? CStringGetTextDatum(lead->name) : (Datum) 0;
+	nulls[6] = lead == NULL;
+	values[7] = Int64GetDatum((int64) st->commit_index);
+	values[8] = Int64GetDatum((int64) st->applied_index);
+	values[9] = Int64GetDatum((int64) st->last_log_index);
+	values[10] = Int64GetDatum((int64) st->snapshot_index);
+	nulls[7] = nulls[8] = nulls[9] = nulls[10] = !in;
+	values[11] = Int64GetDatum(st->leader_contact_ms);
+	nulls[11] = !in || (st->leader_id == 0 && st->role != RAFT_LEADER);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}
+
+Datum
+raftable_nodes(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	RaftableStatus *st = sql_status();
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (!st->in_cluster)
+		return (Datum) 0;
+	for (int i = 0; i < st->n_members; i++)
+	{
+		const RaftableMemberInfo *m = &st->members[i];
+		Datum		values[10];
+		bool		nulls[10] = {0};
+		const char *role;
+
+		if (m->is_self)
+			role = st->role_name;
+		else if (m->id == st->leader_id)
+			role = "leader";
+		else
+			role = m->voter ? "follower" : "learner";
+		values[0] = Int64GetDatum((int64) m->id);
+		values[1] = CStringGetTextDatum(m->name);
+		values[2] = CStringGetTextDatum(m->conninfo);
+		values[3] = BoolGetDatum(m->voter);
+		values[4] = CStringGetTextDatum(role);
+		values[5] = BoolGetDatum(m->is_self);
+		values[6] = BoolGetDatum(m->reachable);
+		values[7] = Int64GetDatum((int64) m->match_index);
+		values[8] = Int64GetDatum((int64) m->lag_entries);
+		values[9] = Int64GetDatum(m->last_contact_ms);
+		nulls[7] = nulls[8] = !m->progress_known;
+		nulls[9] = !m->progress_known || m->last_contact_ms < 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+Datum
+raftable_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	RaftableStats s;
+	Datum		values[15];
+	bool		nulls[15] = {0};
+	const uint64 *f;
+
+	raftable_check_preloaded();
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	s = raftable_shared->stats;
+	LWLockRelease(raftable_shared->lock);
+	InitMaterializedSRF(fcinfo, 0);
+	StaticAssertStmt(sizeof(RaftableStats) == 15 * sizeof(uint64),
+					 "raftable.stats columns and RaftableStats differ");
+	f = (const uint64 *) &s;
+	for (int i = 0; i < 15; i++)
+		values[i] = Int64GetDatum((int64) f[i]);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}

@@ -1,0 +1,300 @@
+/*-------------------------------------------------------------------------
+ *
+ * storage.c
+ *	  Durable Raft state in the database: the node's identity, hard state
+ *	  and snapshot metadata (raftable.node_state) and the log
+ *	  (raftable.log).
+ *
+ * Only the worker calls these, each in a transaction of its own that it
+ * commits with synchronous_commit on: "persisted" means that commit
+ * returned, so the WAL flush is the Raft flush, and a crash of the whole
+ * server (kill -9 of the postmaster) loses nothing that was acknowledged.
+ * One cycle's truncation, snapshot, entries and hard state commit together,
+ * which is stronger than the order raft.h asks for.
+ *
+ * IDENTIFICATION
+ *	  src/storage.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "pgstat.h"
+#include "raftable.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+
+static void
+storage_begin(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+static void
+storage_commit(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+}
+
+static void
+storage_exec(const char *sql, int nargs, Oid *types, Datum *values, int expect)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL,
+										   false, 0);
+
+	if (rc != expect)
+		elog(ERROR, "raftable storage: \"%s\" failed: %s", sql,
+			 SPI_result_code_string(rc));
+}
+
+/*
+ * Whether raftable's tables are there to use: the extension exists in this
+ * database.  Checked before every use, since DROP EXTENSION may come at
+ * any time.
+ */
+bool
+storage_extension_ready(void)
+{
+	bool		ready;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	ready = OidIsValid(get_extension_oid("raftable", true));
+	CommitTransactionCommand();
+	return ready;
+}
+
+static bytea *
+bytes_to_bytea(const void *data, size_t len)
+{
+	bytea	   *b = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(b, VARHDRSZ + len);
+	if (len)
+		memcpy(VARDATA(b), data, len);
+	return b;
+}
+
+/*
+ * Load what this node persisted.  Returns false when it has no identity
+ * (not in a cluster).  Entries and their data are allocated in the
+ * caller's memory context.
+ */
+bool
+storage_load(RaftableIdentity *id, raft_hard_state *hs,
+			 raft_snapshot_meta *snap, raft_entry **entries, size_t *n,
+			 uint64 *applied)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	bool		found = false;
+
+	memset(id, 0, sizeof(*id));
+	memset(hs, 0, sizeof(*hs));
+	memset(snap, 0, sizeof(*snap));
+	*entries = NULL;
+	*n = 0;
+	*applied = 0;
+
+	storage_begin();
+	storage_exec("SELECT cluster_id, node_id, node_name, self_conninfo, term, vote, "
+				 "commit_index, applied_index, snapshot_index, snapshot_term, "
+				 "snapshot_conf FROM raftable.node_state",
+				 0, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		conf;
+
+		found = true;
+		id->in_cluster = true;
+		id->cluster_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		id->node_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		strlcpy(id->node_name, SPI_getvalue(tup, desc, 3), RAFTABLE_NAME_LEN);
+		strlcpy(id->self_conninfo, SPI_getvalue(tup, desc, 4), RAFTABLE_CONNINFO_LEN);
+		hs->term = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+		hs->vote = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
+		hs->commit = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+		*applied = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
+		snap->index = DatumGetInt64(SPI_getbinval(tup, desc, 9, &isnull));
+		snap->term = DatumGetInt64(SPI_getbinval(tup, desc, 10, &isnull));
+		conf = SPI_getbinval(tup, desc, 11, &isnull);
+		if (!isnull)
+		{
+			bytea	   *b = DatumGetByteaPP(conf);
+
+			if (raft_conf_decode((uint8 *) VARDATA_ANY(b),
+								 VARSIZE_ANY_EXHDR(b), &snap->conf) != 0)
+				elog(ERROR, "raftable.node_state.snapshot_conf is not a valid configuration");
+		}
+	}
+	if (found)
+	{
+		Oid			types[1] = {INT8OID};
+		Datum		values[1] = {Int64GetDatum(snap->index)};
+
+		storage_exec("SELECT idx, term, kind, data FROM raftable.log "
+					 "WHERE idx > $1 ORDER BY idx",
+					 1, types, values, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			*entries = palloc0(sizeof(raft_entry) * SPI_processed);
+			MemoryContextSwitchTo(old);
+		}
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			raft_entry *e = &(*entries)[i];
+			bool		isnull;
+			Datum		d;
+
+			e->index = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			e->term = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+			e->type = DatumGetInt16(SPI_getbinval(tup, desc, 3, &isnull));
+			d = SPI_getbinval(tup, desc, 4, &isnull);
+			if (!isnull)
+			{
+				bytea	   *b = DatumGetByteaPP(d);
+
+				e->len = VARSIZE_ANY_EXHDR(b);
+				e->data = MemoryContextAlloc(cxt, Max(e->len, 1));
+				memcpy(e->data, VARDATA_ANY(b), e->len);
+			}
+		}
+		*n = SPI_processed;
+	}
+	storage_commit();
+	return found;
+}
+
+/*
+ * Give this node its cluster identity (create_cluster, or being added),
+ * with the membership it starts from as a snapshot at index 0.
+ */
+void
+storage_save_identity(const RaftableIdentity *id, const raft_snapshot_meta *snap)
+{
+	Oid			types[5] = {INT8OID, INT8OID, TEXTOID, TEXTOID, BYTEAOID};
+	Datum		values[5];
+	size_t		len = raft_conf_encoded_size(&snap->conf);
+	uint8	   *buf = palloc(len);
+
+	raft_conf_encode(&snap->conf, buf);
+	values[0] = Int64GetDatum(id->cluster_id);
+	values[1] = Int64GetDatum(id->node_id);
+	values[2] = CStringGetTextDatum(id->node_name);
+	values[3] = CStringGetTextDatum(id->self_conninfo);
+	values[4] = PointerGetDatum(bytes_to_bytea(buf, len));
+	storage_begin();
+	storage_exec("DELETE FROM raftable.log", 0, NULL, NULL, SPI_OK_DELETE);
+	storage_exec("DELETE FROM raftable.node_state", 0, NULL, NULL, SPI_OK_DELETE);
+	storage_exec("INSERT INTO raftable.node_state (cluster_id, node_id, node_name, "
+				 "self_conninfo, snapshot_conf) VALUES ($1, $2, $3, $4, $5)",
+				 5, types, values, SPI_OK_INSERT);
+	storage_commit();
+}
+
+/* forget the cluster: this node was removed, or its identity is void */
+void
+storage_reset(void)
+{
+	storage_begin();
+	storage_exec("DELETE FROM raftable.log", 0, NULL, NULL, SPI_OK_DELETE);
+	storage_exec("DELETE FROM raftable.node_state", 0, NULL, NULL, SPI_OK_DELETE);
+	storage_commit();
+}
+
+/*
+ * Make one Ready's state durable (raft.h's four steps) together with the
+ * index applied so far, in one transaction.
+ */
+void
+storage_persist(const raft_ready *rd, uint64 applied)
+{
+	Oid			t1[1] = {INT8OID};
+	Datum		v1[1];
+
+	storage_begin();
+	if (rd->truncate_from)
+	{
+		v1[0] = Int64GetDatum(rd->truncate_from);
+		storage_exec("DELETE FROM raftable.log WHERE idx >= $1", 1, t1, v1,
+					 SPI_OK_DELETE);
+	}
+	if (rd->snapshot_changed)
+	{
+		Oid			t3[3] = {INT8OID, INT8OID, BYTEAOID};
+		Datum		v3[3];
+		size_t		len = raft_conf_encoded_size(&rd->snapshot->conf);
+		uint8	   *buf = palloc(len);
+
+		raft_conf_encode(&rd->snapshot->conf, buf);
+		v3[0] = Int64GetDatum(rd->snapshot->index);
+		v3[1] = Int64GetDatum(rd->snapshot->term);
+		v3[2] = PointerGetDatum(bytes_to_bytea(buf, len));
+		storage_exec("UPDATE raftable.node_state SET snapshot_index = $1, "
+					 "snapshot_term = $2, snapshot_conf = $3",
+					 3, t3, v3, SPI_OK_UPDATE);
+		v1[0] = Int64GetDatum(rd->snapshot->index);
+		storage_exec("DELETE FROM raftable.log WHERE idx <= $1", 1, t1, v1,
+					 SPI_OK_DELETE);
+	}
+	if (rd->n_entries > 0)
+	{
+		Oid			t4[4] = {INT8OID, INT8OID, INT2OID, BYTEAOID};
+		Datum		v4[4];
+		SPIPlanPtr	plan;
+
+		/* an append always follows the persisted log: drop any overlap */
+		v1[0] = Int64GetDatum(rd->entries[0].index);
+		storage_exec("DELETE FROM raftable.log WHERE idx >= $1", 1, t1, v1,
+					 SPI_OK_DELETE);
+		plan = SPI_prepare("INSERT INTO raftable.log (idx, term, kind, data) "
+						   "VALUES ($1, $2, $3, $4)", 4, t4);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		for (size_t i = 0; i < rd->n_entries; i++)
+		{
+			const raft_entry *e = &rd->entries[i];
+			char		nulls[4] = {' ', ' ', ' ', e->len ? ' ' : 'n'};
+			int			rc;
+
+			v4[0] = Int64GetDatum(e->index);
+			v4[1] = Int64GetDatum(e->term);
+			v4[2] = Int16GetDatum(e->type);
+			v4[3] = e->len ? PointerGetDatum(bytes_to_bytea(e->data, e->len)) : (Datum) 0;
+			rc = SPI_execute_plan(plan, v4, nulls, false, 0);
+			if (rc != SPI_OK_INSERT)
+				elog(ERROR, "raftable storage: log insert failed: %s",
+					 SPI_result_code_string(rc));
+		}
+	}
+	{
+		Oid			t4[4] = {INT8OID, INT8OID, INT8OID, INT8OID};
+		Datum		v4[4];
+
+		v4[0] = Int64GetDatum(rd->hs.term);
+		v4[1] = Int64GetDatum(rd->hs.vote);
+		v4[2] = Int64GetDatum(rd->hs.commit);
+		v4[3] = Int64GetDatum(applied);
+		storage_exec("UPDATE raftable.node_state SET term = $1, vote = $2, "
+					 "commit_index = $3, applied_index = $4",
+					 4, t4, v4, SPI_OK_UPDATE);
+	}
+	storage_commit();
+}

@@ -1,0 +1,742 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The Raft background worker: one event loop around the pure core.
+ *
+ * Each iteration: tick the core with the current time, feed it the peer
+ * messages the inbox holds and the requests backends left, then run Ready
+ * cycles -- persist (storage.c), send (transport.c), apply, advance --
+ * publish the status for the views, and wait on one WaitEventSet holding
+ * the latch, postmaster death and every peer socket, until the core's next
+ * deadline at the latest.
+ *
+ * The worker is the single writer of the log and the hard state.  It works
+ * only while the extension exists in raftable.database: before CREATE
+ * EXTENSION and after DROP EXTENSION it idles, checking once a second.
+ *
+ * Memory: worker_cxt lives as long as the process; cycle_cxt is reset at
+ * every iteration.  The core allocates with malloc (raft.h's default
+ * allocator) and is rebuilt from storage after RAFT_ENOMEM.
+ *
+ * IDENTIFICATION
+ *	  src/worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "portability/instr_time.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "raftable.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+/* the largest message a peer may send: entries capped at max_msg_bytes */
+#define WORKER_MAX_MSG_BYTES (8 * 1024 * 1024)
+
+static MemoryContext worker_cxt;
+static MemoryContext cycle_cxt;
+static raft *worker_raft;
+static RaftableIdentity worker_id;
+static uint8 *worker_msgbuf;
+static instr_time worker_epoch;
+static raft_index worker_conf_index;	/* configuration the transport knows */
+static RaftableStats worker_stats_base; /* shared counters at core start */
+static uint64 worker_applied_total;
+
+static void worker_publish(void);
+
+/* ms since the worker started, from the monotonic clock */
+static uint64
+worker_now(void)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, worker_epoch);
+	return (uint64) INSTR_TIME_GET_MILLISEC(now);
+}
+
+void
+raftable_register_worker(void)
+{
+	BackgroundWorker bgw;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 1;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "raftable");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "raftable_worker_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "raftable worker");
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "raftable worker");
+	RegisterBackgroundWorker(&bgw);
+}
+
+static void
+worker_options(raft_options *opts)
+{
+	int			hb = Min(raftable_heartbeat_interval, raftable_election_timeout / 2);
+
+	raft_options_default(opts, worker_id.node_id);
+	opts->seed = worker_id.node_id ^ (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp();
+	opts->election_timeout = raftable_election_timeout;
+	opts->heartbeat_interval = Max(hb, 1);
+}
+
+/* drop the core and the connections: not in a cluster (any more) */
+static void
+worker_stop_raft(void)
+{
+	if (worker_raft)
+		raft_free(worker_raft);
+	worker_raft = NULL;
+	worker_conf_index = 0;
+	transport_forget_peers_except(NULL, 0);
+}
+
+/*
+ * Build the core from what storage holds.  Without an identity the node is
+ * not in a cluster and runs no core.
+ */
+static void
+worker_start_raft(void)
+{
+	raft_hard_state hs;
+	raft_snapshot_meta *snap = palloc(sizeof(raft_snapshot_meta));
+	raft_entry *entries;
+	size_t		n;
+	uint64		applied;
+	raft_options opts;
+	int			rc;
+
+	worker_stop_raft();
+	if (!storage_load(&worker_id, &hs, snap, &entries, &n, &applied))
+		return;
+	worker_options(&opts);
+	if ((rc = raft_new(&opts, &worker_raft)) != 0 ||
+		(rc = raft_restore(worker_raft, &hs, snap, entries, n, applied)) != 0)
+		elog(ERROR, "raftable: cannot restore the Raft state: %s", raft_strerror(rc));
+	raft_tick(worker_raft, worker_now());
+	transport_set_self(worker_id.node_id);
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	worker_stats_base = raftable_shared->stats;
+	LWLockRelease(raftable_shared->lock);
+	worker_applied_total = 0;
+	elog(LOG, "raftable: node %llu of cluster %llu, term %llu, log (%llu, %llu]",
+		 (unsigned long long) worker_id.node_id,
+		 (unsigned long long) worker_id.cluster_id,
+		 (unsigned long long) hs.term, (unsigned long long) snap->index,
+		 (unsigned long long) (snap->index + n));
+}
+
+/* tell the transport who the members are, when the configuration changed */
+static void
+worker_sync_peers(void)
+{
+	raft_status st;
+	const raft_conf *conf;
+	uint64		ids[RAFT_MAX_MEMBERS];
+	int			n = 0;
+
+	raft_get_status(worker_raft, &st);
+	if (st.conf_index == worker_conf_index && worker_conf_index != 0)
+		return;
+	worker_conf_index = st.conf_index;
+	conf = raft_get_conf(worker_raft);
+	for (uint32 i = 0; i < conf->n; i++)
+	{
+		const raft_member *m = &conf->members[i];
+		char		name[RAFTABLE_NAME_LEN];
+		char		conninfo[RAFTABLE_CONNINFO_LEN];
+
+		if (m->id == worker_id.node_id)
+			continue;
+		raftable_member_addr_decode(m->addr, m->addr_len, name, sizeof(name),
+									conninfo, sizeof(conninfo));
+		transport_set_peer(m->id, conninfo);
+		ids[n++] = m->id;
+	}
+	transport_forget_peers_except(ids, n);
+}
+
+/* decode and step every message the inbox holds */
+static void
+worker_drain_inbox(void)
+{
+	uint32		len;
+
+	while ((len = raftable_inbox_pop(worker_msgbuf, WORKER_MAX_MSG_BYTES)) > 0)
+	{
+		raft_msg	m;
+		uint64		cluster_id;
+
+		if (worker_raft == NULL)
+			continue;
+		if (raft_msg_decode(worker_msgbuf, len, &cluster_id, &m, NULL) != 0)
+			continue;			/* _deliver checked it; be safe anyway */
+		if (cluster_id == worker_id.cluster_id && m.to == worker_id.node_id)
+			raft_step(worker_raft, &m);
+		raft_msg_free(&m, NULL);
+	}
+}
+
+/* one Ready cycle: persist, send, apply, advance */
+static bool
+worker_cycle(void)
+{
+	raft_ready	rd;
+	uint64		applied;
+	int			rc;
+
+	if (!raft_has_ready(worker_raft))
+		return false;
+	if ((rc = raft_get_ready(worker_raft, &rd)) != 0)
+		elog(ERROR, "raftable: Raft core failed: %s", raft_strerror(rc));
+
+	/*
+	 * Nothing but no-ops and configurations to apply yet, so applying is
+	 * recording the index, atomically with the rest of the cycle.
+	 */
+	if (rd.n_committed)
+		applied = rd.committed[rd.n_committed - 1].index;
+	else
+	{
+		raft_status st;
+
+		raft_get_status(worker_raft, &st);
+		applied = st.applied;
+	}
+	storage_persist(&rd, applied);
+
+	for (size_t i = 0; i < rd.n_msgs; i++)
+	{
+		size_t		len = raft_msg_encoded_size(&rd.msgs[i]);
+		uint8	   *buf = palloc(len);
+
+		raft_msg_encode(&rd.msgs[i], worker_id.cluster_id, buf);
+		transport_send(rd.msgs[i].to, buf, len);
+	}
+	worker_applied_total += rd.n_committed;
+
+	/*
+	 * A snapshot holds no table content yet (tables are not replicated):
+	 * the offered metadata is all there is to install.
+	 */
+	raft_advance(worker_raft, &rd);
+	if (rd.snapshot_wanted)
+	{
+		raft_snapshot_meta meta = *rd.wanted;
+
+		raft_snapshot_installed(worker_raft, &meta);
+	}
+	return true;
+}
+
+/*
+ * Compact when the applied log behind the snapshot grows past twice the
+ * setting, so compaction happens in steps rather than at every entry.
+ */
+static void
+worker_maybe_compact(void)
+{
+	raft_status st;
+
+	raft_get_status(worker_raft, &st);
+	if (st.applied > st.snapshot_index + 2 * (uint64) raftable_log_keep &&
+		st.applied > (uint64) raftable_log_keep)
+		raft_compact(worker_raft, Min(st.applied, st.stable_index) - raftable_log_keep);
+}
+
+
+static void
+worker_answer(RaftableRequest *req, int rc, uint64 result, const char *error)
+{
+	req->rc = rc;
+	req->result = result;
+	strlcpy(req->error, error ? error : "", sizeof(req->error));
+	req->done = true;
+}
+
+/* random nonzero 63-bit id: ids are never reused, across clusters too */
+static uint64
+worker_random_id(void)
+{
+	uint64		id = 0;
+
+	while (id == 0)
+	{
+		if (!pg_strong_random(&id, sizeof(id)))
+			elog(ERROR, "could not generate a random id");
+		id &= INT64CONST(0x7FFFFFFFFFFFFFFF);
+	}
+	return id;
+}
+
+static void
+worker_create_cluster(RaftableRequest *req)
+{
+	RaftableIdentity id;
+	raft_snapshot_meta *snap = palloc0(sizeof(raft_snapshot_meta));
+	raft_conf  *conf = palloc0(sizeof(raft_conf));
+	int			rc;
+
+	if (worker_raft)
+	{
+		worker_answer(req, RAFT_EBUSY, 0, "this node is already in a cluster");
+		return;
+	}
+	memset(&id, 0, sizeof(id));
+	id.in_cluster = true;
+	id.cluster_id = worker_random_id();
+	id.node_id = worker_random_id();
+	strlcpy(id.node_name, req->name, RAFTABLE_NAME_LEN);
+	strlcpy(id.self_conninfo, req->conninfo, RAFTABLE_CONNINFO_LEN);
+	storage_save_identity(&id, snap);
+	worker_start_raft();
+
+	conf->n = 1;
+	conf->members[0].id = id.node_id;
+	conf->members[0].voter = true;
+	raftable_member_addr_encode(id.node_name, id.self_conninfo,
+								conf->members[0].addr, &conf->members[0].addr_len);
+	if ((rc = raft_bootstrap(worker_raft, conf)) != 0)
+		elog(ERROR, "raftable: bootstrap failed: %s", raft_strerror(rc));
+	worker_answer(req, RAFT_OK, id.node_id, NULL);
+}
+
+/*
+ * Become a future member: take the identity the leader chose, and the
+ * current membership as a snapshot at index 0, so that this node can
+ * answer the leader before it has any log.
+ */
+static void
+worker_join(RaftableRequest *req)
+{
+	RaftableIdentity id;
+	raft_snapshot_meta *snap = palloc0(sizeof(raft_snapshot_meta));
+
+	if (worker_raft)
+	{
+		worker_answer(req, RAFT_EBUSY, 0, "this node is already in a cluster");
+		return;
+	}
+	if (raft_conf_decode(req->members, req->members_len, &snap->conf) != 0)
+	{
+		worker_answer(req, RAFT_EMALFORMED, 0, "malformed membership");
+		return;
+	}
+	memset(&id, 0, sizeof(id));
+	id.in_cluster = true;
+	id.cluster_id = req->cluster_id;
+	id.node_id = req->node_id;
+	strlcpy(id.node_name, req->name, RAFTABLE_NAME_LEN);
+	strlcpy(id.self_conninfo, req->conninfo, RAFTABLE_CONNINFO_LEN);
+	storage_save_identity(&id, snap);
+	worker_start_raft();
+	worker_answer(req, RAFT_OK, id.node_id, NULL);
+}
+
+static void
+worker_leave(RaftableRequest *req)
+{
+	if (worker_raft == NULL || req->cluster_id != worker_id.cluster_id ||
+		req->node_id != worker_id.node_id)
+	{
+		worker_answer(req, RAFT_EINVAL, 0, "not this node's cluster identity");
+		return;
+	}
+	worker_stop_raft();
+	storage_reset();
+	memset(&worker_id, 0, sizeof(worker_id));
+	worker_answer(req, RAFT_OK, 0, NULL);
+}
+
+/* the most up-to-date other voter, for a transfer without a target */
+static uint64
+worker_best_transferee(void)
+{
+	const raft_conf *conf = raft_get_conf(worker_raft);
+	uint64		best = 0;
+	raft_index	best_match = 0;
+
+	for (uint32 i = 0; i < conf->n; i++)
+	{
+		raft_progress pr;
+
+		if (!conf->members[i].voter || conf->members[i].id == worker_id.node_id)
+			continue;
+		if (raft_get_progress(worker_raft, conf->members[i].id, &pr) == 0 &&
+			(best == 0 || pr.match > best_match))
+		{
+			best = conf->members[i].id;
+			best_match = pr.match;
+		}
+	}
+	return best;
+}
+
+static void
+worker_handle_request(RaftableRequest *req)
+{
+	raft_index	idx = 0;
+	int			rc;
+
+	switch (req->type)
+	{
+		case RAFTABLE_REQ_CREATE_CLUSTER:
+			worker_create_cluster(req);
+			return;
+		case RAFTABLE_REQ_JOIN:
+			worker_join(req);
+			return;
+		case RAFTABLE_REQ_LEAVE:
+			worker_leave(req);
+			return;
+	}
+	if (worker_raft == NULL)
+	{
+		worker_answer(req, RAFT_EINVAL, 0, "this node is not in a cluster");
+		return;
+	}
+	switch (req->type)
+	{
+		case RAFTABLE_REQ_ADD_LEARNER:
+			{
+				char		addr[RAFT_MAX_ADDR];
+				uint16		addr_len;
+
+				raftable_member_addr_encode(req->name, req->conninfo, addr, &addr_len);
+				rc = raft_add_learner(worker_raft, req->node_id, addr, addr_len, &idx);
+				break;
+			}
+		case RAFTABLE_REQ_PROMOTE:
+			rc = raft_promote(worker_raft, req->node_id, &idx);
+			break;
+		case RAFTABLE_REQ_REMOVE:
+			rc = raft_remove(worker_raft, req->node_id, &idx);
+			break;
+		case RAFTABLE_REQ_GET_CONF:
+			req->members_len = raft_conf_encode(raft_get_conf(worker_raft),
+												req->members);
+			rc = RAFT_OK;
+			break;
+		case RAFTABLE_REQ_TRANSFER:
+			if (req->node_id == 0)
+				req->node_id = worker_best_transferee();
+			rc = req->node_id ? raft_transfer_leader(worker_raft, req->node_id) : RAFT_EINVAL;
+			idx = req->node_id;
+			break;
+		default:
+			rc = RAFT_EINVAL;
+			break;
+	}
+	worker_answer(req, rc, idx, rc ? raft_strerror(rc) : NULL);
+}
+
+/*
+ * Serve the requests backends left.  Each is copied out, handled without
+ * the lock (it may run a transaction), and its answer copied back.
+ */
+static void
+worker_handle_requests(void)
+{
+	RaftableRequest *req = palloc(sizeof(RaftableRequest));
+
+	for (int i = 0; i < RAFTABLE_MAX_REQUESTS; i++)
+	{
+		RaftableRequest *slot = &raftable_shared->requests[i];
+		bool		pending;
+
+		LWLockAcquire(raftable_shared->lock, LW_SHARED);
+		pending = slot->in_use && !slot->done;
+		if (pending)
+			memcpy(req, slot, sizeof(RaftableRequest));
+		LWLockRelease(raftable_shared->lock);
+		if (!pending)
+			continue;
+		worker_handle_request(req);
+		LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+		if (slot->in_use && !slot->done)
+		{
+			slot->rc = req->rc;
+			slot->result = req->result;
+			slot->members_len = req->members_len;
+			if (req->members_len)
+				memcpy(slot->members, req->members, req->members_len);
+			strlcpy(slot->error, req->error, sizeof(slot->error));
+			slot->done = true;
+		}
+		LWLockRelease(raftable_shared->lock);
+		ConditionVariableBroadcast(&raftable_shared->request_cv);
+	}
+}
+
+/*
+ * Apply a settings reload to the running core: timeouts are read at
+ * construction, so the core is rebuilt from storage (cheap, and the log
+ * is the truth).
+ */
+static void
+worker_reload(void)
+{
+	int			old_e = raftable_election_timeout,
+				old_h = raftable_heartbeat_interval;
+
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	if (worker_raft && (old_e != raftable_election_timeout ||
+						old_h != raftable_heartbeat_interval))
+		worker_start_raft();
+}
+
+static void
+worker_on_exit(int code, Datum arg)
+{
+	transport_shutdown();
+	if (raftable_shared == NULL)
+		return;
+	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+	raftable_shared->worker_latch = NULL;
+	raftable_shared->worker_pid = 0;
+	raftable_shared->status.worker_running = false;
+	raftable_shared->status.role = -1;
+	/* answer what we leave behind, so no backend waits for nothing */
+	for (int i = 0; i < RAFTABLE_MAX_REQUESTS; i++)
+		if (raftable_shared->requests[i].in_use && !raftable_shared->requests[i].done)
+			worker_answer(&raftable_shared->requests[i], RAFT_ELEADERLOST, 0,
+						  "the raftable worker exited");
+	LWLockRelease(raftable_shared->lock);
+	ConditionVariableBroadcast(&raftable_shared->request_cv);
+	ConditionVariableBroadcast(&raftable_shared->status_cv);
+}
+
+static long
+worker_timeout_ms(bool active)
+{
+	long		t = 1000;
+
+	if (worker_raft)
+	{
+		uint64		now = worker_now();
+		uint64		d = raft_next_deadline(worker_raft);
+
+		t = d > now ? (long) Min(d - now, 1000) : 0;
+	}
+	if (active)
+	{
+		long		tt = transport_next_timeout_ms();
+
+		if (tt >= 0 && tt < t)
+			t = tt;
+	}
+	return t;
+}
+
+static void
+worker_wait(bool active)
+{
+	WaitEventSet *wes;
+	WaitEvent	events[RAFT_MAX_MEMBERS + 2];
+	int			nsock = active ? transport_nsockets() : 0;
+
+	wes = CreateWaitEventSet(cycle_cxt, nsock + 2);
+	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	if (active)
+		transport_add_events(wes);
+	(void) WaitEventSetWait(wes, worker_timeout_ms(active), events,
+							lengthof(events), PG_WAIT_EXTENSION);
+	FreeWaitEventSet(wes);
+	ResetLatch(MyLatch);
+}
+
+void
+raftable_worker_main(Datum arg)
+{
+	bool		active = false;
+	TimestampTz last_check = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(raftable_database, NULL, 0);
+
+	/* "persisted" must mean flushed: the Raft log is in these tables */
+	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+
+	worker_cxt = AllocSetContextCreate(TopMemoryContext, "raftable worker",
+									   ALLOCSET_DEFAULT_SIZES);
+	cycle_cxt = AllocSetContextCreate(worker_cxt, "raftable cycle",
+									  ALLOCSET_DEFAULT_SIZES);
+	worker_msgbuf = MemoryContextAlloc(worker_cxt, WORKER_MAX_MSG_BYTES);
+	INSTR_TIME_SET_CURRENT(worker_epoch);
+	transport_init();
+
+	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+	raftable_shared->worker_pid = MyProcPid;
+	raftable_shared->worker_latch = MyLatch;
+	raftable_shared->status.worker_running = true;
+	LWLockRelease(raftable_shared->lock);
+	before_shmem_exit(worker_on_exit, (Datum) 0);
+
+	for (;;)
+	{
+		MemoryContext old;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+			worker_reload();
+		MemoryContextReset(cycle_cxt);
+		old = MemoryContextSwitchTo(cycle_cxt);
+
+		/* the extension may come and go: look once a second */
+		if (TimestampDifferenceExceeds(last_check, GetCurrentTimestamp(), 1000))
+		{
+			bool		ready = storage_extension_ready();
+
+			last_check = GetCurrentTimestamp();
+			if (ready && !active)
+			{
+				active = true;
+				worker_start_raft();
+			}
+			else if (!ready && active)
+			{
+				active = false;
+				worker_stop_raft();
+				memset(&worker_id, 0, sizeof(worker_id));
+				elog(LOG, "raftable: extension dropped; the worker idles");
+			}
+		}
+		if (active)
+		{
+			if (worker_raft)
+				raft_tick(worker_raft, worker_now());
+			worker_drain_inbox();
+			worker_handle_requests();
+			if (worker_raft)
+			{
+				while (worker_cycle())
+					;
+				worker_sync_peers();
+				worker_maybe_compact();
+			}
+			transport_poll();
+		}
+		else
+			worker_drain_inbox();	/* discard */
+		worker_publish();
+		MemoryContextSwitchTo(old);
+		worker_wait(active);
+	}
+}
+
+/* ---------- publishing the status for the views ---------- */
+
+static const char *
+worker_role(const raft_status *st)
+{
+	if (st->role == RAFT_LEADER)
+		return "leader";
+	if (!st->is_member)
+		return "none";
+	if (st->role == RAFT_CANDIDATE || st->role == RAFT_PRECANDIDATE)
+		return "candidate";
+	return st->is_voter ? "follower" : "learner";
+}
+
+static void
+worker_publish(void)
+{
+	RaftableShared *sh = raftable_shared;
+	RaftableStatus *out;
+	raft_status st;
+	bool		changed;
+
+	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
+	out = &sh->status;
+	if (worker_raft == NULL)
+	{
+		changed = out->in_cluster || out->role != -1;
+		memset(out, 0, offsetof(RaftableStatus, members));
+		out->worker_running = true;
+		out->role = -1;
+		strlcpy(out->role_name, "none", sizeof(out->role_name));
+		LWLockRelease(sh->lock);
+		if (changed)
+			ConditionVariableBroadcast(&sh->status_cv);
+		return;
+	}
+	raft_get_status(worker_raft, &st);
+	changed = out->commit_index != st.commit || out->term != st.term ||
+		out->leader_id != st.lead || out->role != (int) st.role ||
+		out->last_log_index != st.last_index;
+	out->worker_running = true;
+	out->in_cluster = true;
+	out->cluster_id = worker_id.cluster_id;
+	out->node_id = worker_id.node_id;
+	strlcpy(out->node_name, worker_id.node_name, RAFTABLE_NAME_LEN);
+	out->role = st.is_member || st.role == RAFT_LEADER ? (int) st.role : -1;
+	out->is_voter = st.is_voter;
+	out->term = st.term;
+	out->leader_id = st.lead;
+	out->commit_index = st.commit;
+	out->applied_index = st.applied;
+	out->last_log_index = st.last_index;
+	out->snapshot_index = st.snapshot_index;
+	out->leader_contact_ms = (int64) st.leader_contact_ms;
+	strlcpy(out->role_name, worker_role(&st), sizeof(out->role_name));
+	{
+		const raft_conf *conf = raft_get_conf(worker_raft);
+
+		out->n_members = conf->n;
+		for (uint32 i = 0; i < conf->n; i++)
+		{
+			const raft_member *m = &conf->members[i];
+			RaftableMemberInfo *mi = &out->members[i];
+			raft_progress pr;
+			char		conninfo[RAFTABLE_CONNINFO_LEN];
+
+			mi->id = m->id;
+			mi->voter = m->voter;
+			mi->is_self = m->id == worker_id.node_id;
+			raftable_member_addr_decode(m->addr, m->addr_len, mi->name,
+										sizeof(mi->name), conninfo, sizeof(conninfo));
+			raftable_strip_password(conninfo, mi->conninfo, sizeof(mi->conninfo));
+			mi->reachable = mi->is_self || transport_peer_reachable(m->id);
+			mi->progress_known = raft_get_progress(worker_raft, m->id, &pr) == 0;
+			mi->match_index = mi->progress_known ? pr.match : 0;
+			mi->lag_entries = mi->progress_known && st.last_index > pr.match ?
+				st.last_index - pr.match : 0;
+			mi->last_contact_ms = mi->progress_known ? (int64) pr.last_contact_ms : -1;
+		}
+	}
+	{
+		const raft_stats *cs = raft_get_stats(worker_raft);
+		RaftableStats *s = &sh->stats;
+		RaftableStats *b = &worker_stats_base;
+
+		s->elections = b->elections + cs->elections;
+		s->leader_changes = b->leader_changes + cs->leader_changes;
+		s->proposals = b->proposals + cs->proposals;
+		s->commits = b->commits + cs->commits;
+		s->entries_applied = b->entries_applied + worker_applied_total;
+		s->read_index_rounds = b->read_index_rounds + cs->read_index_rounds;
+		s->messages_sent = b->messages_sent + cs->msgs_sent;
+		s->messages_received = b->messages_received + cs->msgs_received;
+		s->snapshots_sent = b->snapshots_sent + cs->snapshots_sent;
+		s->snapshots_received = b->snapshots_received + cs->snapshots_received;
+	}
+	LWLockRelease(sh->lock);
+	if (changed)
+		ConditionVariableBroadcast(&sh->status_cv);
+}
