@@ -215,7 +215,10 @@ worker_cycle(void)
 		raft_get_status(worker_raft, &st);
 		applied = st.applied;
 	}
-	storage_persist(&rd, applied);
+	/* a cycle of heartbeats alone has nothing to make durable */
+	if (rd.truncate_from || rd.snapshot_changed || rd.n_entries ||
+		rd.hs_changed || rd.n_committed)
+		storage_persist(&rd, applied);
 
 	for (size_t i = 0; i < rd.n_msgs; i++)
 	{
