@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test/demo.sh
-#	Start three local PostgreSQL 15 instances with raftable installed, to
-#	try it by hand.  On a fresh Debian 12 machine, as root:
+#	Start three local PostgreSQL 15 instances with raftable installed and
+#	form a Raft cluster of them, to try it by hand.  On a fresh Debian 12 machine, as root:
 #
 #	    bash test/demo.sh          install packages, build, install, start
 #	    bash test/demo.sh stop     stop the instances and remove their files
@@ -11,6 +11,7 @@
 #	user when not root), listen on three free ports on localhost, and have
 #	shared_preload_libraries = 'raftable' and the extension created in the
 #	database postgres.  The directory is also their Unix socket directory.
+#	node1 creates the cluster and adds node2 and node3.
 
 set -euo pipefail
 
@@ -67,7 +68,7 @@ start_demo() {
 	(cd "$DEMO_DIR" && rt_as_pg test -w "$DEMO_DIR") ||
 		die "$RT_PG_USER cannot write $DEMO_DIR; choose another RAFTABLE_DEMO_DIR"
 
-	local node port ports=() version
+	local node port ports=() version i sql
 	for node in "${NODES[@]}"; do
 		port=$(rt_free_port "${ports[@]}")
 		(
@@ -83,13 +84,25 @@ start_demo() {
 		echo "$node port=$port raftable=$version" >>"$DEMO_DIR/nodes"
 		ports+=("$port")
 	done
+
+	# Form the Raft cluster: node1 starts it, then adds the other two.
+	local conninfo
+	for i in "${!NODES[@]}"; do
+		conninfo="host=$DEMO_DIR port=${ports[$i]} dbname=postgres user=postgres"
+		if [ "$i" = 0 ]; then
+			sql="SELECT raftable.create_cluster('$conninfo', '${NODES[$i]}')"
+		else
+			sql="SELECT raftable.add_node('$conninfo', '${NODES[$i]}')"
+		fi
+		(cd "$DEMO_DIR" && rt_as_pg psql -X -q -At -v ON_ERROR_STOP=1 -h "$DEMO_DIR" \
+			-p "${ports[0]}" -U postgres -d postgres -c "$sql" >/dev/null)
+	done
 	trap - EXIT
 
 	echo
 	echo "Three PostgreSQL $RT_PG_MAJOR instances are running with raftable $version"
 	echo "(shared_preload_libraries = 'raftable', extension created in database postgres):"
 	echo
-	local i
 	for i in "${!NODES[@]}"; do
 		printf '  %s  psql -h %s -p %s -U postgres postgres\n' \
 			"${NODES[$i]}" "$DEMO_DIR" "${ports[$i]}"
@@ -98,9 +111,13 @@ start_demo() {
 	echo "Data directories and server logs are in $DEMO_DIR (owner: $RT_PG_USER);"
 	echo "connect through its Unix socket as root or $RT_PG_USER, as shown above."
 	echo
-	echo "Not available yet: forming a Raft cluster among these instances."
-	echo "That arrives with the cluster functions (raftable.create_cluster,"
-	echo "raftable.add_node); today each instance only has raftable.version()."
+	echo "They form one Raft cluster (node1 created it and added the others):"
+	echo
+	(cd "$DEMO_DIR" && rt_as_pg psql -X -h "$DEMO_DIR" -p "${ports[0]}" -U postgres \
+		-d postgres -c 'SELECT node_name, role, voter, reachable, match_index FROM raftable.nodes')
+	echo "Try, on any node:  SELECT * FROM raftable.status;"
+	echo "Then stop the leader's server and watch another node take over."
+	echo "(Replicated tables are not available yet.)"
 	echo
 	echo "Stop and remove them with:  bash test/demo.sh stop"
 }
