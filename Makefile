@@ -52,6 +52,9 @@ include $(PGXS)
 
 include test/core/core.mk
 
+# PGXS tracks no header dependencies: every object depends on the headers
+$(OBJS): src/raftable.h src/core/raft.h
+
 # ---------------------------------------------------------------------------
 # Test tiers that need PostgreSQL (besides installcheck, from PGXS)
 # ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 CREATE FUNCTION raftable.version()
 RETURNS text
 AS 'MODULE_PATHNAME', 'raftable_version'
-LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
 /*
  * Durable Raft state, written only by raftable's worker.  The log and the
@@ -127,4 +127,5 @@ CREATE VIEW raftable.status AS SELECT * FROM raftable._status();
 CREATE VIEW raftable.nodes AS SELECT * FROM raftable._nodes();
 CREATE VIEW raftable.stats AS SELECT * FROM raftable._stats();
 
+GRANT USAGE ON SCHEMA raftable TO PUBLIC;
 GRANT SELECT ON raftable.status, raftable.nodes, raftable.stats TO PUBLIC;

@@ -121,8 +121,7 @@ typedef enum RaftableRequestType
 	RAFTABLE_REQ_CREATE_CLUSTER = 1,
 	RAFTABLE_REQ_JOIN,			/* become a (future) member: identity only */
 	RAFTABLE_REQ_LEAVE,			/* forget the cluster identity */
-	RAFTABLE_REQ_ADD_LEARNER,
-	RAFTABLE_REQ_PROMOTE,
+	RAFTABLE_REQ_ADD_LEARNER,	/* the worker promotes it once caught up */
 	RAFTABLE_REQ_REMOVE,
 	RAFTABLE_REQ_TRANSFER,
 	RAFTABLE_REQ_GET_CONF,		/* the members with full conninfo */
@@ -187,7 +186,7 @@ typedef struct RaftableIdentity
 	char		self_conninfo[RAFTABLE_CONNINFO_LEN];
 } RaftableIdentity;
 
-extern bool storage_extension_ready(void);
+extern Oid	storage_extension_oid(void);
 extern bool storage_load(RaftableIdentity *id, raft_hard_state *hs,
 						 raft_snapshot_meta *snap, raft_entry **entries,
 						 size_t *n, uint64 *applied);

@@ -126,18 +126,18 @@ sql_check_conninfo(const char *conninfo)
 
 	if (conninfo == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				(errhidestmt(true), errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("conninfo must not be null")));
 	opts = PQconninfoParse(conninfo, &err);
 	if (opts == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				(errhidestmt(true), errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid connection string"),
 				 errdetail_internal("%s", err ? err : "out of memory")));
 	PQconninfoFree(opts);
 	if (strlen(conninfo) >= RAFTABLE_CONNINFO_LEN - RAFTABLE_NAME_LEN)
 		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				(errhidestmt(true), errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("connection string is too long"),
 				 errdetail("At most %d bytes are allowed.",
 						   RAFTABLE_CONNINFO_LEN - RAFTABLE_NAME_LEN - 1)));
@@ -148,7 +148,7 @@ sql_check_name(const char *name)
 {
 	if (name && strlen(name) >= RAFTABLE_NAME_LEN)
 		ereport(ERROR,
-				(errcode(ERRCODE_NAME_TOO_LONG),
+				(errhidestmt(true), errcode(ERRCODE_NAME_TOO_LONG),
 				 errmsg("node name is too long"),
 				 errdetail("At most %d bytes are allowed.", RAFTABLE_NAME_LEN - 1)));
 }
@@ -166,7 +166,7 @@ sql_status(void)
 	LWLockRelease(raftable_shared->lock);
 	if (!st->worker_running)
 		ereport(ERROR,
-				(errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
+				(errhidestmt(true), errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
 				 errmsg("the raftable worker is not running"),
 				 errhint("Check the server log; the worker restarts by itself.")));
 	return st;
@@ -187,7 +187,7 @@ sql_require_cluster(const RaftableStatus *st)
 {
 	if (!st->in_cluster)
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("this node is not in a raftable cluster"),
 				 errhint("Start one with raftable.create_cluster(), or add this node from the leader with raftable.add_node().")));
 }
@@ -204,12 +204,12 @@ sql_require_leader(const RaftableStatus *st)
 	lead = sql_member(st, st->leader_id);
 	if (lead)
 		ereport(ERROR,
-				(errcode(ERRCODE_RAFTABLE_NOT_LEADER),
+				(errhidestmt(true), errcode(ERRCODE_RAFTABLE_NOT_LEADER),
 				 errmsg("this node is not the raftable leader"),
 				 errhint("The leader is node \"%s\" (id %llu), conninfo: %s",
 						 lead->name, (unsigned long long) lead->id, lead->conninfo)));
 	ereport(ERROR,
-			(errcode(ERRCODE_RAFTABLE_NOT_LEADER),
+			(errhidestmt(true), errcode(ERRCODE_RAFTABLE_NOT_LEADER),
 			 errmsg("this node is not the raftable leader"),
 			 errhint("No leader is known at the moment; retry shortly.")));
 }
@@ -316,12 +316,11 @@ pred_self_leader(const RaftableStatus *st, uint64 unused)
 }
 
 static bool
-pred_caught_up(const RaftableStatus *st, uint64 id)
+pred_voter(const RaftableStatus *st, uint64 id)
 {
 	const RaftableMemberInfo *m = sql_member(st, id);
 
-	return st->role != RAFT_LEADER ||
-		(m && m->progress_known && m->match_index >= st->commit_index);
+	return m != NULL && m->voter;
 }
 
 static void
@@ -330,7 +329,7 @@ sql_fail_request(const RaftableRequest *r, const char *what)
 	if (r->rc == RAFT_ENOTLEADER || r->rc == RAFT_ENOLEADER)
 		sql_require_leader(sql_status());
 	ereport(ERROR,
-			(errcode(r->rc == RAFT_EBUSY || r->rc == RAFT_ETRANSFER ?
+			(errhidestmt(true), errcode(r->rc == RAFT_EBUSY || r->rc == RAFT_ETRANSFER ?
 					 ERRCODE_OBJECT_IN_USE : ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("could not %s", what),
 			 errdetail("%s", r->error[0] ? r->error : raft_strerror(r->rc))));
@@ -355,7 +354,7 @@ sql_change(int type, uint64 node_id, const char *name, const char *conninfo,
 		sql_fail_request(ans, what);
 	if (!sql_wait_status(pred_committed, ans->result, SQL_COMMIT_WAIT_MS))
 		ereport(ERROR,
-				(errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
+				(errhidestmt(true), errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
 				 errmsg("could not %s: not committed within raftable.write_timeout", what),
 				 errdetail("The change was proposed at log index %llu; it may still be committed.",
 						   (unsigned long long) ans->result)));
@@ -377,7 +376,7 @@ sql_connect(const char *conninfo)
 
 		PQfinish(conn);
 		ereport(ERROR,
-				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				(errhidestmt(true), errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 				 errmsg("could not connect to the node"),
 				 errdetail_internal("%s", msg)));
 	}
@@ -405,7 +404,7 @@ sql_remote(PGconn *conn, const char *sql, int nparams, const char *const *values
 		PQclear(res);
 		PQfinish(conn);
 		ereport(ERROR,
-				(errcode(code),
+				(errhidestmt(true), errcode(code),
 				 errmsg("%s failed on the node", what),
 				 errdetail_internal("%s", msg)));
 	}
@@ -507,7 +506,7 @@ raftable_create_cluster(PG_FUNCTION_ARGS)
 	st = sql_status();
 	if (st->in_cluster)
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("this node is already in a raftable cluster"),
 				 errdetail("It is node %llu of cluster %llu.",
 						   (unsigned long long) st->node_id,
@@ -519,7 +518,7 @@ raftable_create_cluster(PG_FUNCTION_ARGS)
 	ans = sql_submit(req);
 	if (ans->rc == RAFT_EBUSY)
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("this node is already in a raftable cluster")));
 	if (ans->rc != RAFT_OK)
 		sql_fail_request(ans, "create the cluster");
@@ -556,7 +555,7 @@ raftable_add_node(PG_FUNCTION_ARGS)
 		PQclear(res);
 		PQfinish(conn);
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("that node is already in a raftable cluster"),
 				 errhint("Remove it from its cluster first.")));
 	}
@@ -599,19 +598,15 @@ raftable_add_node(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 
-	if (wait)
-	{
-		/* a learner is promoted once it holds everything committed */
-		if (!sql_wait_status(pred_caught_up, id, SQL_CATCH_UP_WAIT_MS))
-			ereport(ERROR,
-					(errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
-					 errmsg("node %llu was added as a learner but did not catch up in time",
-							(unsigned long long) id),
-					 errdetail("It stays a learner: it receives the log but does not vote."),
-					 errhint("Check that it can reach the other nodes and they can reach it; remove it with raftable.remove_node(%llu).",
-							 (unsigned long long) id)));
-		sql_change(RAFTABLE_REQ_PROMOTE, id, NULL, NULL, "promote the node to voter");
-	}
+	/* the worker promotes the learner once it holds everything committed */
+	if (wait && !sql_wait_status(pred_voter, id, SQL_CATCH_UP_WAIT_MS))
+		ereport(ERROR,
+				(errhidestmt(true), errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
+				 errmsg("node %llu was added as a learner but did not become a voter in time",
+						(unsigned long long) id),
+				 errdetail("It stays a learner, and is promoted once it catches up."),
+				 errhint("Check that it can reach the other nodes and they can reach it; remove it with raftable.remove_node(%llu).",
+						 (unsigned long long) id)));
 	PG_RETURN_INT64((int64) id);
 }
 
@@ -625,14 +620,14 @@ raftable_remove_node(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				(errhidestmt(true), errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("node_id must not be null")));
 	id = (uint64) PG_GETARG_INT64(0);
 	st = sql_status();
 	sql_require_leader(st);
 	if (sql_member(st, id) == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				(errhidestmt(true), errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("node %llu is not a member of this cluster",
 						(unsigned long long) id)));
 	conf = sql_full_conf();
@@ -652,13 +647,13 @@ raftable_remove_node(PG_FUNCTION_ARGS)
 		ans = sql_submit(req);
 		if (ans->rc != RAFT_OK)
 			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("cannot remove the leader: no other voter to hand leadership to"),
 					 errdetail("%s", ans->error)));
 		if (!sql_wait_status(pred_leader_is, ans->result, 5 * raftable_election_timeout) ||
 			!sql_full_conninfo(conf, ans->result, leader_conninfo))
 			ereport(ERROR,
-					(errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
+					(errhidestmt(true), errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
 					 errmsg("cannot remove the leader: leadership was not handed over in time")));
 		conn = sql_connect(leader_conninfo);
 		snprintf(arg, sizeof(arg), INT64_FORMAT, (int64) id);
@@ -687,12 +682,12 @@ raftable_transfer_leadership(PG_FUNCTION_ARGS)
 
 		if (m == NULL)
 			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					(errhidestmt(true), errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("node %llu is not a member of this cluster",
 							(unsigned long long) id)));
 		if (!m->voter)
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					(errhidestmt(true), errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("node %llu is a learner and cannot lead",
 							(unsigned long long) id)));
 		if (id == st->node_id)
@@ -706,7 +701,7 @@ raftable_transfer_leadership(PG_FUNCTION_ARGS)
 		sql_fail_request(ans, "transfer leadership");
 	if (!sql_wait_status(pred_leader_is, ans->result, 5 * raftable_election_timeout))
 		ereport(ERROR,
-				(errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
+				(errhidestmt(true), errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
 				 errmsg("leadership was not transferred to node %llu in time",
 						(unsigned long long) ans->result)));
 	PG_RETURN_INT64((int64) ans->result);
@@ -740,19 +735,19 @@ raftable_deliver(PG_FUNCTION_ARGS)
 
 		if (left < 4)
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					(errhidestmt(true), errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 					 errmsg("malformed raftable message batch")));
 		len = (uint32) p[0] | ((uint32) p[1] << 8) | ((uint32) p[2] << 16) |
 			((uint32) p[3] << 24);
 		if (len > left - 4)
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					(errhidestmt(true), errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 					 errmsg("malformed raftable message batch"),
 					 errdetail("A message claims %u bytes; %zu remain.", len, left - 4)));
 		rc = raft_msg_decode(p + 4, len, &cluster_id, &m, NULL);
 		if (rc != RAFT_OK)
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					(errhidestmt(true), errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 					 errmsg("malformed raftable message"),
 					 errdetail("%s", raft_strerror(rc))));
 		from = m.from;
@@ -760,14 +755,14 @@ raftable_deliver(PG_FUNCTION_ARGS)
 		raft_msg_free(&m, NULL);
 		if (cluster_id != st->cluster_id)
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					(errhidestmt(true), errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("raftable message for another cluster"),
 					 errdetail("This node is in cluster %llu; the message is for cluster %llu.",
 							   (unsigned long long) st->cluster_id,
 							   (unsigned long long) cluster_id)));
 		if (to != st->node_id || sql_member(st, from) == NULL)
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					(errhidestmt(true), errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("raftable message from node %llu to node %llu rejected",
 							(unsigned long long) from, (unsigned long long) to),
 					 errdetail("This is node %llu; only members may send to it.",
@@ -794,13 +789,13 @@ raftable_join(PG_FUNCTION_ARGS)
 
 	if (st->in_cluster)
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("this node is already in a raftable cluster")));
 	sql_check_conninfo(conninfo);
 	sql_check_name(name);
 	if (VARSIZE_ANY_EXHDR(members) > RAFTABLE_MAX_CONF_BYTES)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				(errhidestmt(true), errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("malformed raftable membership")));
 	req->type = RAFTABLE_REQ_JOIN;
 	req->cluster_id = (uint64) PG_GETARG_INT64(0);
@@ -812,11 +807,11 @@ raftable_join(PG_FUNCTION_ARGS)
 	ans = sql_submit(req);
 	if (ans->rc == RAFT_EMALFORMED)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				(errhidestmt(true), errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("malformed raftable membership")));
 	if (ans->rc != RAFT_OK)
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("could not join the cluster"),
 				 errdetail("%s", ans->error)));
 	PG_RETURN_VOID();
@@ -836,7 +831,7 @@ raftable_leave(PG_FUNCTION_ARGS)
 	ans = sql_submit(req);
 	if (ans->rc != RAFT_OK)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				(errhidestmt(true), errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("could not leave the cluster"),
 				 errdetail("%s", ans->error)));
 	PG_RETURN_VOID();
@@ -878,7 +873,7 @@ raftable_status(PG_FUNCTION_ARGS)
 	values[10] = Int64GetDatum((int64) st->snapshot_index);
 	nulls[7] = nulls[8] = nulls[9] = nulls[10] = !in;
 	values[11] = Int64GetDatum(st->leader_contact_ms);
-	nulls[11] = !in || (st->leader_id == 0 && st->role != RAFT_LEADER);
+	nulls[11] = !in;
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }

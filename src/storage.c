@@ -59,20 +59,20 @@ storage_exec(const char *sql, int nargs, Oid *types, Datum *values, int expect)
 }
 
 /*
- * Whether raftable's tables are there to use: the extension exists in this
- * database.  Checked before every use, since DROP EXTENSION may come at
- * any time.
+ * The extension's OID in this database, or InvalidOid: its tables are
+ * there to use only while it exists, and a new OID means new tables
+ * (DROP EXTENSION may come at any time, and CREATE after it).
  */
-bool
-storage_extension_ready(void)
+Oid
+storage_extension_oid(void)
 {
-	bool		ready;
+	Oid			oid;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	ready = OidIsValid(get_extension_oid("raftable", true));
+	oid = get_extension_oid("raftable", true);
 	CommitTransactionCommand();
-	return ready;
+	return oid;
 }
 
 static bytea *

@@ -51,6 +51,11 @@
 
 #include "libpq-fe.h"
 
+/* pipeline mode (PQenterPipelineMode, PQpipelineSync) came with libpq 14 */
+#ifndef LIBPQ_HAS_PIPELINING
+#error "raftable's transport needs libpq 14 or later (pipeline mode)"
+#endif
+
 #include "catalog/pg_type_d.h"
 #include "pgstat.h"
 #include "raftable.h"

@@ -53,6 +53,7 @@ static RaftableStats worker_stats_base; /* shared counters at core start */
 static uint64 worker_applied_total;
 
 static void worker_publish(void);
+static void worker_sync_peers(void);
 
 /* ms since the worker started, from the monotonic clock */
 static uint64
@@ -220,6 +221,8 @@ worker_cycle(void)
 		rd.hs_changed || rd.n_committed)
 		storage_persist(&rd, applied);
 
+	/* a configuration in this cycle may name a peer the messages are for */
+	worker_sync_peers();
 	for (size_t i = 0; i < rd.n_msgs; i++)
 	{
 		size_t		len = raft_msg_encoded_size(&rd.msgs[i]);
@@ -421,9 +424,6 @@ worker_handle_request(RaftableRequest *req)
 				rc = raft_add_learner(worker_raft, req->node_id, addr, addr_len, &idx);
 				break;
 			}
-		case RAFTABLE_REQ_PROMOTE:
-			rc = raft_promote(worker_raft, req->node_id, &idx);
-			break;
 		case RAFTABLE_REQ_REMOVE:
 			rc = raft_remove(worker_raft, req->node_id, &idx);
 			break;
@@ -443,6 +443,36 @@ worker_handle_request(RaftableRequest *req)
 			break;
 	}
 	worker_answer(req, rc, idx, rc ? raft_strerror(rc) : NULL);
+}
+
+/*
+ * On the leader, promote a learner to voter once it holds everything
+ * committed (add_node's promise, with or without its wait).  One change at
+ * a time: the core refuses while another is uncommitted, and we try again
+ * at the next iteration.
+ */
+static void
+worker_promote_learners(void)
+{
+	const raft_conf *conf = raft_get_conf(worker_raft);
+	raft_status st;
+
+	raft_get_status(worker_raft, &st);
+	if (st.role != RAFT_LEADER || st.commit < st.conf_index)
+		return;
+	for (uint32 i = 0; i < conf->n; i++)
+	{
+		raft_progress pr;
+
+		if (conf->members[i].voter ||
+			raft_get_progress(worker_raft, conf->members[i].id, &pr) != 0 ||
+			pr.match < st.commit)
+			continue;
+		if (raft_promote(worker_raft, conf->members[i].id, NULL) == RAFT_OK)
+			elog(LOG, "raftable: node %llu caught up; promoting it to voter",
+				 (unsigned long long) conf->members[i].id);
+		return;
+	}
 }
 
 /*
@@ -566,6 +596,7 @@ void
 raftable_worker_main(Datum arg)
 {
 	bool		active = false;
+	Oid			worker_ext = InvalidOid;
 	TimestampTz last_check = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -604,20 +635,22 @@ raftable_worker_main(Datum arg)
 		/* the extension may come and go: look once a second */
 		if (TimestampDifferenceExceeds(last_check, GetCurrentTimestamp(), 1000))
 		{
-			bool		ready = storage_extension_ready();
+			Oid			ext = storage_extension_oid();
 
 			last_check = GetCurrentTimestamp();
-			if (ready && !active)
+			if (active && ext != worker_ext)
 			{
-				active = true;
-				worker_start_raft();
-			}
-			else if (!ready && active)
-			{
+				/* dropped, perhaps created again: its tables are new */
 				active = false;
 				worker_stop_raft();
 				memset(&worker_id, 0, sizeof(worker_id));
 				elog(LOG, "raftable: extension dropped; the worker idles");
+			}
+			if (!active && OidIsValid(ext))
+			{
+				active = true;
+				worker_ext = ext;
+				worker_start_raft();
 			}
 		}
 		if (active)
@@ -631,6 +664,7 @@ raftable_worker_main(Datum arg)
 				while (worker_cycle())
 					;
 				worker_sync_peers();
+				worker_promote_learners();
 				worker_maybe_compact();
 			}
 			transport_poll();
