@@ -46,8 +46,7 @@ typedef struct raft_peer
 	raft_index *inflight;		/* ring of last indexes of unacked appends */
 	uint32_t	inflight_start;
 	uint32_t	inflight_count;
-	bool		recent_active;	/* heard from since the last quorum check */
-	uint64_t	last_contact;
+	uint64_t	last_contact;	/* when we last heard from it */
 	uint64_t	acked_seq;		/* highest heartbeat round acknowledged */
 	bool		vote_responded;
 	bool		vote_granted;
@@ -91,7 +90,6 @@ struct raft
 	/* timers, in the driver's ms */
 	uint64_t	election_deadline;
 	uint64_t	heartbeat_deadline;
-	uint64_t	quorum_deadline;
 	uint64_t	last_leader_contact;
 
 	/* leader state */
@@ -499,8 +497,7 @@ peer_reset(raft *r, raft_peer *p)
 	p->pending_snapshot = 0;
 	p->inflight_start = 0;
 	p->inflight_count = 0;
-	p->recent_active = false;
-	p->last_contact = r->now;
+	p->last_contact = r->now;	/* a new peer gets a full timeout */
 	p->acked_seq = 0;
 	p->vote_responded = false;
 	p->vote_granted = false;
@@ -540,8 +537,6 @@ sync_peers(raft *r)
 				break;
 			}
 			peer_reset(r, &np[i]);
-			if (r->role == RAFT_LEADER)
-				np[i].recent_active = true; /* give it a quorum period */
 		}
 		np[i].voter = m->voter;
 	}
@@ -970,7 +965,6 @@ become_leader(raft *r)
 	r->transferee = RAFT_NONE;
 	for (uint32_t i = 0; i < r->n_peers; i++)
 		peer_reset(r, &r->peers[i]);
-	r->quorum_deadline = r->now + r->opts.election_timeout;
 	r->heartbeat_deadline = r->now + r->opts.heartbeat_interval;
 	if (!log_append(r, r->term, RAFT_ENTRY_NOOP, NULL, 0))
 		return;
@@ -1085,21 +1079,26 @@ maybe_commit(raft *r)
 		become_follower(r, r->term, RAFT_NONE);
 }
 
-/* quorum check for check-quorum: did a quorum talk to us lately? */
+static bool
+peer_active(const raft *r, const raft_peer *p)
+{
+	return p->id == r->id || r->now - p->last_contact < r->opts.election_timeout;
+}
+
+/*
+ * Check-quorum: has a quorum of voters been heard from within the last
+ * election timeout?  Checked at every tick, so a leader cut off from the
+ * majority steps down one election timeout after it last heard from it:
+ * by then the majority may be electing another.
+ */
 static bool
 quorum_active(raft *r)
 {
 	int			n = 0;
 
 	for (uint32_t i = 0; i < r->n_peers; i++)
-	{
-		raft_peer  *p = &r->peers[i];
-
-		if (p->voter && (p->id == r->id || p->recent_active))
+		if (r->peers[i].voter && peer_active(r, &r->peers[i]))
 			n++;
-		if (p->id != r->id)
-			p->recent_active = false;
-	}
 	return n >= quorum(r);
 }
 
@@ -1387,7 +1386,6 @@ step_leader(raft *r, const raft_msg *m)
 	p = find_peer(r, m->from);
 	if (p == NULL)
 		return;
-	p->recent_active = true;
 	p->last_contact = r->now;
 	switch (m->type)
 	{
@@ -1572,15 +1570,11 @@ raft_tick(raft *r, uint64_t now)
 		r->now = now;
 	if (r->role == RAFT_LEADER)
 	{
-		if (r->opts.check_quorum && r->now >= r->quorum_deadline)
+		if (r->opts.check_quorum && !quorum_active(r))
 		{
-			r->quorum_deadline = r->now + r->opts.election_timeout;
-			if (!quorum_active(r))
-			{
-				/* check-quorum: we may be on the minority side */
-				become_follower(r, r->term, RAFT_NONE);
-				return r->err;
-			}
+			/* we may be on the minority side */
+			become_follower(r, r->term, RAFT_NONE);
+			return r->err;
 		}
 		if (r->transferee != RAFT_NONE && r->now >= r->transfer_deadline)
 			r->transferee = RAFT_NONE;	/* transfer timed out: carry on */
@@ -2016,9 +2010,7 @@ raft_next_deadline(const raft *r)
 
 	if (r->role != RAFT_LEADER)
 		return r->election_deadline;
-	d = r->heartbeat_deadline;
-	if (r->opts.check_quorum && r->quorum_deadline < d)
-		d = r->quorum_deadline;
+	d = r->heartbeat_deadline;	/* check-quorum is checked then too */
 	if (r->transferee != RAFT_NONE && r->transfer_deadline < d)
 		d = r->transfer_deadline;
 	return d;
@@ -2207,7 +2199,7 @@ raft_get_progress(const raft *r, raft_id id, raft_progress *pr)
 	pr->match = peer_match(r, p);
 	pr->next = p->id == r->id ? log_last_index(r) + 1 : p->next;
 	pr->inflight = p->inflight_count;
-	pr->recent_active = p->id == r->id || p->recent_active;
+	pr->recent_active = peer_active(r, p);
 	pr->last_contact_ms = p->id == r->id ? 0 : r->now - p->last_contact;
 	return RAFT_OK;
 }
