@@ -22,6 +22,7 @@
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "utils/timestamp.h"
 
 #define RAFTABLE_VERSION "0.1"
 
@@ -91,7 +92,8 @@ typedef struct RaftableStatus
 	uint64		applied_index;
 	uint64		last_log_index;
 	uint64		snapshot_index;
-	int64		leader_contact_ms;
+	TimestampTz leader_contact_at;	/* last contact with a leader; the view
+									 * shows its age at read time */
 	int			n_members;
 	RaftableMemberInfo members[RAFT_MAX_MEMBERS];
 } RaftableStatus;

@@ -872,7 +872,8 @@ raftable_status(PG_FUNCTION_ARGS)
 	values[9] = Int64GetDatum((int64) st->last_log_index);
 	values[10] = Int64GetDatum((int64) st->snapshot_index);
 	nulls[7] = nulls[8] = nulls[9] = nulls[10] = !in;
-	values[11] = Int64GetDatum(st->leader_contact_ms);
+	values[11] = Int64GetDatum(st->role == RAFT_LEADER ? 0 :
+							   (GetCurrentTimestamp() - st->leader_contact_at) / 1000);
 	nulls[11] = !in;
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;

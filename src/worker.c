@@ -730,7 +730,8 @@ worker_publish(void)
 	out->applied_index = st.applied;
 	out->last_log_index = st.last_index;
 	out->snapshot_index = st.snapshot_index;
-	out->leader_contact_ms = (int64) st.leader_contact_ms;
+	out->leader_contact_at = st.role == RAFT_LEADER ? 0 :
+		GetCurrentTimestamp() - (TimestampTz) st.leader_contact_ms * 1000;
 	strlcpy(out->role_name, worker_role(&st), sizeof(out->role_name));
 	{
 		const raft_conf *conf = raft_get_conf(worker_raft);
