@@ -230,6 +230,7 @@ extern bool transport_peer_reachable(uint64 id);
 extern uint64 transport_messages_sent(void);
 
 /* ---------- helpers (sqlfuncs.c) ---------- */
+extern uint64 raftable_random_id(void);
 extern void raftable_strip_password(const char *conninfo, char *out,
 									size_t outlen);
 extern void raftable_member_addr_encode(const char *name, const char *conninfo,

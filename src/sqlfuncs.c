@@ -118,6 +118,23 @@ raftable_member_addr_decode(const char *addr, uint16 addr_len,
 	snprintf(conninfo, conninfolen, "%.*s", (int) cl, addr + nl + 1);
 }
 
+/* a random nonzero 63-bit id: node and cluster ids are never reused */
+uint64
+raftable_random_id(void)
+{
+	uint64		id = 0;
+
+	while (id == 0)
+	{
+		if (!pg_strong_random(&id, sizeof(id)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate a random id")));
+		id &= INT64CONST(0x7FFFFFFFFFFFFFFF);
+	}
+	return id;
+}
+
 static void
 sql_check_conninfo(const char *conninfo)
 {
@@ -474,20 +491,6 @@ sql_tell_leave(const char *conninfo, uint64 cluster_id, uint64 node_id)
 	PQfinish(conn);
 }
 
-static uint64
-sql_random_id(void)
-{
-	uint64		id = 0;
-
-	while (id == 0)
-	{
-		if (!pg_strong_random(&id, sizeof(id)))
-			ereport(ERROR, (errmsg("could not generate a random node id")));
-		id &= INT64CONST(0x7FFFFFFFFFFFFFFF);
-	}
-	return id;
-}
-
 /* ---------- membership functions ---------- */
 
 Datum
@@ -537,7 +540,7 @@ raftable_add_node(PG_FUNCTION_ARGS)
 	raft_conf  *conf;
 	PGconn	   *conn;
 	PGresult   *res;
-	uint64		id = sql_random_id();
+	uint64		id = raftable_random_id();
 	char	   *members;
 	size_t		members_len;
 

@@ -272,21 +272,6 @@ worker_answer(RaftableRequest *req, int rc, uint64 result, const char *error)
 	req->done = true;
 }
 
-/* random nonzero 63-bit id: ids are never reused, across clusters too */
-static uint64
-worker_random_id(void)
-{
-	uint64		id = 0;
-
-	while (id == 0)
-	{
-		if (!pg_strong_random(&id, sizeof(id)))
-			elog(ERROR, "could not generate a random id");
-		id &= INT64CONST(0x7FFFFFFFFFFFFFFF);
-	}
-	return id;
-}
-
 static void
 worker_create_cluster(RaftableRequest *req)
 {
@@ -302,8 +287,8 @@ worker_create_cluster(RaftableRequest *req)
 	}
 	memset(&id, 0, sizeof(id));
 	id.in_cluster = true;
-	id.cluster_id = worker_random_id();
-	id.node_id = worker_random_id();
+	id.cluster_id = raftable_random_id();
+	id.node_id = raftable_random_id();
 	strlcpy(id.node_name, req->name, RAFTABLE_NAME_LEN);
 	strlcpy(id.self_conninfo, req->conninfo, RAFTABLE_CONNINFO_LEN);
 	storage_save_identity(&id, snap);
