@@ -351,7 +351,7 @@ worker_leave(RaftableRequest *req)
 	worker_answer(req, RAFT_OK, 0, NULL);
 }
 
-/* the most up-to-date other voter, for a transfer without a target */
+/* the most up-to-date live voter, for a transfer without a target */
 static uint64
 worker_best_transferee(void)
 {
@@ -365,7 +365,9 @@ worker_best_transferee(void)
 
 		if (!conf->members[i].voter || conf->members[i].id == worker_id.node_id)
 			continue;
+		/* the most up-to-date among those we are talking to now */
 		if (raft_get_progress(worker_raft, conf->members[i].id, &pr) == 0 &&
+			pr.recent_active && transport_peer_reachable(conf->members[i].id) &&
 			(best == 0 || pr.match > best_match))
 		{
 			best = conf->members[i].id;
