@@ -713,8 +713,27 @@ raftable_transfer_leadership(PG_FUNCTION_ARGS)
 /* ---------- peer entry points ---------- */
 
 /*
+ * Whether to take messages from this node.  Members of our configuration,
+ * and the leader we follow, always.  Anyone else (with our cluster's id)
+ * only while we have heard from no leader for an election timeout: nodes
+ * can hold different configurations, and a member we do not know of yet
+ * may be the only one able to win an election (in {A, B}, A adds C, the
+ * change commits on A and C, A dies: C needs B's vote) and then lead us.
+ * While a leader is alive, a stranger cannot disturb us.
+ */
+static bool
+sql_sender_allowed(const RaftableStatus *st, uint64 from)
+{
+	if (sql_member(st, from) != NULL || from == st->leader_id)
+		return true;
+	return st->role != RAFT_LEADER &&
+		(GetCurrentTimestamp() - st->leader_contact_at) / 1000 >= raftable_election_timeout;
+}
+
+/*
  * raftable._deliver(batch bytea): messages from a peer.  Each is checked
- * (well-formed, this cluster, addressed to us, from a member) and queued
+ * (well-formed, this cluster, addressed to us, from a member or while we
+ * have no leader: sql_sender_allowed) and queued
  * for the worker; the call returns at once.
  */
 Datum
@@ -763,7 +782,7 @@ raftable_deliver(PG_FUNCTION_ARGS)
 					 errdetail("This node is in cluster %llu; the message is for cluster %llu.",
 							   (unsigned long long) st->cluster_id,
 							   (unsigned long long) cluster_id)));
-		if (to != st->node_id || sql_member(st, from) == NULL)
+		if (to != st->node_id || !sql_sender_allowed(st, from))
 			ereport(ERROR,
 					(errhidestmt(true), errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("raftable message from node %llu to node %llu rejected",
