@@ -432,6 +432,18 @@ worker_handle_request(RaftableRequest *req)
 	worker_answer(req, rc, idx, rc ? raft_strerror(rc) : NULL);
 }
 
+/* a dead connection to our leader brings the election timer forward */
+static void
+worker_watch_leader(void)
+{
+	raft_status st;
+
+	raft_get_status(worker_raft, &st);
+	if (st.role == RAFT_FOLLOWER && st.lead != RAFT_NONE &&
+		!transport_peer_reachable(st.lead))
+		raft_peer_unreachable(worker_raft, st.lead);
+}
+
 /*
  * On the leader, promote a learner to voter once it holds everything
  * committed (add_node's promise, with or without its wait).  One change at
@@ -651,6 +663,7 @@ raftable_worker_main(Datum arg)
 				while (worker_cycle())
 					;
 				worker_sync_peers();
+				worker_watch_leader();
 				worker_promote_learners();
 				worker_maybe_compact();
 			}

@@ -91,6 +91,7 @@ struct raft
 	uint64_t	election_deadline;
 	uint64_t	heartbeat_deadline;
 	uint64_t	last_leader_contact;
+	bool		hastened;		/* raft_peer_unreachable moved the timer */
 
 	/* leader state */
 	raft_index	noop_index;		/* first entry of this leader's term */
@@ -784,6 +785,7 @@ reset_election_timer(raft *r)
 	uint64_t	t = r->opts.election_timeout;
 
 	r->election_deadline = r->now + t + raft_rand(r) % t;
+	r->hastened = false;
 }
 
 /* answer every pending read: this node is no longer the leader */
@@ -1701,6 +1703,21 @@ raft_snapshot_installed(raft *r, const raft_snapshot_meta *meta)
 			resp->index = meta->index;
 	}
 	return r->err;
+}
+
+void
+raft_peer_unreachable(raft *r, raft_id id)
+{
+	uint64_t	t = r->opts.election_timeout;
+	uint64_t	d;
+
+	if (r->err || r->role != RAFT_FOLLOWER || id == RAFT_NONE || id != r->lead ||
+		r->hastened)
+		return;
+	d = r->last_leader_contact + t + raft_rand(r) % (t / 2 + 1);
+	if (d < r->election_deadline)
+		r->election_deadline = d;
+	r->hastened = true;			/* once per leader contact */
 }
 
 /*

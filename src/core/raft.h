@@ -301,6 +301,15 @@ extern int	raft_propose(raft *r, raft_entry_type type, const void *data,
 extern int	raft_read_index(raft *r, uint64_t ctx);
 extern int	raft_transfer_leader(raft *r, raft_id to);
 extern int	raft_snapshot_installed(raft *r, const raft_snapshot_meta *meta);
+
+/*
+ * The driver lost its connection to a peer.  If it is the leader this
+ * follower follows, the election timer is brought forward to the end of
+ * the leader's lease plus a random part of half an election timeout
+ * (instead of up to a whole one): a leader that died is replaced sooner,
+ * while pre-vote and the lease keep a live leader from being disturbed.
+ */
+extern void raft_peer_unreachable(raft *r, raft_id id);
 extern int	raft_compact(raft *r, raft_index upto);
 
 /* membership: propose a configuration change (leader only) */

@@ -1594,6 +1594,14 @@ node_crash(node *n, uint64_t down_ms)
 	n->restart_at = S.now + down_ms;
 	n->incarnation++;
 	S.st.crashes++;
+
+	/* the others' connections to it break, as raftable's transport reports */
+	for (int k = 0; k < S.n_nodes; k++)
+		if (S.nodes[k].state == NODE_UP && &S.nodes[k] != n)
+		{
+			raft_peer_unreachable(S.nodes[k].r, n->id);
+			S.nodes[k].dirty = true;
+		}
 }
 
 /* RAFT_ENOMEM: the instance is undefined; rebuild it from the disk */

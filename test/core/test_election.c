@@ -281,3 +281,54 @@ TEST(transfer_rejects_learner_and_unknown)
 	CHECK_EQ(raft_transfer_leader(h_r(net, 2), 3), RAFT_ENOTLEADER);
 	h_free(net);
 }
+
+/*
+ * A follower told that its leader is unreachable moves its election
+ * deadline to the end of the leader's lease plus less than half an
+ * election timeout (instead of up to a whole one), and a leader is then
+ * elected.  (Two followers can still time out together and split the
+ * vote: the randomized timer bounds how often, not whether.)
+ */
+TEST(unreachable_leader_brings_election_forward)
+{
+	for (uint64_t seed = 1; seed <= 50; seed++)
+	{
+		h_net	   *net = h_new(3, 3);
+		uint64_t	contact,
+					waited = 0;
+
+		net->nodes[2].opts.seed = seed;
+		h_crash(net, 2);
+		h_restart(net, 2);
+		h_campaign(net, 1);
+		h_run(net, 30);
+		contact = net->nodes[2].now - h_status(net, 2).leader_contact_ms;
+		h_crash(net, 1);
+		raft_peer_unreachable(h_r(net, 2), 1);
+		CHECK(raft_next_deadline(h_r(net, 2)) >= contact + 100);
+		CHECK(raft_next_deadline(h_r(net, 2)) <= contact + 100 + 50);
+		while (h_leader(net) == 0 && waited < 2000)
+		{
+			h_tick(net, 2, 1);
+			h_tick(net, 3, 1);
+			h_settle(net);
+			waited++;
+		}
+		CHECK(h_leader(net) == 2 || h_leader(net) == 3);
+		h_free(net);
+	}
+}
+
+TEST(unreachable_leader_ignored_while_it_is_heard)
+{
+	h_net	   *net = h_new(3, 3);
+
+	h_campaign(net, 1);
+	raft_peer_unreachable(h_r(net, 2), 1);
+	raft_peer_unreachable(h_r(net, 2), 3);	/* not the leader: no effect */
+	h_run(net, 500);			/* heartbeats keep arriving */
+	CHECK_EQ(h_leader(net), 1);
+	CHECK_EQ(h_status(net, 1).term, 2);
+	CHECK_EQ(raft_get_stats(h_r(net, 2))->pre_elections, 0);
+	h_free(net);
+}
