@@ -90,6 +90,41 @@ REVOKE ALL ON FUNCTION raftable._deliver(bytea),
 	raftable._join(bigint, bigint, text, text, bytea),
 	raftable._leave(bigint, bigint) FROM PUBLIC;
 
+/*
+ * An order-independent digest of a table's rows, equal on nodes that hold
+ * the same rows: the row count and the sums, modulo 2^64, of the two
+ * halves of each row's md5 (sums, not XOR, so that duplicate rows count).
+ * Rows are rendered with fixed output settings, so that nodes configured
+ * differently (DateStyle, TimeZone, ...) still agree.  ROW(r.*) rather than
+ * r: a column named like the alias would be taken instead of the row.
+ */
+CREATE FUNCTION raftable.table_checksum(tbl regclass)
+RETURNS text
+LANGUAGE plpgsql STABLE STRICT
+SET datestyle = 'ISO, YMD'
+SET intervalstyle = 'postgres'
+SET timezone = 'UTC'
+SET extra_float_digits = 3
+SET bytea_output = 'hex'
+AS $fn$
+DECLARE
+	result text;
+BEGIN
+	EXECUTE format(
+		'SELECT count(*) || ''-'' ||
+				((coalesce(sum(h1), 0) %% 18446744073709551616 + 18446744073709551616)
+				 %% 18446744073709551616) || ''-'' ||
+				((coalesce(sum(h2), 0) %% 18446744073709551616 + 18446744073709551616)
+				 %% 18446744073709551616)
+		   FROM (SELECT (''x'' || substr(m, 1, 16))::bit(64)::bigint::numeric AS h1,
+						(''x'' || substr(m, 17, 16))::bit(64)::bigint::numeric AS h2
+				   FROM (SELECT md5(ROW(r.*)::text) AS m FROM %s AS r) AS rows) AS hashes',
+		tbl)
+	INTO result;
+	RETURN result;
+END
+$fn$;
+
 /* ---------- monitoring ---------- */
 
 CREATE FUNCTION raftable._status(
