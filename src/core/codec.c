@@ -640,28 +640,44 @@ raft_conf_encode(const raft_conf *conf, uint8_t *buf)
 	return (size_t) (conf_write(conf, p) - buf);
 }
 
+/*
+ * Open a standalone encoding (a configuration or a single entry): one
+ * version byte, then a body that must fill the buffer exactly.
+ */
+static int
+open_standalone(codec_reader *r, const uint8_t *buf, size_t len)
+{
+	uint8_t		version;
+
+	r->buf = buf;
+	r->len = buf == NULL ? 0 : len;
+	r->pos = 0;
+	if (!rd_u8(r, &version))
+		return RAFT_EMALFORMED;
+	return version == RAFT_CODEC_VERSION ? RAFT_OK : RAFT_EVERSION;
+}
+
+static int
+close_standalone(const codec_reader *r, int rc, void *out, size_t outsize)
+{
+	if (rc == RAFT_OK && rd_left(r) != 0)
+		rc = RAFT_EMALFORMED;
+	if (rc != RAFT_OK)
+		memset(out, 0, outsize);
+	return rc;
+}
+
 int
 raft_conf_decode(const uint8_t *buf, size_t len, raft_conf *conf)
 {
 	codec_reader r;
 	int			rc;
-	uint8_t		version;
 
 	memset(conf, 0, sizeof(*conf));
-	r.buf = buf;
-	r.len = buf == NULL ? 0 : len;
-	r.pos = 0;
-
-	if (!rd_u8(&r, &version))
-		return RAFT_EMALFORMED;
-	if (version != RAFT_CODEC_VERSION)
-		return RAFT_EVERSION;
-	rc = conf_read(&r, conf);
-	if (rc == RAFT_OK && rd_left(&r) != 0)
-		rc = RAFT_EMALFORMED;
-	if (rc != RAFT_OK)
-		memset(conf, 0, sizeof(*conf));
-	return rc;
+	rc = open_standalone(&r, buf, len);
+	if (rc == RAFT_OK)
+		rc = conf_read(&r, conf);
+	return close_standalone(&r, rc, conf, sizeof(*conf));
 }
 
 /* ---------- single entries ---------- */
@@ -686,22 +702,11 @@ int
 raft_entry_decode(const uint8_t *buf, size_t len, raft_entry *e)
 {
 	codec_reader r;
-	uint8_t		version;
 	int			rc;
 
 	memset(e, 0, sizeof(*e));
-	r.buf = buf;
-	r.len = buf == NULL ? 0 : len;
-	r.pos = 0;
-
-	if (!rd_u8(&r, &version))
-		return RAFT_EMALFORMED;
-	if (version != RAFT_CODEC_VERSION)
-		return RAFT_EVERSION;
-	rc = entry_body_read(&r, e);
-	if (rc == RAFT_OK && rd_left(&r) != 0)
-		rc = RAFT_EMALFORMED;
-	if (rc != RAFT_OK)
-		memset(e, 0, sizeof(*e));
-	return rc;
+	rc = open_standalone(&r, buf, len);
+	if (rc == RAFT_OK)
+		rc = entry_body_read(&r, e);
+	return close_standalone(&r, rc, e, sizeof(*e));
 }
