@@ -744,6 +744,7 @@ raftable_deliver(PG_FUNCTION_ARGS)
 	size_t		left = VARSIZE_ANY_EXHDR(batch);
 	RaftableStatus *st = sql_status();
 	bool		queued = false;
+	bool		ignored = false;	/* one NOTICE per batch is enough */
 
 	sql_require_cluster(st);
 	while (left > 0)
@@ -753,7 +754,8 @@ raftable_deliver(PG_FUNCTION_ARGS)
 		uint64		cluster_id,
 					from,
 					to;
-		int			rc;
+		int			rc,
+					level;
 
 		if (left < 4)
 			ereport(ERROR,
@@ -775,21 +777,32 @@ raftable_deliver(PG_FUNCTION_ARGS)
 		from = m.from;
 		to = m.to;
 		raft_msg_free(&m, NULL);
+		/*
+		 * Messages of another cluster, for another node, or from a stranger
+		 * while we follow a leader are ignored, not errors: the NOTICE goes
+		 * back to the sender (whose transport logs it, rate-limited)
+		 * instead of an ERROR in this server's log for every batch.
+		 */
+		level = ignored ? DEBUG1 : NOTICE;
 		if (cluster_id != st->cluster_id)
-			ereport(ERROR,
-					(errhidestmt(true), errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("raftable message for another cluster"),
+		{
+			ereport(level,
+					(errmsg("raftable message for another cluster ignored"),
 					 errdetail("This node is in cluster %llu; the message is for cluster %llu.",
 							   (unsigned long long) st->cluster_id,
 							   (unsigned long long) cluster_id)));
-		if (to != st->node_id || !sql_sender_allowed(st, from))
-			ereport(ERROR,
-					(errhidestmt(true), errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("raftable message from node %llu to node %llu rejected",
+			ignored = true;
+		}
+		else if (to != st->node_id || !sql_sender_allowed(st, from))
+		{
+			ereport(level,
+					(errmsg("raftable message from node %llu to node %llu ignored",
 							(unsigned long long) from, (unsigned long long) to),
-					 errdetail("This is node %llu; only members may send to it.",
+					 errdetail("This is node %llu; it takes messages from members and from its leader.",
 							   (unsigned long long) st->node_id)));
-		if (raftable_inbox_push(p + 4, len))
+			ignored = true;
+		}
+		else if (raftable_inbox_push(p + 4, len))
 			queued = true;
 		p += 4 + len;
 		left -= 4 + len;
