@@ -134,6 +134,7 @@ typedef struct RaftableRequest
 {
 	bool		in_use;
 	bool		done;
+	uint64		generation;		/* which request the slot holds */
 	int			type;			/* RaftableRequestType */
 	uint64		node_id;
 	uint64		cluster_id;
@@ -157,6 +158,7 @@ typedef struct RaftableShared
 	ConditionVariable request_cv;	/* a request was answered */
 	ConditionVariable status_cv;	/* status changed (commit, role, ...) */
 	RaftableRequest requests[RAFTABLE_MAX_REQUESTS];
+	uint64		request_generation;
 
 	/* inbox: peer messages from _deliver, framed as u32 length + bytes */
 	LWLock	   *inbox_lock;

@@ -24,6 +24,7 @@
 #include "libpq-fe.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "commands/dbcommands.h"
 #include "postmaster/postmaster.h"
 #include "raftable.h"
 #include "utils/builtins.h"
@@ -47,6 +48,8 @@ PG_FUNCTION_INFO_V1(raftable_stats);
 
 /* how long to wait for the cluster to commit a membership change */
 #define SQL_COMMIT_WAIT_MS	(raftable_write_timeout)
+/* how long the worker may take to answer a request */
+#define SQL_REQUEST_WAIT_MS	(60 * 1000)
 /* how long a new learner may take to catch up before add_node gives up */
 #define SQL_CATCH_UP_WAIT_MS (6 * raftable_write_timeout)
 
@@ -59,7 +62,7 @@ raftable_version(PG_FUNCTION_ARGS)
 /* ---------- conninfo and member addresses ---------- */
 
 /*
- * Rebuild a conninfo without its password, for the views and messages.
+ * Rebuild a conninfo without its secrets, for the views and messages.
  * Unparseable input gives an empty string rather than echoing it.
  */
 void
@@ -74,7 +77,8 @@ raftable_strip_password(const char *conninfo, char *out, size_t outlen)
 	initStringInfo(&buf);
 	for (PQconninfoOption *o = opts; o->keyword; o++)
 	{
-		if (o->val == NULL || o->val[0] == '\0' || strcmp(o->keyword, "password") == 0)
+		/* '*' marks secrets: password, sslpassword */
+		if (o->val == NULL || o->val[0] == '\0' || o->dispchar[0] == '*')
 			continue;
 		if (buf.len)
 			appendStringInfoChar(&buf, ' ');
@@ -147,10 +151,15 @@ sql_check_conninfo(const char *conninfo)
 				 errmsg("conninfo must not be null")));
 	opts = PQconninfoParse(conninfo, &err);
 	if (opts == NULL)
+	{
+		/* libpq's message may quote pieces of it, a password among them */
+		if (err)
+			PQfreemem(err);
 		ereport(ERROR,
 				(errhidestmt(true), errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid connection string"),
-				 errdetail_internal("%s", err ? err : "out of memory")));
+				 errhint("Use key=value pairs or a postgresql:// URI.")));
+	}
 	PQconninfoFree(opts);
 	if (strlen(conninfo) >= RAFTABLE_CONNINFO_LEN - RAFTABLE_NAME_LEN)
 		ereport(ERROR,
@@ -187,6 +196,20 @@ sql_status(void)
 				 errmsg("the raftable worker is not running"),
 				 errhint("Check the server log; the worker restarts by itself.")));
 	return st;
+}
+
+/* membership and peer calls only make sense where the worker serves */
+static void
+sql_require_served_database(void)
+{
+	char	   *db = get_database_name(MyDatabaseId);
+
+	if (db == NULL || strcmp(db, raftable_database) != 0)
+		ereport(ERROR,
+				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("raftable serves database \"%s\", not this one", raftable_database),
+				 errhint("Connect to database \"%s\", or set raftable.database.",
+						 raftable_database)));
 }
 
 static const RaftableMemberInfo *
@@ -252,6 +275,7 @@ sql_submit(const RaftableRequest *in)
 				memcpy(&sh->requests[i], in, sizeof(RaftableRequest));
 				sh->requests[i].in_use = true;
 				sh->requests[i].done = false;
+				sh->requests[i].generation = ++sh->request_generation;
 			}
 		LWLockRelease(sh->lock);
 		if (slot >= 0)
@@ -263,6 +287,8 @@ sql_submit(const RaftableRequest *in)
 
 	PG_TRY();
 	{
+		TimestampTz start = GetCurrentTimestamp();
+
 		for (;;)
 		{
 			bool		done;
@@ -274,6 +300,11 @@ sql_submit(const RaftableRequest *in)
 			LWLockRelease(sh->lock);
 			if (done)
 				break;
+			if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), SQL_REQUEST_WAIT_MS))
+				ereport(ERROR,
+						(errhidestmt(true), errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
+						 errmsg("the raftable worker did not answer in time"),
+						 errhint("Check the server log.")));
 			ConditionVariableTimedSleep(&sh->request_cv, 1000, PG_WAIT_EXTENSION);
 		}
 		ConditionVariableCancelSleep();
@@ -283,6 +314,7 @@ sql_submit(const RaftableRequest *in)
 		LWLockAcquire(sh->lock, LW_EXCLUSIVE);
 		sh->requests[slot].in_use = false;
 		LWLockRelease(sh->lock);
+		ConditionVariableBroadcast(&sh->request_cv);	/* a slot is free */
 	}
 	PG_END_TRY();
 	return out;
@@ -344,12 +376,32 @@ static void
 sql_fail_request(const RaftableRequest *r, const char *what)
 {
 	if (r->rc == RAFT_ENOTLEADER || r->rc == RAFT_ENOLEADER)
-		sql_require_leader(sql_status());
+	{
+		/* the status may still say we lead: the worker answered first */
+		RaftableStatus *st = sql_status();
+
+		if (st->role == RAFT_LEADER)
+			st->role = RAFT_FOLLOWER;
+		if (st->leader_id == st->node_id)
+			st->leader_id = 0;
+		sql_require_leader(st);
+	}
 	ereport(ERROR,
 			(errhidestmt(true), errcode(r->rc == RAFT_EBUSY || r->rc == RAFT_ETRANSFER ?
 					 ERRCODE_OBJECT_IN_USE : ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("could not %s", what),
 			 errdetail("%s", r->error[0] ? r->error : raft_strerror(r->rc))));
+}
+
+static void
+sql_wait_committed(uint64 index, const char *what)
+{
+	if (!sql_wait_status(pred_committed, index, SQL_COMMIT_WAIT_MS))
+		ereport(ERROR,
+				(errhidestmt(true), errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
+				 errmsg("could not %s: not committed within raftable.write_timeout", what),
+				 errdetail("The change was proposed at log index %llu; it may still be committed.",
+						   (unsigned long long) index)));
 }
 
 /* propose a change through the worker and wait until it is committed */
@@ -369,23 +421,48 @@ sql_change(int type, uint64 node_id, const char *name, const char *conninfo,
 	ans = sql_submit(req);
 	if (ans->rc != RAFT_OK)
 		sql_fail_request(ans, what);
-	if (!sql_wait_status(pred_committed, ans->result, SQL_COMMIT_WAIT_MS))
-		ereport(ERROR,
-				(errhidestmt(true), errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
-				 errmsg("could not %s: not committed within raftable.write_timeout", what),
-				 errdetail("The change was proposed at log index %llu; it may still be committed.",
-						   (unsigned long long) ans->result)));
+	sql_wait_committed(ans->result, what);
 	return ans->result;
 }
 
 /* ---------- libpq to another node, from this backend ---------- */
 
+/*
+ * Connect from this backend to another node.  The call blocks (bounded by
+ * connect_timeout, keepalives and a statement_timeout on the other side);
+ * a conninfo without dbname means raftable.database, as for the worker.
+ */
+static PGconn *
+sql_connect_nothrow(const char *conninfo)
+{
+	const char *keys[] = {"dbname", "connect_timeout", "application_name",
+		"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+	"options", NULL, NULL};
+	const char *vals[] = {conninfo, "10", "raftable", "1", "5", "2", "3",
+	"-c statement_timeout=30s", NULL, NULL};
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+
+	if (opts)
+	{
+		bool		has_db = false;
+
+		for (PQconninfoOption *o = opts; o->keyword; o++)
+			if (strcmp(o->keyword, "dbname") == 0 && o->val && o->val[0])
+				has_db = true;
+		PQconninfoFree(opts);
+		if (!has_db)
+		{
+			keys[8] = "dbname";
+			vals[8] = raftable_database;
+		}
+	}
+	return PQconnectdbParams(keys, vals, true);
+}
+
 static PGconn *
 sql_connect(const char *conninfo)
 {
-	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-	const char *vals[] = {conninfo, "10", "raftable", NULL};
-	PGconn	   *conn = PQconnectdbParams(keys, vals, true);
+	PGconn	   *conn = sql_connect_nothrow(conninfo);
 
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
 	{
@@ -461,11 +538,9 @@ sql_full_conninfo(const raft_conf *conf, uint64 id, char *conninfo)
 static void
 sql_tell_leave(const char *conninfo, uint64 cluster_id, uint64 node_id)
 {
-	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-	const char *vals[] = {conninfo, "5", "raftable", NULL};
-	PGconn	   *conn = PQconnectdbParams(keys, vals, true);
+	PGconn	   *conn = sql_connect_nothrow(conninfo);
 
-	if (PQstatus(conn) == CONNECTION_OK)
+	if (conn != NULL && PQstatus(conn) == CONNECTION_OK)
 	{
 		char		c[32],
 					n[32];
@@ -487,14 +562,43 @@ sql_tell_leave(const char *conninfo, uint64 cluster_id, uint64 node_id)
 		ereport(WARNING,
 				(errmsg("could not tell node %llu that it left the cluster",
 						(unsigned long long) node_id),
-				 errdetail_internal("%s", pchomp(PQerrorMessage(conn)))));
+				 errdetail_internal("%s", conn ? pchomp(PQerrorMessage(conn)) : "out of memory")));
 	PQfinish(conn);
 }
 
 /* ---------- membership functions ---------- */
 
-Datum
-raftable_create_cluster(PG_FUNCTION_ARGS)
+/*
+ * Run a function whose arguments hold a conninfo so that any error it
+ * raises, ours or not (a cancel, a statement timeout, out of memory),
+ * leaves the statement out of the server log: it may hold a password.
+ */
+static Datum
+sql_hiding_statement(Datum (*fn) (FunctionCallInfo), FunctionCallInfo fcinfo)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum		result = (Datum) 0;
+
+	PG_TRY();
+	{
+		result = fn(fcinfo);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->hide_stmt = true;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+static Datum
+raftable_create_cluster_impl(FunctionCallInfo fcinfo)
 {
 	char	   *conninfo = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *name;
@@ -503,6 +607,7 @@ raftable_create_cluster(PG_FUNCTION_ARGS)
 	RaftableRequest *ans;
 
 	sql_check_conninfo(conninfo);
+	sql_require_served_database();
 	name = PG_ARGISNULL(1) ? psprintf("node-%d", PostPortNumber) :
 		text_to_cstring(PG_GETARG_TEXT_PP(1));
 	sql_check_name(name);
@@ -530,8 +635,8 @@ raftable_create_cluster(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64((int64) ans->result);
 }
 
-Datum
-raftable_add_node(PG_FUNCTION_ARGS)
+static Datum
+raftable_add_node_impl(FunctionCallInfo fcinfo)
 {
 	char	   *conninfo = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *name = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -546,6 +651,7 @@ raftable_add_node(PG_FUNCTION_ARGS)
 
 	sql_check_conninfo(conninfo);
 	sql_check_name(name);
+	sql_require_served_database();
 	st = sql_status();
 	sql_require_leader(st);
 	conf = sql_full_conf();
@@ -590,16 +696,27 @@ raftable_add_node(PG_FUNCTION_ARGS)
 	}
 	PQfinish(conn);
 
-	PG_TRY();
+	/*
+	 * If the proposal is refused, the node must forget the identity we gave
+	 * it.  If it was proposed but not committed in time, it may still be:
+	 * then the node keeps its identity (and is promoted if it commits).
+	 */
 	{
-		sql_change(RAFTABLE_REQ_ADD_LEARNER, id, name, conninfo, "add the node");
+		RaftableRequest *req = palloc0(sizeof(RaftableRequest));
+		RaftableRequest *ans;
+
+		req->type = RAFTABLE_REQ_ADD_LEARNER;
+		req->node_id = id;
+		strlcpy(req->name, name, RAFTABLE_NAME_LEN);
+		strlcpy(req->conninfo, conninfo, RAFTABLE_CONNINFO_LEN);
+		ans = sql_submit(req);
+		if (ans->rc != RAFT_OK)
+		{
+			sql_tell_leave(conninfo, st->cluster_id, id);
+			sql_fail_request(ans, "add the node");
+		}
+		sql_wait_committed(ans->result, "add the node");
 	}
-	PG_CATCH();
-	{
-		sql_tell_leave(conninfo, st->cluster_id, id);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
 
 	/* the worker promotes the learner once it holds everything committed */
 	if (wait && !sql_wait_status(pred_voter, id, SQL_CATCH_UP_WAIT_MS))
@@ -626,6 +743,7 @@ raftable_remove_node(PG_FUNCTION_ARGS)
 				(errhidestmt(true), errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("node_id must not be null")));
 	id = (uint64) PG_GETARG_INT64(0);
+	sql_require_served_database();
 	st = sql_status();
 	sql_require_leader(st);
 	if (sql_member(st, id) == NULL)
@@ -674,10 +792,12 @@ Datum
 raftable_transfer_leadership(PG_FUNCTION_ARGS)
 {
 	uint64		id = PG_ARGISNULL(0) ? 0 : (uint64) PG_GETARG_INT64(0);
-	RaftableStatus *st = sql_status();
+	RaftableStatus *st;
 	RaftableRequest *req;
 	RaftableRequest *ans;
 
+	sql_require_served_database();
+	st = sql_status();
 	sql_require_leader(st);
 	if (id != 0)
 	{
@@ -742,10 +862,12 @@ raftable_deliver(PG_FUNCTION_ARGS)
 	bytea	   *batch = PG_GETARG_BYTEA_PP(0);
 	const uint8 *p = (const uint8 *) VARDATA_ANY(batch);
 	size_t		left = VARSIZE_ANY_EXHDR(batch);
-	RaftableStatus *st = sql_status();
+	RaftableStatus *st;
 	bool		queued = false;
 	bool		ignored = false;	/* one NOTICE per batch is enough */
 
+	sql_require_served_database();
+	st = sql_status();
 	sql_require_cluster(st);
 	while (left > 0)
 	{
@@ -812,16 +934,18 @@ raftable_deliver(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-Datum
-raftable_join(PG_FUNCTION_ARGS)
+static Datum
+raftable_join_impl(FunctionCallInfo fcinfo)
 {
-	RaftableStatus *st = sql_status();
+	RaftableStatus *st;
 	RaftableRequest *req = palloc0(sizeof(RaftableRequest));
 	RaftableRequest *ans;
 	bytea	   *members = PG_GETARG_BYTEA_PP(4);
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	char	   *conninfo = text_to_cstring(PG_GETARG_TEXT_PP(3));
 
+	sql_require_served_database();
+	st = sql_status();
 	if (st->in_cluster)
 		ereport(ERROR,
 				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -855,10 +979,12 @@ raftable_join(PG_FUNCTION_ARGS)
 Datum
 raftable_leave(PG_FUNCTION_ARGS)
 {
-	RaftableStatus *st = sql_status();
+	RaftableStatus *st;
 	RaftableRequest *req = palloc0(sizeof(RaftableRequest));
 	RaftableRequest *ans;
 
+	sql_require_served_database();
+	st = sql_status();
 	sql_require_cluster(st);
 	req->type = RAFTABLE_REQ_LEAVE;
 	req->cluster_id = (uint64) PG_GETARG_INT64(0);
@@ -974,4 +1100,22 @@ raftable_stats(PG_FUNCTION_ARGS)
 		values[i] = Int64GetDatum((int64) f[i]);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
+}
+
+Datum
+raftable_create_cluster(PG_FUNCTION_ARGS)
+{
+	return sql_hiding_statement(raftable_create_cluster_impl, fcinfo);
+}
+
+Datum
+raftable_add_node(PG_FUNCTION_ARGS)
+{
+	return sql_hiding_statement(raftable_add_node_impl, fcinfo);
+}
+
+Datum
+raftable_join(PG_FUNCTION_ARGS)
+{
+	return sql_hiding_statement(raftable_join_impl, fcinfo);
 }

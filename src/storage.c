@@ -28,9 +28,17 @@
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
 
+/*
+ * The caller's memory context: committing a transaction leaves
+ * CurrentMemoryContext at TopMemoryContext, where everything the worker
+ * allocated afterwards would stay for good.
+ */
+static MemoryContext storage_caller_cxt;
+
 static void
 storage_begin(void)
 {
+	storage_caller_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -44,6 +52,7 @@ storage_commit(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(storage_caller_cxt);
 	pgstat_report_stat(false);
 }
 
@@ -66,12 +75,14 @@ storage_exec(const char *sql, int nargs, Oid *types, Datum *values, int expect)
 Oid
 storage_extension_oid(void)
 {
+	MemoryContext cxt = CurrentMemoryContext;
 	Oid			oid;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	oid = get_extension_oid("raftable", true);
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
 	return oid;
 }
 

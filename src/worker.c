@@ -278,7 +278,6 @@ worker_create_cluster(RaftableRequest *req)
 	RaftableIdentity id;
 	raft_snapshot_meta *snap = palloc0(sizeof(raft_snapshot_meta));
 	raft_conf  *conf = palloc0(sizeof(raft_conf));
-	int			rc;
 
 	if (worker_raft)
 	{
@@ -291,16 +290,20 @@ worker_create_cluster(RaftableRequest *req)
 	id.node_id = raftable_random_id();
 	strlcpy(id.node_name, req->name, RAFTABLE_NAME_LEN);
 	strlcpy(id.self_conninfo, req->conninfo, RAFTABLE_CONNINFO_LEN);
-	storage_save_identity(&id, snap);
-	worker_start_raft();
-
 	conf->n = 1;
 	conf->members[0].id = id.node_id;
 	conf->members[0].voter = true;
 	raftable_member_addr_encode(id.node_name, id.self_conninfo,
 								conf->members[0].addr, &conf->members[0].addr_len);
-	if ((rc = raft_bootstrap(worker_raft, conf)) != 0)
-		elog(ERROR, "raftable: bootstrap failed: %s", raft_strerror(rc));
+
+	/*
+	 * The identity and the one-member configuration become durable
+	 * together (as the snapshot at index 0), so that a crash right after
+	 * leaves a node that elects itself, not an identity without members.
+	 */
+	snap->conf = *conf;
+	storage_save_identity(&id, snap);
+	worker_start_raft();
 	worker_answer(req, RAFT_OK, id.node_id, NULL);
 }
 
@@ -474,12 +477,26 @@ worker_promote_learners(void)
 	}
 }
 
+static bool
+worker_requests_pending(void)
+{
+	bool		any = false;
+
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	for (int i = 0; i < RAFTABLE_MAX_REQUESTS && !any; i++)
+		any = raftable_shared->requests[i].in_use && !raftable_shared->requests[i].done;
+	LWLockRelease(raftable_shared->lock);
+	return any;
+}
+
 /*
  * Serve the requests backends left.  Each is copied out, handled without
- * the lock (it may run a transaction), and its answer copied back.
+ * the lock (it may run a transaction), and its answer copied back if the
+ * slot still holds the same request.  While the extension does not exist
+ * every request is answered with an error.
  */
 static void
-worker_handle_requests(void)
+worker_handle_requests(bool active)
 {
 	RaftableRequest *req = palloc(sizeof(RaftableRequest));
 
@@ -495,9 +512,15 @@ worker_handle_requests(void)
 		LWLockRelease(raftable_shared->lock);
 		if (!pending)
 			continue;
-		worker_handle_request(req);
+		if (active)
+			worker_handle_request(req);
+		else
+			worker_answer(req, RAFT_EINVAL, 0,
+						  psprintf("the raftable extension does not exist in database \"%s\"",
+								   raftable_database));
 		LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
-		if (slot->in_use && !slot->done)
+		/* the asker may have given up, and another taken the slot */
+		if (slot->in_use && !slot->done && slot->generation == req->generation)
 		{
 			slot->rc = req->rc;
 			slot->result = req->result;
@@ -536,6 +559,7 @@ worker_on_exit(int code, Datum arg)
 	transport_shutdown();
 	if (raftable_shared == NULL)
 		return;
+	LWLockReleaseAll();			/* an error may have left ours held */
 	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
 	raftable_shared->worker_latch = NULL;
 	raftable_shared->worker_pid = 0;
@@ -631,8 +655,12 @@ raftable_worker_main(Datum arg)
 		MemoryContextReset(cycle_cxt);
 		old = MemoryContextSwitchTo(cycle_cxt);
 
-		/* the extension may come and go: look once a second */
-		if (TimestampDifferenceExceeds(last_check, GetCurrentTimestamp(), 1000))
+		/*
+		 * The extension may come and go: look once a second, and at once
+		 * when a request waits while we idle (right after CREATE EXTENSION).
+		 */
+		if (TimestampDifferenceExceeds(last_check, GetCurrentTimestamp(), 1000) ||
+			(!active && worker_requests_pending()))
 		{
 			Oid			ext = storage_extension_oid();
 
@@ -657,7 +685,7 @@ raftable_worker_main(Datum arg)
 			if (worker_raft)
 				raft_tick(worker_raft, worker_now());
 			worker_drain_inbox();
-			worker_handle_requests();
+			worker_handle_requests(true);
 			if (worker_raft)
 			{
 				while (worker_cycle())
@@ -670,7 +698,10 @@ raftable_worker_main(Datum arg)
 			transport_poll();
 		}
 		else
+		{
 			worker_drain_inbox();	/* discard */
+			worker_handle_requests(false);
+		}
 		worker_publish();
 		MemoryContextSwitchTo(old);
 		worker_wait(active);
