@@ -630,8 +630,12 @@ raftable_create_cluster_impl(FunctionCallInfo fcinfo)
 				 errmsg("this node is already in a raftable cluster")));
 	if (ans->rc != RAFT_OK)
 		sql_fail_request(ans, "create the cluster");
-	/* a lone voter elects itself within an election timeout */
-	sql_wait_status(pred_self_leader, 0, 10 * raftable_election_timeout);
+	/* a lone voter elects itself within an election timeout or two */
+	if (!sql_wait_status(pred_self_leader, 0, 10 * raftable_election_timeout))
+		ereport(WARNING,
+				(errhidestmt(true),
+				 errmsg("the new cluster has no leader yet"),
+				 errhint("Check raftable.status and the server log.")));
 	PG_RETURN_INT64((int64) ans->result);
 }
 
