@@ -48,6 +48,8 @@ PG_FUNCTION_INFO_V1(raftable_stats);
 
 /* how long to wait for the cluster to commit a membership change */
 #define SQL_COMMIT_WAIT_MS	(raftable_write_timeout)
+/* how long a connection to, or a query on, another node may take */
+#define SQL_REMOTE_WAIT_MS	(30 * 1000)
 /* how long the worker may take to answer a request */
 #define SQL_REQUEST_WAIT_MS	(60 * 1000)
 /* how long a new learner may take to catch up before add_node gives up */
@@ -428,8 +430,103 @@ sql_change(int type, uint64 node_id, const char *name, const char *conninfo,
 /* ---------- libpq to another node, from this backend ---------- */
 
 /*
- * Connect from this backend to another node.  The call blocks (bounded by
- * connect_timeout, keepalives and a statement_timeout on the other side);
+ * Wait until conn's socket is ready for events, or the latch is set, for
+ * at most until deadline; interrupts (cancel, terminate) are served.
+ * Returns false on timeout.
+ */
+static bool
+sql_wait_socket(PGconn *conn, int events, TimestampTz deadline)
+{
+	long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+	int			rc;
+
+	if (ms <= 0)
+		return false;
+	rc = WaitLatchOrSocket(MyLatch,
+						   WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | WL_TIMEOUT | events,
+						   PQsocket(conn), ms, PG_WAIT_EXTENSION);
+	if (rc & WL_LATCH_SET)
+		ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	return true;
+}
+
+/*
+ * Finish a connection started with PQconnectStartParams without blocking
+ * in libpq (as PostgreSQL's walreceiver does), so that a cancel works.
+ * Returns the connection, good or bad; the caller checks PQstatus.
+ */
+static PGconn *
+sql_connect_wait(PGconn *conn)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   SQL_REMOTE_WAIT_MS);
+	PostgresPollingStatusType status = PGRES_POLLING_WRITING;
+
+	if (conn == NULL || PQstatus(conn) == CONNECTION_BAD)
+		return conn;
+	PG_TRY();
+	{
+		while (status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED)
+		{
+			if (!sql_wait_socket(conn, status == PGRES_POLLING_READING ?
+								 WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE, deadline))
+				break;			/* PQstatus stays not OK: the caller reports */
+			status = PQconnectPoll(conn);
+		}
+	}
+	PG_CATCH();
+	{
+		PQfinish(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return conn;
+}
+
+/*
+ * Run one query there and return its last result, waiting interruptibly;
+ * NULL if the connection failed or the wait timed out.
+ */
+static PGresult *
+sql_exec_wait(PGconn *conn, const char *sql, int nparams,
+			  const char *const *values, const int *lengths, const int *formats)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   SQL_REMOTE_WAIT_MS);
+	PGresult   *last = NULL;
+	PGresult   *res;
+
+	if (!PQsendQueryParams(conn, sql, nparams, NULL, values, lengths, formats, 0))
+		return NULL;
+	PG_TRY();
+	{
+		while (PQisBusy(conn))
+		{
+			if (!sql_wait_socket(conn, WL_SOCKET_READABLE, deadline) ||
+				!PQconsumeInput(conn))
+				break;
+		}
+	}
+	PG_CATCH();
+	{
+		PQfinish(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (PQisBusy(conn))
+		return NULL;			/* timed out or lost: the caller finishes conn */
+	while ((res = PQgetResult(conn)) != NULL)
+	{
+		PQclear(last);
+		last = res;
+	}
+	return last;
+}
+
+/*
+ * Connect from this backend to another node, waiting interruptibly and at
+ * most SQL_REMOTE_WAIT_MS (keepalives on; statements there time out too);
  * a conninfo without dbname means raftable.database, as for the worker.
  */
 static PGconn *
@@ -456,7 +553,7 @@ sql_connect_nothrow(const char *conninfo)
 			vals[8] = raftable_database;
 		}
 	}
-	return PQconnectdbParams(keys, vals, true);
+	return sql_connect_wait(PQconnectStartParams(keys, vals, true));
 }
 
 static PGconn *
@@ -482,14 +579,13 @@ static PGresult *
 sql_remote(PGconn *conn, const char *sql, int nparams, const char *const *values,
 		   const int *lengths, const int *formats, const char *what)
 {
-	PGresult   *res = PQexecParams(conn, sql, nparams, NULL, values, lengths,
-								   formats, 0);
-	ExecStatusType s = PQresultStatus(res);
+	PGresult   *res = sql_exec_wait(conn, sql, nparams, values, lengths, formats);
+	ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
 	if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK)
 	{
-		char	   *msg = pchomp(PQresultErrorMessage(res));
-		char	   *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		char	   *msg = pchomp(res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+		char	   *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 		int			code = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
 
 		if (state && strcmp(state, "42883") != 0 && strcmp(state, "42P01") != 0 &&
@@ -549,13 +645,14 @@ sql_tell_leave(const char *conninfo, uint64 cluster_id, uint64 node_id)
 
 		snprintf(c, sizeof(c), INT64_FORMAT, (int64) cluster_id);
 		snprintf(n, sizeof(n), INT64_FORMAT, (int64) node_id);
-		res = PQexecParams(conn, "SELECT raftable._leave($1, $2)", 2, NULL,
-						   params, NULL, NULL, 0);
+		res = sql_exec_wait(conn, "SELECT raftable._leave($1, $2)", 2, params,
+							NULL, NULL);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK)
 			ereport(WARNING,
 					(errmsg("could not tell node %llu that it left the cluster",
 							(unsigned long long) node_id),
-					 errdetail_internal("%s", pchomp(PQresultErrorMessage(res)))));
+					 errdetail_internal("%s", pchomp(res ? PQresultErrorMessage(res) :
+													 PQerrorMessage(conn)))));
 		PQclear(res);
 	}
 	else
