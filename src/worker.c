@@ -535,22 +535,22 @@ worker_handle_requests(bool active)
 	}
 }
 
-/*
- * Apply a settings reload to the running core: timeouts are read at
- * construction, so the core is rebuilt from storage (cheap, and the log
- * is the truth).
- */
+/* apply a settings reload to the running core, leadership kept */
 static void
 worker_reload(void)
 {
-	int			old_e = raftable_election_timeout,
-				old_h = raftable_heartbeat_interval;
+	raft_options opts;
 
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
-	if (worker_raft && (old_e != raftable_election_timeout ||
-						old_h != raftable_heartbeat_interval))
-		worker_start_raft();
+	if (worker_raft == NULL)
+		return;
+	worker_options(&opts);
+	if (raft_set_timeouts(worker_raft, opts.election_timeout,
+						  opts.heartbeat_interval) != RAFT_OK)
+		elog(LOG, "raftable: timeouts unchanged: heartbeat %llu ms is not below the election timeout %llu ms",
+			 (unsigned long long) opts.heartbeat_interval,
+			 (unsigned long long) opts.election_timeout);
 }
 
 static void

@@ -1720,6 +1720,22 @@ raft_peer_unreachable(raft *r, raft_id id)
 	r->hastened = true;			/* once per leader contact */
 }
 
+int
+raft_set_timeouts(raft *r, uint64_t election_timeout, uint64_t heartbeat_interval)
+{
+	if (r->err)
+		return r->err;
+	if (heartbeat_interval == 0 || heartbeat_interval >= election_timeout)
+		return RAFT_EINVAL;
+	r->opts.election_timeout = election_timeout;
+	r->opts.heartbeat_interval = heartbeat_interval;
+	if (r->role == RAFT_LEADER)
+		r->heartbeat_deadline = r->now + heartbeat_interval;
+	else
+		reset_election_timer(r);
+	return RAFT_OK;
+}
+
 /*
  * Forget entries up to upto, which the driver has applied and can serve as
  * a snapshot (§7).  The configuration as of upto is kept with it.

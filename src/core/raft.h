@@ -310,6 +310,14 @@ extern int	raft_snapshot_installed(raft *r, const raft_snapshot_meta *meta);
  * while pre-vote and the lease keep a live leader from being disturbed.
  */
 extern void raft_peer_unreachable(raft *r, raft_id id);
+
+/*
+ * New timeouts (a settings reload), without losing any state: timers that
+ * are running are restarted with the new values.  RAFT_EINVAL unless
+ * 0 < heartbeat < election.
+ */
+extern int	raft_set_timeouts(raft *r, uint64_t election_timeout,
+							  uint64_t heartbeat_interval);
 extern int	raft_compact(raft *r, raft_index upto);
 
 /* membership: propose a configuration change (leader only) */

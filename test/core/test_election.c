@@ -332,3 +332,29 @@ TEST(unreachable_leader_ignored_while_it_is_heard)
 	CHECK_EQ(raft_get_stats(h_r(net, 2))->pre_elections, 0);
 	h_free(net);
 }
+
+/* new timeouts take effect without an election or any lost state */
+TEST(set_timeouts_keeps_leadership)
+{
+	h_net	   *net = h_new(3, 3);
+	uint64_t	waited = 0;
+
+	h_campaign(net, 1);
+	for (int i = 1; i <= 3; i++)
+		CHECK_EQ(raft_set_timeouts(h_r(net, i), 400, 40), 0);
+	CHECK_EQ(raft_set_timeouts(h_r(net, 2), 100, 100), RAFT_EINVAL);
+	h_run(net, 1000);
+	CHECK_EQ(h_leader(net), 1);
+	CHECK_EQ(h_status(net, 1).term, 2);
+	/* the longer timeout holds: a cut-off leader needs 400 ms now */
+	h_isolate(net, 1);
+	while (h_status(net, 1).role == RAFT_LEADER && waited < 2000)
+	{
+		h_tick(net, 1, 1);
+		h_settle(net);
+		waited++;
+	}
+	CHECK(waited >= 400 - 40);
+	CHECK(waited <= 400 + 40);
+	h_free(net);
+}
