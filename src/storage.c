@@ -35,6 +35,9 @@
  */
 static MemoryContext storage_caller_cxt;
 
+/* the worker's one repeated statement, kept across transactions */
+static SPIPlanPtr storage_insert_plan;
+
 static void
 storage_begin(void)
 {
@@ -269,16 +272,21 @@ storage_persist(const raft_ready *rd, uint64 applied)
 	{
 		Oid			t4[4] = {INT8OID, INT8OID, INT2OID, BYTEAOID};
 		Datum		v4[4];
-		SPIPlanPtr	plan;
 
 		/* an append always follows the persisted log: drop any overlap */
 		v1[0] = Int64GetDatum(rd->entries[0].index);
 		storage_exec("DELETE FROM raftable.log WHERE idx >= $1", 1, t1, v1,
 					 SPI_OK_DELETE);
-		plan = SPI_prepare("INSERT INTO raftable.log (idx, term, kind, data) "
-						   "VALUES ($1, $2, $3, $4)", 4, t4);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		/* prepared once; the plan cache redoes it if the table is renewed */
+		if (storage_insert_plan == NULL)
+		{
+			SPIPlanPtr	plan = SPI_prepare("INSERT INTO raftable.log (idx, term, kind, data) "
+										   "VALUES ($1, $2, $3, $4)", 4, t4);
+
+			if (plan == NULL || SPI_keepplan(plan) != 0)
+				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+			storage_insert_plan = plan;
+		}
 		for (size_t i = 0; i < rd->n_entries; i++)
 		{
 			const raft_entry *e = &rd->entries[i];
@@ -289,7 +297,7 @@ storage_persist(const raft_ready *rd, uint64 applied)
 			v4[1] = Int64GetDatum(e->term);
 			v4[2] = Int16GetDatum(e->type);
 			v4[3] = e->len ? PointerGetDatum(bytes_to_bytea(e->data, e->len)) : (Datum) 0;
-			rc = SPI_execute_plan(plan, v4, nulls, false, 0);
+			rc = SPI_execute_plan(storage_insert_plan, v4, nulls, false, 0);
 			if (rc != SPI_OK_INSERT)
 				elog(ERROR, "raftable storage: log insert failed: %s",
 					 SPI_result_code_string(rc));

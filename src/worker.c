@@ -49,6 +49,9 @@ static RaftableIdentity worker_id;
 static uint8 *worker_msgbuf;
 static instr_time worker_epoch;
 static raft_index worker_conf_index;	/* configuration the transport knows */
+static RaftableMemberInfo *worker_members;	/* its members, as the views show
+											 * them (fixed parts only) */
+static int	worker_n_members;
 static RaftableStats worker_stats_base; /* shared counters at core start */
 static uint64 worker_applied_total;
 
@@ -101,6 +104,7 @@ worker_stop_raft(void)
 		raft_free(worker_raft);
 	worker_raft = NULL;
 	worker_conf_index = 0;
+	worker_n_members = 0;
 	transport_forget_peers_except(NULL, 0);
 }
 
@@ -139,7 +143,11 @@ worker_start_raft(void)
 		 (unsigned long long) (snap->index + n));
 }
 
-/* tell the transport who the members are, when the configuration changed */
+/*
+ * When the configuration changed: tell the transport who the peers are,
+ * and prepare the members' names and password-free conninfos for the
+ * views once, rather than at every publish.
+ */
 static void
 worker_sync_peers(void)
 {
@@ -153,16 +161,22 @@ worker_sync_peers(void)
 		return;
 	worker_conf_index = st.conf_index;
 	conf = raft_get_conf(worker_raft);
+	worker_n_members = conf->n;
 	for (uint32 i = 0; i < conf->n; i++)
 	{
 		const raft_member *m = &conf->members[i];
-		char		name[RAFTABLE_NAME_LEN];
+		RaftableMemberInfo *mi = &worker_members[i];
 		char		conninfo[RAFTABLE_CONNINFO_LEN];
 
-		if (m->id == worker_id.node_id)
+		memset(mi, 0, sizeof(*mi));
+		mi->id = m->id;
+		mi->voter = m->voter;
+		mi->is_self = m->id == worker_id.node_id;
+		raftable_member_addr_decode(m->addr, m->addr_len, mi->name,
+									sizeof(mi->name), conninfo, sizeof(conninfo));
+		raftable_strip_password(conninfo, mi->conninfo, sizeof(mi->conninfo));
+		if (mi->is_self)
 			continue;
-		raftable_member_addr_decode(m->addr, m->addr_len, name, sizeof(name),
-									conninfo, sizeof(conninfo));
 		transport_set_peer(m->id, conninfo);
 		ids[n++] = m->id;
 	}
@@ -635,6 +649,8 @@ raftable_worker_main(Datum arg)
 	cycle_cxt = AllocSetContextCreate(worker_cxt, "raftable cycle",
 									  ALLOCSET_DEFAULT_SIZES);
 	worker_msgbuf = MemoryContextAlloc(worker_cxt, WORKER_MAX_MSG_BYTES);
+	worker_members = MemoryContextAlloc(worker_cxt,
+										sizeof(RaftableMemberInfo) * RAFT_MAX_MEMBERS);
 	INSTR_TIME_SET_CURRENT(worker_epoch);
 	transport_init();
 
@@ -765,24 +781,15 @@ worker_publish(void)
 		GetCurrentTimestamp() - (TimestampTz) st.leader_contact_ms * 1000;
 	strlcpy(out->role_name, worker_role(&st), sizeof(out->role_name));
 	{
-		const raft_conf *conf = raft_get_conf(worker_raft);
-
-		out->n_members = conf->n;
-		for (uint32 i = 0; i < conf->n; i++)
+		out->n_members = worker_n_members;
+		for (int i = 0; i < worker_n_members; i++)
 		{
-			const raft_member *m = &conf->members[i];
 			RaftableMemberInfo *mi = &out->members[i];
 			raft_progress pr;
-			char		conninfo[RAFTABLE_CONNINFO_LEN];
 
-			mi->id = m->id;
-			mi->voter = m->voter;
-			mi->is_self = m->id == worker_id.node_id;
-			raftable_member_addr_decode(m->addr, m->addr_len, mi->name,
-										sizeof(mi->name), conninfo, sizeof(conninfo));
-			raftable_strip_password(conninfo, mi->conninfo, sizeof(mi->conninfo));
-			mi->reachable = mi->is_self || transport_peer_reachable(m->id);
-			mi->progress_known = raft_get_progress(worker_raft, m->id, &pr) == 0;
+			*mi = worker_members[i];
+			mi->reachable = mi->is_self || transport_peer_reachable(mi->id);
+			mi->progress_known = raft_get_progress(worker_raft, mi->id, &pr) == 0;
 			mi->match_index = mi->progress_known ? pr.match : 0;
 			mi->lag_entries = mi->progress_known && st.last_index > pr.match ?
 				st.last_index - pr.match : 0;
