@@ -25,6 +25,10 @@ MODULE_big = raftable
 # The Raft core (src/core/*.c) is linked into the module and is compiled with
 # PostgreSQL's CFLAGS as well as by test/core/core.mk for its own tests.
 OBJS = \
+	src/apply.o \
+	src/capture.o \
+	src/changeset.o \
+	src/ddl.o \
 	src/raftable.o \
 	src/shmem.o \
 	src/sqlfuncs.o \
@@ -53,7 +57,7 @@ include $(PGXS)
 include test/core/core.mk
 
 # PGXS tracks no header dependencies: every object depends on the headers
-$(OBJS): src/raftable.h src/core/raft.h
+$(OBJS): src/raftable.h src/changeset.h src/core/raft.h
 
 # ---------------------------------------------------------------------------
 # Test tiers that need PostgreSQL (besides installcheck, from PGXS)

@@ -154,6 +154,9 @@ _PG_init(void)
 	raftable_preloaded = true;
 	raftable_shmem_request();
 	raftable_register_worker();
+	raftable_register_apply_worker();
+	raftable_capture_init();
+	raftable_ddl_init();
 }
 
 /*

@@ -8,6 +8,10 @@
  *	  storage.c    durable log, hard state and snapshot in raftable tables
  *	  transport.c  outbound libpq connections to the peers
  *	  sqlfuncs.c   SQL-callable functions: membership, views, _deliver
+ *	  changeset.c  what a log entry of table changes holds, and its format
+ *	  capture.c    the leader's write path: capture, propose, wait, guard
+ *	  ddl.c        DDL on replicated tables: replicated, or refused
+ *	  apply.c      the apply worker: committed entries into the tables
  *
  * The pure Raft core (src/core/) knows nothing of PostgreSQL; only the
  * worker drives it.  Backends never touch the core: they read what the
@@ -20,11 +24,23 @@
 
 #include "core/raft.h"
 #include "storage/condition_variable.h"
+#include "storage/dsm.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "utils/timestamp.h"
 
 #define RAFTABLE_VERSION "0.1"
+
+/* SQLSTATEs of SPEC.md */
+#define ERRCODE_RAFTABLE_UNAVAILABLE	MAKE_SQLSTATE('R','A','0','0','1')
+#define ERRCODE_RAFTABLE_NOT_LEADER		MAKE_SQLSTATE('R','A','0','0','2')
+
+/*
+ * The largest change set one transaction may propose (its encoded row
+ * images): an entry travels whole in one message through the peers'
+ * inboxes, so it must stay well below RAFTABLE_INBOX_BYTES.
+ */
+#define RAFTABLE_MAX_CHANGE_BYTES (4 * 1024 * 1024)
 
 /* ---------- settings (raftable.c) ---------- */
 extern char *raftable_database;
@@ -58,6 +74,8 @@ typedef enum RaftableWriteAck
 #define RAFTABLE_CONNINFO_LEN 1024	/* conninfo with the password removed */
 #define RAFTABLE_INBOX_BYTES (8 * 1024 * 1024)
 #define RAFTABLE_MAX_REQUESTS 8
+#define RAFTABLE_MAX_PROPOSALS 128
+#define RAFTABLE_PROPOSAL_INLINE 2048	/* larger change sets go through DSM */
 #define RAFTABLE_MAX_CONF_BYTES (1 + 4 + RAFT_MAX_MEMBERS * (11 + RAFT_MAX_ADDR))
 
 /* one member as the views show it */
@@ -92,6 +110,7 @@ typedef struct RaftableStatus
 	uint64		applied_index;
 	uint64		last_log_index;
 	uint64		snapshot_index;
+	uint64		term_start_index;	/* leader: first entry of its term */
 	TimestampTz leader_contact_at;	/* last contact with a leader; the view
 									 * shows its age at read time */
 	int			n_members;
@@ -148,6 +167,42 @@ typedef struct RaftableRequest
 	char		error[256];		/* detail when rc != 0 */
 } RaftableRequest;
 
+typedef enum RaftableProposalState
+{
+	RAFTABLE_PROP_FREE = 0,
+	RAFTABLE_PROP_PENDING,		/* waiting for the worker */
+	RAFTABLE_PROP_DONE,			/* answered: rc, index, term */
+} RaftableProposalState;
+
+/*
+ * A committing transaction's change set, handed to the worker to append
+ * to the log.  Small ones travel inline, larger ones in a DSM segment the
+ * backend owns until the answer.
+ */
+typedef struct RaftableProposal
+{
+	int			state;			/* RaftableProposalState */
+	uint64		generation;
+	uint32		len;
+	dsm_handle	handle;			/* DSM_HANDLE_INVALID: data[] holds it */
+	int			rc;
+	uint64		index;
+	uint64		term;
+	char		data[RAFTABLE_PROPOSAL_INLINE];
+} RaftableProposal;
+
+/* what the apply worker publishes */
+typedef struct RaftableApplyStatus
+{
+	bool		running;
+	pid_t		pid;
+	Latch	   *latch;
+	uint64		applied_index;
+	uint64		error_index;	/* entry that failed, 0: none */
+	TimestampTz error_at;
+	char		error[512];		/* its message, with the table */
+} RaftableApplyStatus;
+
 typedef struct RaftableShared
 {
 	LWLock	   *lock;			/* status, members, requests */
@@ -159,6 +214,13 @@ typedef struct RaftableShared
 	ConditionVariable status_cv;	/* status changed (commit, role, ...) */
 	RaftableRequest requests[RAFTABLE_MAX_REQUESTS];
 	uint64		request_generation;
+	RaftableApplyStatus apply;	/* under lock */
+
+	/* proposals, under proposal_lock */
+	LWLock	   *proposal_lock;
+	ConditionVariable proposal_cv;	/* a proposal was answered or freed */
+	uint64		proposal_generation;
+	RaftableProposal proposals[RAFTABLE_MAX_PROPOSALS];
 
 	/* inbox: peer messages from _deliver, framed as u32 length + bytes */
 	LWLock	   *inbox_lock;
@@ -175,10 +237,28 @@ extern void raftable_shmem_startup(void);
 extern bool raftable_inbox_push(const uint8 *msg, uint32 len);
 extern uint32 raftable_inbox_pop(uint8 *buf, uint32 bufsize);
 extern void raftable_wake_worker(void);
+extern void raftable_wake_apply(void);
+extern RaftableStatus *raftable_status_copy(bool with_members);
+extern void raftable_error_not_leader(int sqlstate, const char *msg) pg_attribute_noreturn();
 
 /* ---------- the worker (worker.c) ---------- */
 extern PGDLLEXPORT void raftable_worker_main(Datum arg);
 extern void raftable_register_worker(void);
+
+/* ---------- the apply worker (apply.c) ---------- */
+extern PGDLLEXPORT void raftable_apply_main(Datum arg);
+extern void raftable_register_apply_worker(void);
+extern bool raftable_applying;	/* this process applies: capture nothing */
+
+/* ---------- capture (capture.c) and DDL (ddl.c), in backends ---------- */
+extern void raftable_capture_init(void);
+extern void raftable_ddl_init(void);
+extern void capture_require_writable(void);
+extern void capture_ddl(const char *search_path, const char *sql);
+extern void capture_replicate(Oid relid, const char *ddl);
+extern void capture_unreplicate(Oid relid);
+extern bool raftable_table_is_replicated(Oid relid);
+extern void raftable_forget_table(Oid relid);
 
 /* ---------- storage (storage.c), worker only ---------- */
 typedef struct RaftableIdentity
@@ -197,7 +277,7 @@ extern bool storage_load(RaftableIdentity *id, raft_hard_state *hs,
 extern void storage_save_identity(const RaftableIdentity *id,
 								  const raft_snapshot_meta *snap);
 extern void storage_reset(void);
-extern void storage_persist(const raft_ready *rd, uint64 applied);
+extern void storage_persist(const raft_ready *rd);
 
 /* ---------- transport (transport.c), worker only ---------- */
 

@@ -7,9 +7,10 @@
  *
  * One segment, asked for through shmem_request_hook and laid out in
  * shmem_startup_hook, with a named LWLock tranche ("raftable"): one lock
- * for the status and the requests, one for the inbox, which every backend
- * running raftable._deliver writes and the worker reads (messages can be
- * megabytes: too long a copy for a spinlock).
+ * for the status, the apply status and the requests; one for the inbox,
+ * which every backend running raftable._deliver writes and the worker
+ * reads (messages can be megabytes: too long a copy for a spinlock); one
+ * for the proposals of committing transactions.
  *
  * IDENTIFICATION
  *	  src/shmem.c
@@ -34,7 +35,7 @@ raftable_shmem_request_hook(void)
 	if (raftable_prev_shmem_request_hook)
 		raftable_prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(RaftableShared)));
-	RequestNamedLWLockTranche("raftable", 2);
+	RequestNamedLWLockTranche("raftable", 3);
 }
 
 static void
@@ -54,6 +55,8 @@ raftable_shmem_startup_hook(void)
 		memset(raftable_shared, 0, offsetof(RaftableShared, inbox));
 		raftable_shared->lock = &locks[0].lock;
 		raftable_shared->inbox_lock = &locks[1].lock;
+		raftable_shared->proposal_lock = &locks[2].lock;
+		ConditionVariableInit(&raftable_shared->proposal_cv);
 		raftable_shared->status.role = -1;
 		ConditionVariableInit(&raftable_shared->request_cv);
 		ConditionVariableInit(&raftable_shared->status_cv);
@@ -78,6 +81,68 @@ raftable_wake_worker(void)
 
 	if (latch)
 		SetLatch(latch);
+}
+
+void
+raftable_wake_apply(void)
+{
+	Latch	   *latch = raftable_shared->apply.latch;
+
+	if (latch)
+		SetLatch(latch);
+}
+
+/*
+ * A palloc'd copy of the status, with the apply worker's applied index.
+ * The members (tens of kilobytes) only when asked for: writes check the
+ * role at every statement.
+ */
+RaftableStatus *
+raftable_status_copy(bool with_members)
+{
+	RaftableStatus *st;
+	Size		len = with_members ? sizeof(RaftableStatus) :
+		offsetof(RaftableStatus, members);
+
+	raftable_check_preloaded();
+	st = palloc(with_members ? sizeof(RaftableStatus) : len);
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	memcpy(st, &raftable_shared->status, len);
+	st->applied_index = raftable_shared->apply.applied_index;
+	LWLockRelease(raftable_shared->lock);
+	if (!with_members)
+		st->n_members = 0;
+	return st;
+}
+
+/*
+ * The error for a leader-only action on another node: errcode sqlstate
+ * (RA002 or 25006), with a HINT naming the leader and its conninfo
+ * (never a password: the views' copy has it stripped).
+ */
+void
+raftable_error_not_leader(int sqlstate, const char *msg)
+{
+	RaftableStatus *st = raftable_status_copy(true);
+
+	for (int i = 0; i < st->n_members; i++)
+	{
+		const RaftableMemberInfo *m = &st->members[i];
+
+		if (m->id == st->leader_id && st->leader_id != st->node_id)
+			ereport(ERROR,
+					(errhidestmt(sqlstate == ERRCODE_RAFTABLE_NOT_LEADER),
+					 errcode(sqlstate),
+					 errmsg("%s", msg),
+					 errhint("The leader is node \"%s\" (id %llu), conninfo: %s",
+							 m->name, (unsigned long long) m->id, m->conninfo)));
+	}
+	ereport(ERROR,
+			(errhidestmt(sqlstate == ERRCODE_RAFTABLE_NOT_LEADER),
+			 errcode(sqlstate),
+			 errmsg("%s", msg),
+			 errhint("No leader is known at the moment; retry shortly.")));
+	pg_unreachable();
 }
 
 /* copy len bytes into the ring at position pos (mod size) */

@@ -43,8 +43,6 @@ PG_FUNCTION_INFO_V1(raftable_status);
 PG_FUNCTION_INFO_V1(raftable_nodes);
 PG_FUNCTION_INFO_V1(raftable_stats);
 
-#define ERRCODE_RAFTABLE_UNAVAILABLE	MAKE_SQLSTATE('R','A','0','0','1')
-#define ERRCODE_RAFTABLE_NOT_LEADER		MAKE_SQLSTATE('R','A','0','0','2')
 
 /* how long to wait for the cluster to commit a membership change */
 #define SQL_COMMIT_WAIT_MS	(raftable_write_timeout)
@@ -186,12 +184,8 @@ sql_check_name(const char *name)
 static RaftableStatus *
 sql_status(void)
 {
-	RaftableStatus *st = palloc(sizeof(RaftableStatus));
+	RaftableStatus *st = raftable_status_copy(true);
 
-	raftable_check_preloaded();
-	LWLockAcquire(raftable_shared->lock, LW_SHARED);
-	memcpy(st, &raftable_shared->status, sizeof(RaftableStatus));
-	LWLockRelease(raftable_shared->lock);
 	if (!st->worker_running)
 		ereport(ERROR,
 				(errhidestmt(true), errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
@@ -238,22 +232,10 @@ sql_require_cluster(const RaftableStatus *st)
 static void
 sql_require_leader(const RaftableStatus *st)
 {
-	const RaftableMemberInfo *lead;
-
 	sql_require_cluster(st);
-	if (st->role == RAFT_LEADER)
-		return;
-	lead = sql_member(st, st->leader_id);
-	if (lead)
-		ereport(ERROR,
-				(errhidestmt(true), errcode(ERRCODE_RAFTABLE_NOT_LEADER),
-				 errmsg("this node is not the raftable leader"),
-				 errhint("The leader is node \"%s\" (id %llu), conninfo: %s",
-						 lead->name, (unsigned long long) lead->id, lead->conninfo)));
-	ereport(ERROR,
-			(errhidestmt(true), errcode(ERRCODE_RAFTABLE_NOT_LEADER),
-			 errmsg("this node is not the raftable leader"),
-			 errhint("No leader is known at the moment; retry shortly.")));
+	if (st->role != RAFT_LEADER)
+		raftable_error_not_leader(ERRCODE_RAFTABLE_NOT_LEADER,
+								  "this node is not the raftable leader");
 }
 
 /*
@@ -377,17 +359,10 @@ pred_voter(const RaftableStatus *st, uint64 id)
 static void
 sql_fail_request(const RaftableRequest *r, const char *what)
 {
+	/* the status may still say we lead: the worker answered first */
 	if (r->rc == RAFT_ENOTLEADER || r->rc == RAFT_ENOLEADER)
-	{
-		/* the status may still say we lead: the worker answered first */
-		RaftableStatus *st = sql_status();
-
-		if (st->role == RAFT_LEADER)
-			st->role = RAFT_FOLLOWER;
-		if (st->leader_id == st->node_id)
-			st->leader_id = 0;
-		sql_require_leader(st);
-	}
+		raftable_error_not_leader(ERRCODE_RAFTABLE_NOT_LEADER,
+								  "this node is not the raftable leader");
 	ereport(ERROR,
 			(errhidestmt(true), errcode(r->rc == RAFT_EBUSY || r->rc == RAFT_ETRANSFER ?
 					 ERRCODE_OBJECT_IN_USE : ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1113,8 +1088,9 @@ raftable_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	RaftableStatus *st = sql_status();
-	Datum		values[12];
-	bool		nulls[12] = {0};
+	Datum		values[13];
+	bool		nulls[13] = {0};
+	char		apply_error[sizeof(raftable_shared->apply.error)];
 	const RaftableMemberInfo *lead = sql_member(st, st->leader_id);
 	bool		in = st->in_cluster;
 
@@ -1137,6 +1113,11 @@ raftable_status(PG_FUNCTION_ARGS)
 	values[11] = Int64GetDatum(st->role == RAFT_LEADER ? 0 :
 							   (GetCurrentTimestamp() - st->leader_contact_at) / 1000);
 	nulls[11] = !in;
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	strlcpy(apply_error, raftable_shared->apply.error, sizeof(apply_error));
+	LWLockRelease(raftable_shared->lock);
+	values[12] = CStringGetTextDatum(apply_error);
+	nulls[12] = apply_error[0] == '\0';
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }

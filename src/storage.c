@@ -122,8 +122,8 @@ storage_load(RaftableIdentity *id, raft_hard_state *hs,
 
 	storage_begin();
 	storage_exec("SELECT cluster_id, node_id, node_name, self_conninfo, term, vote, "
-				 "commit_index, applied_index, snapshot_index, snapshot_term, "
-				 "snapshot_conf FROM raftable.node_state",
+				 "commit_index, (SELECT applied_index FROM raftable.apply_state), "
+				 "snapshot_index, snapshot_term, snapshot_conf FROM raftable.node_state",
 				 0, NULL, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 1)
 	{
@@ -196,6 +196,17 @@ storage_load(RaftableIdentity *id, raft_hard_state *hs,
 	return found;
 }
 
+/* a new identity starts from an empty log, with nothing applied */
+static void
+storage_forget_log(void)
+{
+	storage_exec("DELETE FROM raftable.log", 0, NULL, NULL, SPI_OK_DELETE);
+	storage_exec("DELETE FROM raftable.node_state", 0, NULL, NULL, SPI_OK_DELETE);
+	storage_exec("DELETE FROM raftable.applied_marks", 0, NULL, NULL, SPI_OK_DELETE);
+	storage_exec("UPDATE raftable.apply_state SET applied_index = 0", 0, NULL, NULL,
+				 SPI_OK_UPDATE);
+}
+
 /*
  * Give this node its cluster identity (create_cluster, or being added),
  * with the membership it starts from as a snapshot at index 0.
@@ -215,8 +226,7 @@ storage_save_identity(const RaftableIdentity *id, const raft_snapshot_meta *snap
 	values[3] = CStringGetTextDatum(id->self_conninfo);
 	values[4] = PointerGetDatum(bytes_to_bytea(buf, len));
 	storage_begin();
-	storage_exec("DELETE FROM raftable.log", 0, NULL, NULL, SPI_OK_DELETE);
-	storage_exec("DELETE FROM raftable.node_state", 0, NULL, NULL, SPI_OK_DELETE);
+	storage_forget_log();
 	storage_exec("INSERT INTO raftable.node_state (cluster_id, node_id, node_name, "
 				 "self_conninfo, snapshot_conf) VALUES ($1, $2, $3, $4, $5)",
 				 5, types, values, SPI_OK_INSERT);
@@ -228,17 +238,16 @@ void
 storage_reset(void)
 {
 	storage_begin();
-	storage_exec("DELETE FROM raftable.log", 0, NULL, NULL, SPI_OK_DELETE);
-	storage_exec("DELETE FROM raftable.node_state", 0, NULL, NULL, SPI_OK_DELETE);
+	storage_forget_log();
 	storage_commit();
 }
 
 /*
- * Make one Ready's state durable (raft.h's four steps) together with the
- * index applied so far, in one transaction.
+ * Make one Ready's state durable (raft.h's four steps) in one transaction.
+ * The applied index is the apply worker's (apply.c).
  */
 void
-storage_persist(const raft_ready *rd, uint64 applied)
+storage_persist(const raft_ready *rd)
 {
 	Oid			t1[1] = {INT8OID};
 	Datum		v1[1];
@@ -304,16 +313,14 @@ storage_persist(const raft_ready *rd, uint64 applied)
 		}
 	}
 	{
-		Oid			t4[4] = {INT8OID, INT8OID, INT8OID, INT8OID};
-		Datum		v4[4];
+		Oid			t3[3] = {INT8OID, INT8OID, INT8OID};
+		Datum		v3[3];
 
-		v4[0] = Int64GetDatum(rd->hs.term);
-		v4[1] = Int64GetDatum(rd->hs.vote);
-		v4[2] = Int64GetDatum(rd->hs.commit);
-		v4[3] = Int64GetDatum(applied);
+		v3[0] = Int64GetDatum(rd->hs.term);
+		v3[1] = Int64GetDatum(rd->hs.vote);
+		v3[2] = Int64GetDatum(rd->hs.commit);
 		storage_exec("UPDATE raftable.node_state SET term = $1, vote = $2, "
-					 "commit_index = $3, applied_index = $4",
-					 4, t4, v4, SPI_OK_UPDATE);
+					 "commit_index = $3", 3, t3, v3, SPI_OK_UPDATE);
 	}
 	storage_commit();
 }

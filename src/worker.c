@@ -31,6 +31,7 @@
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "raftable.h"
+#include "storage/dsm.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -53,7 +54,6 @@ static RaftableMemberInfo *worker_members;	/* its members, as the views show
 											 * them (fixed parts only) */
 static int	worker_n_members;
 static RaftableStats worker_stats_base; /* shared counters at core start */
-static uint64 worker_applied_total;
 
 static void worker_publish(void);
 static void worker_sync_peers(void);
@@ -135,7 +135,6 @@ worker_start_raft(void)
 	LWLockAcquire(raftable_shared->lock, LW_SHARED);
 	worker_stats_base = raftable_shared->stats;
 	LWLockRelease(raftable_shared->lock);
-	worker_applied_total = 0;
 	elog(LOG, "raftable: node %llu of cluster %llu, term %llu, log (%llu, %llu]",
 		 (unsigned long long) worker_id.node_id,
 		 (unsigned long long) worker_id.cluster_id,
@@ -204,12 +203,15 @@ worker_drain_inbox(void)
 	}
 }
 
-/* one Ready cycle: persist, send, apply, advance */
+/*
+ * One Ready cycle: persist, send, advance.  Committed entries are the
+ * apply worker's: it reads them from the log table once the commit index
+ * it is shown passes them, so here they only need waking it.
+ */
 static bool
 worker_cycle(void)
 {
 	raft_ready	rd;
-	uint64		applied;
 	int			rc;
 
 	if (!raft_has_ready(worker_raft))
@@ -217,23 +219,9 @@ worker_cycle(void)
 	if ((rc = raft_get_ready(worker_raft, &rd)) != 0)
 		elog(ERROR, "raftable: Raft core failed: %s", raft_strerror(rc));
 
-	/*
-	 * Nothing but no-ops and configurations to apply yet, so applying is
-	 * recording the index, atomically with the rest of the cycle.
-	 */
-	if (rd.n_committed)
-		applied = rd.committed[rd.n_committed - 1].index;
-	else
-	{
-		raft_status st;
-
-		raft_get_status(worker_raft, &st);
-		applied = st.applied;
-	}
 	/* a cycle of heartbeats alone has nothing to make durable */
-	if (rd.truncate_from || rd.snapshot_changed || rd.n_entries ||
-		rd.hs_changed || rd.n_committed)
-		storage_persist(&rd, applied);
+	if (rd.truncate_from || rd.snapshot_changed || rd.n_entries || rd.hs_changed)
+		storage_persist(&rd);
 
 	/* a configuration in this cycle may name a peer the messages are for */
 	worker_sync_peers();
@@ -245,7 +233,8 @@ worker_cycle(void)
 		raft_msg_encode(&rd.msgs[i], worker_id.cluster_id, buf);
 		transport_send(rd.msgs[i].to, buf, len);
 	}
-	worker_applied_total += rd.n_committed;
+	if (rd.n_committed)
+		raftable_wake_apply();
 
 	/*
 	 * A snapshot holds no table content yet (tables are not replicated):
@@ -270,10 +259,15 @@ worker_maybe_compact(void)
 {
 	raft_status st;
 
+	uint64		applied;
+
 	raft_get_status(worker_raft, &st);
-	if (st.applied > st.snapshot_index + 2 * (uint64) raftable_log_keep &&
-		st.applied > (uint64) raftable_log_keep)
-		raft_compact(worker_raft, Min(st.applied, st.stable_index) - raftable_log_keep);
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	applied = Min(raftable_shared->apply.applied_index, st.commit);
+	LWLockRelease(raftable_shared->lock);
+	if (applied > st.snapshot_index + 2 * (uint64) raftable_log_keep &&
+		applied > (uint64) raftable_log_keep)
+		raft_compact(worker_raft, Min(applied, st.stable_index) - raftable_log_keep);
 }
 
 
@@ -549,6 +543,68 @@ worker_handle_requests(bool active)
 	}
 }
 
+/*
+ * Append the change sets of committing transactions.  All proposals of
+ * one iteration go out in the same Ready cycle: one log append, one flush
+ * and one replication round for all of them (group commit).
+ */
+static void
+worker_handle_proposals(void)
+{
+	RaftableShared *sh = raftable_shared;
+	uint8	   *data = palloc(RAFTABLE_PROPOSAL_INLINE);
+
+	for (int i = 0; i < RAFTABLE_MAX_PROPOSALS; i++)
+	{
+		RaftableProposal *p = &sh->proposals[i];
+		uint64		gen;
+		uint32		len;
+		dsm_handle	handle;
+		dsm_segment *seg = NULL;
+		const void *bytes = data;
+		raft_index	index = 0;
+		raft_term	term = 0;
+		int			rc;
+
+		if (p->state != RAFTABLE_PROP_PENDING)	/* unlocked peek */
+			continue;
+		LWLockAcquire(sh->proposal_lock, LW_SHARED);
+		gen = p->generation;
+		len = p->len;
+		handle = p->handle;
+		rc = p->state == RAFTABLE_PROP_PENDING ? RAFT_OK : RAFT_EINVAL;
+		if (rc == RAFT_OK && handle == DSM_HANDLE_INVALID)
+			memcpy(data, p->data, len);
+		LWLockRelease(sh->proposal_lock);
+		if (rc != RAFT_OK)
+			continue;
+		if (handle != DSM_HANDLE_INVALID)
+		{
+			/* the backend may have given up and detached already */
+			seg = dsm_attach(handle);
+			bytes = seg ? dsm_segment_address(seg) : NULL;
+		}
+		if (worker_raft == NULL)
+			rc = RAFT_ENOLEADER;
+		else if (bytes == NULL)
+			rc = RAFT_EINVAL;
+		else
+			rc = raft_propose(worker_raft, RAFT_ENTRY_NORMAL, bytes, len, &index, &term);
+		if (seg)
+			dsm_detach(seg);
+		LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
+		if (p->state == RAFTABLE_PROP_PENDING && p->generation == gen)
+		{
+			p->rc = rc;
+			p->index = index;
+			p->term = term;
+			p->state = RAFTABLE_PROP_DONE;
+		}
+		LWLockRelease(sh->proposal_lock);
+	}
+	ConditionVariableBroadcast(&sh->proposal_cv);
+}
+
 /* apply a settings reload to the running core, leadership kept */
 static void
 worker_reload(void)
@@ -702,6 +758,7 @@ raftable_worker_main(Datum arg)
 				raft_tick(worker_raft, worker_now());
 			worker_drain_inbox();
 			worker_handle_requests(true);
+			worker_handle_proposals();
 			if (worker_raft)
 			{
 				while (worker_cycle())
@@ -717,6 +774,7 @@ raftable_worker_main(Datum arg)
 		{
 			worker_drain_inbox();	/* discard */
 			worker_handle_requests(false);
+			worker_handle_proposals();	/* refused: no core */
 		}
 		worker_publish();
 		MemoryContextSwitchTo(old);
@@ -774,7 +832,7 @@ worker_publish(void)
 	out->term = st.term;
 	out->leader_id = st.lead;
 	out->commit_index = st.commit;
-	out->applied_index = st.applied;
+	out->term_start_index = st.term_start_index;
 	out->last_log_index = st.last_index;
 	out->snapshot_index = st.snapshot_index;
 	out->leader_contact_at = st.role == RAFT_LEADER ? 0 :
@@ -805,7 +863,6 @@ worker_publish(void)
 		s->leader_changes = b->leader_changes + cs->leader_changes;
 		s->proposals = b->proposals + cs->proposals;
 		s->commits = b->commits + cs->commits;
-		s->entries_applied = b->entries_applied + worker_applied_total;
 		s->read_index_rounds = b->read_index_rounds + cs->read_index_rounds;
 		s->messages_sent = b->messages_sent + cs->msgs_sent;
 		s->messages_received = b->messages_received + cs->msgs_received;
@@ -814,5 +871,8 @@ worker_publish(void)
 	}
 	LWLockRelease(sh->lock);
 	if (changed)
+	{
 		ConditionVariableBroadcast(&sh->status_cv);
+		raftable_wake_apply();
+	}
 }

@@ -2199,6 +2199,7 @@ raft_get_status(const raft *r, raft_status *st)
 		(r->lead == RAFT_NONE && r->last_leader_contact == 0 ? r->now :
 		 r->now - r->last_leader_contact);
 	st->transferee = r->transferee;
+	st->term_start_index = r->role == RAFT_LEADER ? r->noop_index : 0;
 }
 
 const raft_conf *

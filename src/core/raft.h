@@ -354,6 +354,8 @@ typedef struct raft_status
 	raft_index	conf_index;		/* index of the configuration in force */
 	uint64_t	leader_contact_ms;	/* now - last contact with a leader */
 	raft_id		transferee;		/* leadership transfer target, or 0 */
+	raft_index	term_start_index;	/* leader: its no-op, the first entry of
+									 * its term; 0 otherwise */
 } raft_status;
 
 typedef enum raft_progress_state

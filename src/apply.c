@@ -1,0 +1,737 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply.c
+ *	  The apply worker: applies committed log entries to the replicated
+ *	  tables, in log order, exactly once.
+ *
+ * A second background worker, so that a large apply never delays the Raft
+ * worker's heartbeats.  It reads committed entries from raftable.log (the
+ * Raft worker persisted them before they could commit) in batches, and
+ * applies each batch in one transaction that also advances
+ * raftable.apply_state.applied_index: a crash at any point either keeps
+ * the whole batch and its index or neither.
+ *
+ * Row changes are applied by primary key through SPI plans kept per table,
+ * with session_replication_role = replica so that user triggers and
+ * foreign-key triggers do not fire a second time; raftable's own triggers
+ * are ENABLE ALWAYS and see raftable_applying.
+ *
+ * An entry this node wrote as leader was applied by the transaction that
+ * wrote it, which recorded the entry's index in raftable.applied_marks
+ * when it committed; such an entry is skipped, its mark deleted.  Whether
+ * that transaction committed is known once it has ended: the worker waits
+ * for it (it is waiting for this very entry to commit, so not for long).
+ * A snapshot brings the marks of its source along (snapshot.c).
+ *
+ * An error stops the batch; its message, with the table and the log index
+ * from the error context, is published in raftable.status and logged, and
+ * the batch is retried with a growing pause.  Nothing is skipped.
+ *
+ * IDENTIFICATION
+ *	  src/apply.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "changeset.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "raftable.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/procarray.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#define APPLY_BATCH_ENTRIES 64
+
+/* a table as apply needs it: columns, key, kept plans */
+typedef struct ApplyTable
+{
+	Oid			relid;			/* hash key */
+	bool		valid;
+	char	   *qname;			/* schema-qualified, quoted */
+	int			natts;			/* live, non-generated columns */
+	AttrNumber *attnums;
+	Oid		   *types;			/* per live column */
+	FmgrInfo   *in;
+	Oid		   *ioparams;
+	int32	   *typmods;
+	bool	   *always;			/* GENERATED ALWAYS AS IDENTITY */
+	int			nkeys;			/* primary key columns, index order */
+	int		   *keypos;			/* their positions among the live columns */
+	SPIPlanPtr	insert_plan;
+	SPIPlanPtr	update_plan;
+	SPIPlanPtr	delete_plan;
+	MemoryContext cxt;
+} ApplyTable;
+
+static HTAB *apply_tables = NULL;
+static MemoryContext apply_cxt;
+static MemoryContext apply_batch_cxt;
+
+/* for the error context */
+static uint64 apply_cur_index;
+static const CsTable *apply_cur_table;
+
+void
+raftable_register_apply_worker(void)
+{
+	BackgroundWorker bgw;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 1;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "raftable");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "raftable_apply_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "raftable apply worker");
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "raftable apply worker");
+	RegisterBackgroundWorker(&bgw);
+}
+
+static void
+apply_error_callback(void *arg)
+{
+	if (apply_cur_table)
+		errcontext("raftable apply of log index %llu, table %s.%s",
+				   (unsigned long long) apply_cur_index,
+				   apply_cur_table->schema, apply_cur_table->name);
+	else if (apply_cur_index)
+		errcontext("raftable apply of log index %llu",
+				   (unsigned long long) apply_cur_index);
+}
+
+/* ---------- tables ---------- */
+
+static void
+apply_forget(ApplyTable *t)
+{
+	if (t->insert_plan)
+		SPI_freeplan(t->insert_plan);
+	if (t->update_plan)
+		SPI_freeplan(t->update_plan);
+	if (t->delete_plan)
+		SPI_freeplan(t->delete_plan);
+	t->insert_plan = t->update_plan = t->delete_plan = NULL;
+	if (t->cxt)
+		MemoryContextDelete(t->cxt);
+	t->cxt = NULL;
+	t->valid = false;
+}
+
+static void
+apply_invalidate(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS seq;
+	ApplyTable *t;
+
+	hash_seq_init(&seq, apply_tables);
+	while ((t = hash_seq_search(&seq)) != NULL)
+		if (relid == InvalidOid || t->relid == relid)
+			t->valid = false;	/* plans are freed at the next use */
+}
+
+static ApplyTable *
+apply_table(const CsTable *ct)
+{
+	Oid			relid;
+	ApplyTable *t;
+	bool		found;
+	Relation	rel;
+	TupleDesc	desc;
+	Oid			pk;
+	MemoryContext old;
+
+	relid = RangeVarGetRelid(makeRangeVar(ct->schema, ct->name, -1),
+							 RowExclusiveLock, true);
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("replicated table %s.%s does not exist on this node",
+						ct->schema, ct->name)));
+	t = hash_search(apply_tables, &relid, HASH_ENTER, &found);
+	if (found && t->valid)
+		return t;
+	if (!found)
+	{
+		t->insert_plan = t->update_plan = t->delete_plan = NULL;
+		t->cxt = NULL;
+	}
+	apply_forget(t);
+	t->cxt = AllocSetContextCreate(apply_cxt, "raftable apply table",
+								   ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(t->cxt);
+	rel = table_open(relid, NoLock);
+	desc = RelationGetDescr(rel);
+	t->qname = quote_qualified_identifier(ct->schema, ct->name);
+	t->attnums = palloc(sizeof(AttrNumber) * Max(desc->natts, 1));
+	t->types = palloc(sizeof(Oid) * Max(desc->natts, 1));
+	t->in = palloc0(sizeof(FmgrInfo) * Max(desc->natts, 1));
+	t->ioparams = palloc(sizeof(Oid) * Max(desc->natts, 1));
+	t->typmods = palloc(sizeof(int32) * Max(desc->natts, 1));
+	t->always = palloc(sizeof(bool) * Max(desc->natts, 1));
+	t->natts = 0;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Oid			typin;
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		t->attnums[t->natts] = att->attnum;
+		t->types[t->natts] = att->atttypid;
+		t->typmods[t->natts] = att->atttypmod;
+		t->always[t->natts] = att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS;
+		getTypeInputInfo(att->atttypid, &typin, &t->ioparams[t->natts]);
+		fmgr_info_cxt(typin, &t->in[t->natts], t->cxt);
+		t->natts++;
+	}
+	pk = RelationGetPrimaryKeyIndex(rel);
+	if (!OidIsValid(pk))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("replicated table %s has no primary key on this node", t->qname)));
+	{
+		Relation	idx = index_open(pk, AccessShareLock);
+
+		t->nkeys = idx->rd_index->indnkeyatts;
+		t->keypos = palloc(sizeof(int) * t->nkeys);
+		for (int k = 0; k < t->nkeys; k++)
+		{
+			t->keypos[k] = -1;
+			for (int i = 0; i < t->natts; i++)
+				if (t->attnums[i] == idx->rd_index->indkey.values[k])
+					t->keypos[k] = i;
+			if (t->keypos[k] < 0)
+				elog(ERROR, "primary key column of %s is generated", t->qname);
+		}
+		index_close(idx, AccessShareLock);
+	}
+	table_close(rel, NoLock);
+	MemoryContextSwitchTo(old);
+	t->relid = relid;
+	t->valid = true;
+	return t;
+}
+
+static char *
+apply_colname(ApplyTable *t, int i)
+{
+	return (char *) quote_identifier(get_attname(t->relid, t->attnums[i], false));
+}
+
+static SPIPlanPtr
+apply_prepare(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+	if (plan == NULL || SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	return plan;
+}
+
+static void
+apply_make_plans(ApplyTable *t)
+{
+	StringInfoData sql;
+	Oid		   *types;
+	int			n = 0;
+	MemoryContext old;
+
+	if (t->insert_plan)
+		return;
+	old = MemoryContextSwitchTo(t->cxt);
+	types = palloc(sizeof(Oid) * (t->natts + t->nkeys));
+	initStringInfo(&sql);
+
+	appendStringInfo(&sql, "INSERT INTO %s (", t->qname);
+	for (int i = 0; i < t->natts; i++)
+		appendStringInfo(&sql, "%s%s", i ? ", " : "", apply_colname(t, i));
+	appendStringInfoString(&sql, ") OVERRIDING SYSTEM VALUE VALUES (");
+	for (int i = 0; i < t->natts; i++)
+		appendStringInfo(&sql, "%s$%d", i ? ", " : "", i + 1);
+	appendStringInfoChar(&sql, ')');
+	t->insert_plan = apply_prepare(sql.data, t->natts, t->types);
+
+	/* UPDATE: every column but identity ALWAYS ones, which can't be set */
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "UPDATE %s SET ", t->qname);
+	for (int i = 0; i < t->natts; i++)
+	{
+		if (t->always[i])
+			continue;
+		appendStringInfo(&sql, "%s%s = $%d", n ? ", " : "", apply_colname(t, i), i + 1);
+		n++;
+	}
+	if (n == 0)					/* only the key: set it to itself */
+		appendStringInfo(&sql, "%s = %s", apply_colname(t, t->keypos[0]),
+						 apply_colname(t, t->keypos[0]));
+	appendStringInfoString(&sql, " WHERE ");
+	for (int k = 0; k < t->nkeys; k++)
+	{
+		appendStringInfo(&sql, "%s%s = $%d", k ? " AND " : "",
+						 apply_colname(t, t->keypos[k]), t->natts + k + 1);
+	}
+	memcpy(types, t->types, sizeof(Oid) * t->natts);
+	for (int k = 0; k < t->nkeys; k++)
+		types[t->natts + k] = t->types[t->keypos[k]];
+	t->update_plan = apply_prepare(sql.data, t->natts + t->nkeys, types);
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "DELETE FROM %s WHERE ", t->qname);
+	for (int k = 0; k < t->nkeys; k++)
+	{
+		appendStringInfo(&sql, "%s%s = $%d", k ? " AND " : "",
+						 apply_colname(t, t->keypos[k]), k + 1);
+		types[k] = t->types[t->keypos[k]];
+	}
+	t->delete_plan = apply_prepare(sql.data, t->nkeys, types);
+	MemoryContextSwitchTo(old);
+}
+
+/* text values of a row (or key) into datums; positions: live columns */
+static void
+apply_datums(ApplyTable *t, const CsRow *row, bool key, Datum *values,
+			 char *nulls)
+{
+	int			n = key ? t->nkeys : t->natts;
+
+	if (row->natts != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("the leader sent %d %s for table %s, which has %d here",
+						row->natts, key ? "key columns" : "columns", t->qname, n)));
+	for (int i = 0; i < n; i++)
+	{
+		int			c = key ? t->keypos[i] : i;
+
+		nulls[i] = row->values[i] ? ' ' : 'n';
+		values[i] = InputFunctionCall(&t->in[c], row->values[i], t->ioparams[c],
+									  t->typmods[c]);
+	}
+}
+
+static void
+apply_row(const CsOp *op)
+{
+	ApplyTable *t = apply_table(op->table);
+	Datum	   *values = palloc(sizeof(Datum) * (t->natts + t->nkeys));
+	char	   *nulls = palloc(t->natts + t->nkeys + 1);
+	int			rc;
+
+	apply_make_plans(t);
+	switch (op->type)
+	{
+		case CS_INSERT:
+			apply_datums(t, &op->row, false, values, nulls);
+			rc = SPI_execute_plan(t->insert_plan, values, nulls, false, 0);
+			if (rc != SPI_OK_INSERT)
+				elog(ERROR, "insert into %s failed: %s", t->qname, SPI_result_code_string(rc));
+			return;
+		case CS_UPDATE:
+			apply_datums(t, &op->row, false, values, nulls);
+			apply_datums(t, &op->key, true, values + t->natts, nulls + t->natts);
+			rc = SPI_execute_plan(t->update_plan, values, nulls, false, 0);
+			break;
+		default:
+			apply_datums(t, &op->key, true, values, nulls);
+			rc = SPI_execute_plan(t->delete_plan, values, nulls, false, 0);
+			break;
+	}
+	if (rc < 0)
+		elog(ERROR, "change of %s failed: %s", t->qname, SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("row to %s in %s not found on this node",
+						op->type == CS_UPDATE ? "update" : "delete", t->qname),
+				 errdetail("This node's copy of the table differs from the leader's.")));
+}
+
+/* ---------- ops other than rows ---------- */
+
+static void
+apply_sql(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	if (rc < 0)
+		elog(ERROR, "\"%s\" failed: %s", sql, SPI_result_code_string(rc));
+}
+
+static void
+apply_replicate(const CsOp *op, uint64 index)
+{
+	char	   *q = quote_qualified_identifier(op->table->schema, op->table->name);
+	Oid			types[2] = {REGCLASSOID, INT8OID};
+	Datum		values[2];
+	Oid			relid;
+
+	apply_sql(psprintf("DROP TABLE IF EXISTS %s", q), 0, NULL, NULL);
+	apply_sql(psprintf("CREATE SCHEMA IF NOT EXISTS %s",
+					   quote_identifier(op->table->schema)), 0, NULL, NULL);
+	apply_sql(op->str1, 0, NULL, NULL);
+	relid = RangeVarGetRelid(makeRangeVar(op->table->schema, op->table->name, -1),
+							 NoLock, false);
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = Int64GetDatum(index);
+	apply_sql("SELECT raftable._attach($1)", 1, types, values);
+	apply_sql("UPDATE raftable.replicated SET since_index = $2 WHERE relid = $1",
+			  2, types, values);
+}
+
+static void
+apply_unreplicate(const CsOp *op)
+{
+	Oid			types[1] = {REGCLASSOID};
+	Datum		values[1];
+
+	values[0] = ObjectIdGetDatum(RangeVarGetRelid(makeRangeVar(op->table->schema,
+															   op->table->name, -1),
+												  NoLock, false));
+	apply_sql("SELECT raftable._detach($1)", 1, types, values);
+}
+
+static void
+apply_ddl(const CsOp *op)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(op->str1)};
+
+	apply_sql("SELECT pg_catalog.set_config('search_path', $1, true)", 1, types, values);
+	apply_sql(op->str2, 0, NULL, NULL);
+	apply_sql("SELECT pg_catalog.set_config('search_path', 'pg_catalog', true)",
+			  0, NULL, NULL);
+}
+
+/* never below what the leader handed out */
+static void
+apply_sequence(const CsOp *op)
+{
+	Oid			seq = RangeVarGetRelid(makeRangeVar(op->str1, op->str2, -1),
+									   NoLock, true);
+	Datum		cur;
+
+	LOCAL_FCINFO(fcinfo, 1);
+
+	if (!OidIsValid(seq))
+		return;					/* dropped since */
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = ObjectIdGetDatum(seq);
+	fcinfo->args[0].isnull = false;
+	cur = pg_sequence_last_value(fcinfo);
+	if (fcinfo->isnull || DatumGetInt64(cur) < op->value)
+		DirectFunctionCall2(setval_oid, ObjectIdGetDatum(seq), Int64GetDatum(op->value));
+}
+
+/* ---------- entries ---------- */
+
+/*
+ * Was this entry applied here already, by the transaction that wrote it
+ * (or on the snapshot's source)?  Its mark says so; the mark goes.
+ */
+static bool
+apply_marked(const CsReader *r, uint64 index)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(index)};
+	static uint64 my_node = 0;
+
+	if (my_node == 0 || r->origin == raftable_shared->status.node_id)
+		my_node = raftable_shared->status.node_id;
+	if (r->origin == my_node)
+	{
+		FullTransactionId fxid = FullTransactionIdFromU64(r->xid);
+
+		/* still committing: it waits for this entry; wait for it to end */
+		if (FullTransactionIdPrecedes(fxid, ReadNextFullTransactionId()) &&
+			TransactionIdIsInProgress(XidFromFullTransactionId(fxid)))
+			XactLockTableWait(XidFromFullTransactionId(fxid), NULL, NULL, XLTW_None);
+	}
+	apply_sql("DELETE FROM raftable.applied_marks WHERE idx = $1", 1, types, values);
+	return SPI_processed > 0;
+}
+
+static void
+apply_entry(uint64 index, const char *data, int len)
+{
+	CsReader	r;
+	CsOp		op;
+	StringInfoData truncate;	/* consecutive TRUNCATEs: one statement,
+								 * as foreign keys between them need */
+
+	cs_read_header(&r, data, len);
+	if (apply_marked(&r, index))
+		return;
+	initStringInfo(&truncate);
+	while (cs_next_op(&r, &op))
+	{
+		apply_cur_table = op.table;
+		if (truncate.len && op.type != CS_TRUNCATE)
+		{
+			apply_sql(truncate.data, 0, NULL, NULL);
+			resetStringInfo(&truncate);
+		}
+		switch (op.type)
+		{
+			case CS_INSERT:
+			case CS_UPDATE:
+			case CS_DELETE:
+				apply_row(&op);
+				break;
+			case CS_TRUNCATE:
+				appendStringInfo(&truncate, "%s%s", truncate.len ? ", " : "TRUNCATE ",
+								 apply_table(op.table)->qname);
+				break;
+			case CS_REPLICATE:
+				apply_replicate(&op, index);
+				break;
+			case CS_UNREPLICATE:
+				apply_unreplicate(&op);
+				break;
+			case CS_DDL:
+				apply_ddl(&op);
+				break;
+			case CS_SEQUENCE:
+				apply_sequence(&op);
+				break;
+		}
+	}
+	if (truncate.len)
+		apply_sql(truncate.data, 0, NULL, NULL);
+	apply_cur_table = NULL;
+}
+
+/*
+ * Apply the committed entries after applied, up to commit, in one
+ * transaction.  Returns the new applied index.
+ */
+static uint64
+apply_batch(uint64 commit)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2];
+	uint64		applied;
+	uint64		last;
+	SPITupleTable *tt;
+	uint64		n;
+	bool		isnull;
+	ErrorContextCallback errcb;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "applying raftable log entries");
+
+	apply_sql("SELECT applied_index FROM raftable.apply_state FOR UPDATE", 0, NULL, NULL);
+	if (SPI_processed != 1)
+		elog(ERROR, "raftable.apply_state must hold one row");
+	applied = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										  1, &isnull));
+	last = applied;
+	if (commit > applied)
+	{
+		values[0] = Int64GetDatum(applied);
+		values[1] = Int64GetDatum(Min(commit, applied + APPLY_BATCH_ENTRIES));
+		apply_sql("SELECT idx, kind, data FROM raftable.log "
+				  "WHERE idx > $1 AND idx <= $2 ORDER BY idx", 2, types, values);
+		tt = SPI_tuptable;
+		n = SPI_processed;
+
+		errcb.callback = apply_error_callback;
+		errcb.arg = NULL;
+		errcb.previous = error_context_stack;
+		error_context_stack = &errcb;
+		for (uint64 i = 0; i < n; i++)
+		{
+			uint64		idx = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+			int			kind = DatumGetInt16(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+			Datum		d = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull);
+
+			if (idx != last + 1)
+				break;			/* not persisted yet, or compacted: later */
+			apply_cur_index = idx;
+			if (kind == RAFT_ENTRY_NORMAL && !isnull)
+			{
+				bytea	   *b = DatumGetByteaPP(d);
+
+				apply_entry(idx, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+			}
+			last = idx;
+		}
+		error_context_stack = errcb.previous;
+		apply_cur_index = 0;
+		if (last > applied)
+		{
+			values[0] = Int64GetDatum(last);
+			apply_sql("UPDATE raftable.apply_state SET applied_index = $1",
+					  1, types, values);
+		}
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(apply_batch_cxt);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	pgstat_report_stat(false);
+	return last;
+}
+
+static void
+apply_publish(uint64 applied, uint64 applied_now, const ErrorData *err)
+{
+	RaftableShared *sh = raftable_shared;
+
+	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
+	sh->apply.applied_index = applied;
+	sh->stats.entries_applied += applied_now;
+	if (err)
+	{
+		sh->apply.error_index = apply_cur_index;
+		sh->apply.error_at = GetCurrentTimestamp();
+		snprintf(sh->apply.error, sizeof(sh->apply.error), "%s%s%s",
+				 err->message ? err->message : "error",
+				 err->context ? " (" : "", err->context ? err->context : "");
+		if (err->context)
+			strlcat(sh->apply.error, ")", sizeof(sh->apply.error));
+	}
+	else if (applied_now > 0)
+	{
+		sh->apply.error_index = 0;
+		sh->apply.error[0] = '\0';
+	}
+	LWLockRelease(sh->lock);
+	ConditionVariableBroadcast(&sh->status_cv);
+}
+
+static void
+apply_on_exit(int code, Datum arg)
+{
+	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+	raftable_shared->apply.running = false;
+	raftable_shared->apply.latch = NULL;
+	raftable_shared->apply.pid = 0;
+	LWLockRelease(raftable_shared->lock);
+}
+
+void
+raftable_apply_main(Datum arg)
+{
+	HASHCTL		ctl;
+	int			pause_ms = 0;
+	Oid			ext = InvalidOid;
+	TimestampTz last_check = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(raftable_database, NULL, 0);
+
+	raftable_applying = true;
+	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+
+	apply_cxt = AllocSetContextCreate(TopMemoryContext, "raftable apply",
+									  ALLOCSET_DEFAULT_SIZES);
+	apply_batch_cxt = AllocSetContextCreate(apply_cxt, "raftable apply batch",
+											ALLOCSET_DEFAULT_SIZES);
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(ApplyTable);
+	ctl.hcxt = apply_cxt;
+	apply_tables = hash_create("raftable apply tables", 64, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	CacheRegisterRelcacheCallback(apply_invalidate, (Datum) 0);
+
+	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+	raftable_shared->apply.running = true;
+	raftable_shared->apply.pid = MyProcPid;
+	raftable_shared->apply.latch = MyLatch;
+	LWLockRelease(raftable_shared->lock);
+	before_shmem_exit(apply_on_exit, (Datum) 0);
+
+	for (;;)
+	{
+		uint64		commit;
+		uint64		applied = raftable_shared->apply.applied_index;
+		long		wait_ms = 1000;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		MemoryContextReset(apply_batch_cxt);
+		MemoryContextSwitchTo(apply_batch_cxt);
+
+		if (TimestampDifferenceExceeds(last_check, GetCurrentTimestamp(), 1000))
+		{
+			ext = storage_extension_oid();
+			last_check = GetCurrentTimestamp();
+		}
+		LWLockAcquire(raftable_shared->lock, LW_SHARED);
+		commit = raftable_shared->status.in_cluster ?
+			raftable_shared->status.commit_index : 0;
+		LWLockRelease(raftable_shared->lock);
+
+		if (OidIsValid(ext))
+		{
+			PG_TRY();
+			{
+				uint64		now = apply_batch(commit);
+
+				apply_publish(now, now > applied ? now - applied : 0, NULL);
+				pause_ms = 0;
+				if (now > applied && now < commit)
+					wait_ms = 0;	/* more to do */
+			}
+			PG_CATCH();
+			{
+				ErrorData  *err;
+
+				MemoryContextSwitchTo(apply_cxt);
+				err = CopyErrorData();
+				EmitErrorReport();
+				FlushErrorState();
+				AbortOutOfAnyTransaction();
+				apply_publish(applied, 0, err);
+				FreeErrorData(err);
+				apply_cur_table = NULL;
+				apply_cur_index = 0;
+				pause_ms = Min(Max(pause_ms * 2, 100), 10000);
+				wait_ms = pause_ms;
+			}
+			PG_END_TRY();
+		}
+		if (wait_ms > 0)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 wait_ms, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+	}
+}

@@ -1,0 +1,788 @@
+/*-------------------------------------------------------------------------
+ *
+ * capture.c
+ *	  The leader's write path: row changes on replicated tables are
+ *	  captured into the transaction's change set, which at commit becomes
+ *	  one log entry; COMMIT returns once that entry is committed.
+ *
+ * Every replicated table carries three triggers, all ENABLE ALWAYS so that
+ * session_replication_role cannot skip them:
+ *
+ *	 raftable_guard		BEFORE INSERT/UPDATE/DELETE/TRUNCATE, per statement:
+ *						refuses writes on a follower (25006, HINT: the
+ *						leader), and on a new leader waits until it has
+ *						applied the entries of earlier terms;
+ *	 raftable_capture	AFTER INSERT/UPDATE/DELETE, per row: encodes the row
+ *						(changeset.h) into the change set;
+ *	 raftable_truncate	AFTER TRUNCATE, per statement.
+ *
+ * All three run raftable._capture(); the apply worker sets
+ * raftable_applying so that they do nothing while it applies.
+ *
+ * The change set lives in TopTransactionContext.  A subtransaction that
+ * aborts cuts it back to where it started (SubXactCallback), so a rolled
+ * back savepoint leaves nothing in the entry.  At XACT_EVENT_PRE_COMMIT
+ * the header goes in front, owned sequences' high-water marks at the end,
+ * and the whole is proposed through the worker (one slot of
+ * RaftableShared.proposals).  The transaction then records the entry's
+ * index in raftable.applied_marks, so that the apply worker -- which sees
+ * the same entry come back committed -- knows, atomically with this
+ * transaction's commit, that it is already applied here; and it waits
+ * until the entry is committed.  Row locks held meanwhile keep
+ * conflicting transactions in log order.  Any failure after the proposal
+ * left is reported as 40003: the entry may still commit, and is then
+ * applied here by the apply worker like any other.
+ *
+ * IDENTIFICATION
+ *	  src/capture.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_type.h"
+#include "changeset.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "libpq/pqformat.h"
+#include "miscadmin.h"
+#include "raftable.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/wait_event.h"
+
+PG_FUNCTION_INFO_V1(raftable_capture);
+PG_FUNCTION_INFO_V1(raftable_last_write_index);
+
+bool		raftable_applying = false;
+
+/* what capture needs to know of a table, cached per backend */
+typedef struct CaptureTable
+{
+	Oid			relid;			/* hash key */
+	bool		valid;
+	char	   *schema;
+	char	   *name;
+	int			natts;			/* live, non-generated columns */
+	AttrNumber *attnums;
+	int			nkeys;			/* primary key columns, index order */
+	AttrNumber *keys;
+	FmgrInfo   *out;			/* output function per attnum - 1 */
+	Oid			owner;			/* the table's, and its sequences' */
+	int			nseqs;			/* owned sequences (serial, identity) */
+	Oid		   *seqs;
+	MemoryContext cxt;			/* holds all of the above */
+} CaptureTable;
+
+static HTAB *capture_tables_cache = NULL;
+
+/* a savepoint's starting point in the change set */
+typedef struct CaptureLevel
+{
+	SubTransactionId subid;
+	int			len;
+	int			ntables;
+} CaptureLevel;
+
+/* the current transaction's change set (TopTransactionContext) */
+static StringInfo capture_buf = NULL;
+static CsTable *capture_dict = NULL;	/* tables its ops name */
+static int	capture_ndict = 0;
+static int	capture_dict_size = 0;
+static CaptureLevel *capture_levels = NULL;
+static int	capture_nlevels = 0;
+static int	capture_levels_size = 0;
+static bool capture_new_tables = false; /* replicate_table ran */
+
+/* this session's last replicated write, for last_write_index() */
+static uint64 capture_last_index = 0;
+static uint64 capture_pending_index = 0;
+
+static SPIPlanPtr capture_mark_plan = NULL;
+
+/* ---------- table information ---------- */
+
+static void
+capture_invalidate(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS seq;
+	CaptureTable *t;
+
+	if (capture_tables_cache == NULL)
+		return;
+	hash_seq_init(&seq, capture_tables_cache);
+	while ((t = hash_seq_search(&seq)) != NULL)
+		if (relid == InvalidOid || t->relid == relid)
+			t->valid = false;
+}
+
+static CaptureTable *
+capture_table(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	TupleDesc	desc = RelationGetDescr(rel);
+	CaptureTable *t;
+	bool		found;
+	MemoryContext old;
+	Oid			pk;
+	List	   *seqs;
+	ListCell   *lc;
+
+	if (capture_tables_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(CaptureTable);
+		ctl.hcxt = CacheMemoryContext;
+		capture_tables_cache = hash_create("raftable capture tables", 64, &ctl,
+										   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		CacheRegisterRelcacheCallback(capture_invalidate, (Datum) 0);
+	}
+	t = hash_search(capture_tables_cache, &relid, HASH_ENTER, &found);
+	if (found && t->valid)
+		return t;
+	if (found && t->cxt)
+		MemoryContextDelete(t->cxt);
+	t->valid = false;
+	t->cxt = AllocSetContextCreate(CacheMemoryContext, "raftable capture table",
+								   ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(t->cxt);
+	t->schema = get_namespace_name(RelationGetNamespace(rel));
+	t->name = pstrdup(RelationGetRelationName(rel));
+	t->owner = rel->rd_rel->relowner;
+	t->attnums = palloc(sizeof(AttrNumber) * Max(desc->natts, 1));
+	t->out = palloc0(sizeof(FmgrInfo) * Max(desc->natts, 1));
+	t->natts = 0;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Oid			typout;
+		bool		isvarlena;
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		t->attnums[t->natts++] = att->attnum;
+		getTypeOutputInfo(att->atttypid, &typout, &isvarlena);
+		fmgr_info_cxt(typout, &t->out[i], t->cxt);
+	}
+	pk = RelationGetPrimaryKeyIndex(rel);
+	if (!OidIsValid(pk))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("replicated table \"%s\" has no primary key", t->name),
+				 errhint("Add the primary key again; raftable applies changes by primary key.")));
+	{
+		Relation	idx = index_open(pk, AccessShareLock);
+
+		t->nkeys = idx->rd_index->indnkeyatts;
+		t->keys = palloc(sizeof(AttrNumber) * t->nkeys);
+		for (int i = 0; i < t->nkeys; i++)
+			t->keys[i] = idx->rd_index->indkey.values[i];
+		index_close(idx, AccessShareLock);
+	}
+	seqs = getOwnedSequences(relid);
+	t->nseqs = list_length(seqs);
+	t->seqs = palloc(sizeof(Oid) * Max(t->nseqs, 1));
+	t->nseqs = 0;
+	foreach(lc, seqs)
+		t->seqs[t->nseqs++] = lfirst_oid(lc);
+	MemoryContextSwitchTo(old);
+	t->valid = true;
+	return t;
+}
+
+/* ---------- the change set ---------- */
+
+static void
+capture_start(void)
+{
+	MemoryContext old;
+
+	if (capture_buf != NULL)
+		return;
+	old = MemoryContextSwitchTo(TopTransactionContext);
+
+	capture_buf = makeStringInfo();
+	MemoryContextSwitchTo(old);
+	capture_dict_size = 8;
+	capture_dict = MemoryContextAlloc(TopTransactionContext,
+									  sizeof(CsTable) * capture_dict_size);
+	capture_ndict = 0;
+}
+
+/* the table's oid as the ops name it, with its name in the header */
+static void
+capture_note_table(CaptureTable *t)
+{
+	for (int i = 0; i < capture_ndict; i++)
+		if (capture_dict[i].oid == t->relid)
+			return;
+	if (capture_ndict == capture_dict_size)
+	{
+		capture_dict_size *= 2;
+		capture_dict = repalloc(capture_dict, sizeof(CsTable) * capture_dict_size);
+	}
+	capture_dict[capture_ndict].oid = t->relid;
+	capture_dict[capture_ndict].schema = MemoryContextStrdup(TopTransactionContext, t->schema);
+	capture_dict[capture_ndict].name = MemoryContextStrdup(TopTransactionContext, t->name);
+	capture_ndict++;
+}
+
+static void
+capture_check_size(void)
+{
+	if (capture_buf->len > RAFTABLE_MAX_CHANGE_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("transaction changes too much of the replicated tables"),
+				 errdetail("A transaction's changes to replicated tables are limited to %d MB, encoded as text.",
+						   RAFTABLE_MAX_CHANGE_BYTES / (1024 * 1024)),
+				 errhint("Split the work into several transactions.")));
+}
+
+static void
+capture_put_row(CaptureTable *t, TupleDesc desc, HeapTuple tup, bool key)
+{
+	int			n = key ? t->nkeys : t->natts;
+	AttrNumber *atts = key ? t->keys : t->attnums;
+
+	pq_sendint16(capture_buf, (uint16) n);
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, atts[i], desc, &isnull);
+
+		if (isnull)
+			pq_sendbyte(capture_buf, 'n');
+		else
+		{
+			char	   *s = OutputFunctionCall(&t->out[atts[i] - 1], d);
+
+			pq_sendbyte(capture_buf, 't');
+			cs_put_string(capture_buf, s);
+			pfree(s);
+		}
+	}
+}
+
+/*
+ * Append an op for a row change.  Called from the trigger, and by
+ * replicate_table for the table's existing rows.
+ */
+static void
+capture_row(CsOpType type, Relation rel, HeapTuple oldtup, HeapTuple newtup)
+{
+	CaptureTable *t = capture_table(rel);
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	capture_start();
+	capture_note_table(t);
+	pq_sendbyte(capture_buf, type);
+	pq_sendint32(capture_buf, t->relid);
+	if (type == CS_UPDATE || type == CS_DELETE)
+		capture_put_row(t, desc, oldtup, true);
+	if (type == CS_INSERT || type == CS_UPDATE)
+		capture_put_row(t, desc, newtup, false);
+	capture_check_size();
+}
+
+static void
+capture_table_op(CsOpType type, Relation rel, const char *ddl)
+{
+	CaptureTable *t = capture_table(rel);
+
+	capture_start();
+	capture_note_table(t);
+	pq_sendbyte(capture_buf, type);
+	pq_sendint32(capture_buf, t->relid);
+	if (ddl)
+		cs_put_string(capture_buf, ddl);
+	capture_check_size();
+}
+
+/* replicate_table (ddl.c): the definition, then every current row */
+void
+capture_replicate(Oid relid, const char *ddl)
+{
+	Relation	rel = table_open(relid, NoLock);	/* caller holds a lock */
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	capture_table_op(CS_REPLICATE, rel, ddl);
+	capture_new_tables = true;
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		CHECK_FOR_INTERRUPTS();
+		capture_row(CS_INSERT, rel, NULL, tup);
+	}
+	table_endscan(scan);
+	table_close(rel, NoLock);
+}
+
+void
+capture_unreplicate(Oid relid)
+{
+	Relation	rel = table_open(relid, NoLock);
+
+	capture_table_op(CS_UNREPLICATE, rel, NULL);
+	table_close(rel, NoLock);
+}
+
+void
+capture_ddl(const char *search_path, const char *sql)
+{
+	capture_start();
+	pq_sendbyte(capture_buf, CS_DDL);
+	cs_put_string(capture_buf, search_path);
+	cs_put_string(capture_buf, sql);
+	capture_check_size();
+	/* the definitions may change: columns, keys, owned sequences */
+	capture_invalidate((Datum) 0, InvalidOid);
+}
+
+/* ---------- the guard: writes only on a leader that has caught up ---------- */
+
+/*
+ * Writes go to the leader, and only once it has applied every entry of
+ * earlier terms (the first entry of its own term): before that, its tables
+ * may lack committed rows, and a write could conflict with what apply is
+ * about to do.
+ */
+void
+capture_require_writable(void)
+{
+	TimestampTz start = GetCurrentTimestamp();
+
+	for (;;)
+	{
+		RaftableStatus *st = raftable_status_copy(false);
+
+		if (st->role != RAFT_LEADER)
+			raftable_error_not_leader(ERRCODE_READ_ONLY_SQL_TRANSACTION,
+									  "cannot write to a replicated table on a node that is not the raftable leader");
+		if (st->applied_index >= st->term_start_index)
+		{
+			pfree(st);
+			break;
+		}
+		pfree(st);
+		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), raftable_write_timeout))
+			ereport(ERROR,
+					(errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
+					 errmsg("the raftable leader has not applied the log of earlier terms yet"),
+					 errhint("Retry shortly; check raftable.status for apply errors.")));
+		ConditionVariableTimedSleep(&raftable_shared->status_cv, 100, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+}
+
+/* ---------- the trigger ---------- */
+
+Datum
+raftable_capture(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TriggerEvent ev;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("raftable._capture() is a trigger function")));
+	if (raftable_applying)
+		return PointerGetDatum(NULL);
+	ev = td->tg_event;
+	if (TRIGGER_FIRED_FOR_STATEMENT(ev))
+	{
+		if (TRIGGER_FIRED_BEFORE(ev))
+			capture_require_writable();
+		else if (TRIGGER_FIRED_BY_TRUNCATE(ev))
+			capture_table_op(CS_TRUNCATE, td->tg_relation, NULL);
+		return PointerGetDatum(NULL);
+	}
+	if (TRIGGER_FIRED_BY_INSERT(ev))
+		capture_row(CS_INSERT, td->tg_relation, NULL, td->tg_trigtuple);
+	else if (TRIGGER_FIRED_BY_UPDATE(ev))
+		capture_row(CS_UPDATE, td->tg_relation, td->tg_trigtuple, td->tg_newtuple);
+	else if (TRIGGER_FIRED_BY_DELETE(ev))
+		capture_row(CS_DELETE, td->tg_relation, td->tg_trigtuple, NULL);
+	return PointerGetDatum(NULL);
+}
+
+/* ---------- proposing through the worker ---------- */
+
+/*
+ * Hand the worker an entry to append; returns its index and term.  A
+ * refusal (not the leader) raises 25006 and means nothing happened; any
+ * failure after the worker may have taken it raises 40003.
+ */
+static void
+capture_propose(const char *data, int len, uint64 *index, uint64 *term)
+{
+	RaftableShared *sh = raftable_shared;
+	TimestampTz start = GetCurrentTimestamp();
+	dsm_segment *seg = NULL;
+	RaftableProposal *p = NULL;
+	uint64		gen = 0;
+	int			rc = RAFT_OK;
+
+	if (len > RAFTABLE_PROPOSAL_INLINE)
+	{
+		seg = dsm_create(len, 0);
+		memcpy(dsm_segment_address(seg), data, len);
+	}
+	for (;;)
+	{
+		LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
+		for (int i = 0; i < RAFTABLE_MAX_PROPOSALS && p == NULL; i++)
+			if (sh->proposals[i].state == RAFTABLE_PROP_FREE)
+			{
+				p = &sh->proposals[i];
+				p->state = RAFTABLE_PROP_PENDING;
+				p->generation = gen = ++sh->proposal_generation;
+				p->len = len;
+				p->handle = seg ? dsm_segment_handle(seg) : DSM_HANDLE_INVALID;
+				if (seg == NULL)
+					memcpy(p->data, data, len);
+			}
+		LWLockRelease(sh->proposal_lock);
+		if (p != NULL)
+			break;
+		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), raftable_write_timeout))
+			ereport(ERROR,
+					(errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
+					 errmsg("too many transactions are committing at once"),
+					 errdetail("All %d proposal slots stayed busy for raftable.write_timeout.",
+							   RAFTABLE_MAX_PROPOSALS)));
+		ConditionVariableTimedSleep(&sh->proposal_cv, 100, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	raftable_wake_worker();
+
+	PG_TRY();
+	{
+		for (;;)
+		{
+			bool		done;
+
+			LWLockAcquire(sh->proposal_lock, LW_SHARED);
+			done = p->state == RAFTABLE_PROP_DONE && p->generation == gen;
+			if (done)
+			{
+				rc = p->rc;
+				*index = p->index;
+				*term = p->term;
+			}
+			LWLockRelease(sh->proposal_lock);
+			if (done)
+				break;
+			if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), raftable_write_timeout))
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+						 errmsg("outcome of the transaction is unknown"),
+						 errdetail("The raftable worker did not take the change set within raftable.write_timeout.")));
+			ConditionVariableTimedSleep(&sh->proposal_cv, 1000, PG_WAIT_EXTENSION);
+		}
+		ConditionVariableCancelSleep();
+	}
+	PG_FINALLY();
+	{
+		LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
+		if (p->generation == gen)
+			p->state = RAFTABLE_PROP_FREE;
+		LWLockRelease(sh->proposal_lock);
+		ConditionVariableBroadcast(&sh->proposal_cv);
+		if (seg)
+			dsm_detach(seg);
+	}
+	PG_END_TRY();
+
+	if (rc == RAFT_ENOTLEADER || rc == RAFT_ENOLEADER || rc == RAFT_ETRANSFER)
+		raftable_error_not_leader(ERRCODE_READ_ONLY_SQL_TRANSACTION,
+								  "cannot commit changes to replicated tables: this node is no longer the raftable leader");
+	if (rc != RAFT_OK)
+		ereport(ERROR,
+				(errcode(rc == RAFT_ETOOBIG ? ERRCODE_PROGRAM_LIMIT_EXCEEDED :
+						 ERRCODE_RAFTABLE_UNAVAILABLE),
+				 errmsg("could not append the transaction's changes to the raftable log"),
+				 errdetail("%s", raft_strerror(rc))));
+}
+
+/*
+ * Wait until the entry (index, term) is committed.  On this leader, in
+ * that term, commit_index >= index means it is; a new term or role means
+ * the outcome cannot be known here.
+ */
+static void
+capture_wait_committed(uint64 index, uint64 term)
+{
+	TimestampTz start = GetCurrentTimestamp();
+
+	for (;;)
+	{
+		RaftableStatus *st = raftable_status_copy(false);
+		bool		ok = st->role == RAFT_LEADER && st->term == term;
+		long		left;
+
+		if (ok && st->commit_index >= index)
+			break;
+		pfree(st);
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+					 errmsg("outcome of the transaction is unknown"),
+					 errdetail("This node lost the raftable leadership after sending the change set as log index %llu; it may still be committed.",
+							   (unsigned long long) index),
+					 errhint("Check on the new leader whether the transaction's changes are there.")));
+		left = raftable_write_timeout -
+			(long) ((GetCurrentTimestamp() - start) / 1000);
+		if (left <= 0)
+		{
+			LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+			raftable_shared->stats.write_timeouts++;
+			LWLockRelease(raftable_shared->lock);
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+					 errmsg("outcome of the transaction is unknown"),
+					 errdetail("Log index %llu was not committed within raftable.write_timeout; it may still be.",
+							   (unsigned long long) index),
+					 errhint("Check that a majority of the nodes is reachable.")));
+		}
+		ConditionVariableTimedSleep(&raftable_shared->status_cv, Min(left, 1000),
+									PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+}
+
+/* the owned sequences' high-water marks, so no new leader reuses a value */
+static void
+capture_sequences(void)
+{
+	for (int i = 0; i < capture_ndict; i++)
+	{
+		Relation	rel = RelationIdGetRelation(capture_dict[i].oid);
+		CaptureTable *t;
+
+		if (!RelationIsValid(rel))
+			continue;			/* dropped in this transaction */
+		t = capture_table(rel);
+		RelationClose(rel);
+		for (int j = 0; j < t->nseqs; j++)
+		{
+			Datum		d;
+			Oid			save_userid;
+			int			save_sec;
+
+			LOCAL_FCINFO(fcinfo, 1);
+
+			/* as the owner: a writer need not have rights on the sequence */
+			GetUserIdAndSecContext(&save_userid, &save_sec);
+			SetUserIdAndSecContext(t->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+			InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+			fcinfo->args[0].value = ObjectIdGetDatum(t->seqs[j]);
+			fcinfo->args[0].isnull = false;
+			d = pg_sequence_last_value(fcinfo);
+			SetUserIdAndSecContext(save_userid, save_sec);
+			if (fcinfo->isnull)
+				continue;
+			pq_sendbyte(capture_buf, CS_SEQUENCE);
+			cs_put_string(capture_buf, get_namespace_name(get_rel_namespace(t->seqs[j])));
+			cs_put_string(capture_buf, get_rel_name(t->seqs[j]));
+			pq_sendint64(capture_buf, DatumGetInt64(d));
+		}
+	}
+}
+
+/* record, in this transaction, that the entry at index is applied here */
+static void
+capture_mark(uint64 index)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(index)};
+
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (capture_mark_plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare("INSERT INTO raftable.applied_marks (idx) VALUES ($1)",
+									   1, types);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		capture_mark_plan = plan;
+	}
+	if (SPI_execute_plan(capture_mark_plan, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record log index %llu as applied",
+			 (unsigned long long) index);
+	if (capture_new_tables &&
+		SPI_execute_with_args("UPDATE raftable.replicated SET since_index = $1 WHERE since_index = 0",
+							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record the log index of replicate_table");
+	SPI_finish();
+	PopActiveSnapshot();
+}
+
+/* PRE_COMMIT: the change set becomes one entry, committed before we are */
+static void
+capture_commit(void)
+{
+	RaftableStatus *st;
+	StringInfoData entry;
+	uint64		index;
+	uint64		term;
+
+	capture_require_writable();
+	capture_sequences();
+	st = raftable_status_copy(false);
+	initStringInfo(&entry);
+	cs_put_header(&entry, st->node_id,
+				  U64FromFullTransactionId(GetTopFullTransactionId()),
+				  capture_ndict, capture_dict);
+	appendBinaryStringInfo(&entry, capture_buf->data, capture_buf->len);
+	pfree(st);
+
+	capture_propose(entry.data, entry.len, &index, &term);
+	pfree(entry.data);
+
+	/* from here on, a failure leaves the outcome unknown */
+	PG_TRY();
+	{
+		capture_mark(index);
+		capture_wait_committed(index, term);
+	}
+	PG_CATCH();
+	{
+		MemoryContext cxt = MemoryContextSwitchTo(TopTransactionContext);
+		ErrorData  *ed = CopyErrorData();
+
+		MemoryContextSwitchTo(cxt);
+		if (ed->sqlerrcode == ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+				 errmsg("outcome of the transaction is unknown"),
+				 errdetail("Waiting for log index %llu to commit failed: %s",
+						   (unsigned long long) index, ed->message)));
+	}
+	PG_END_TRY();
+	capture_pending_index = index;
+}
+
+/* ---------- transaction callbacks ---------- */
+
+static void
+capture_reset(void)
+{
+	capture_buf = NULL;
+	capture_dict = NULL;
+	capture_ndict = capture_dict_size = 0;
+	capture_levels = NULL;
+	capture_nlevels = capture_levels_size = 0;
+	capture_new_tables = false;
+	capture_pending_index = 0;
+}
+
+static void
+capture_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			if (capture_buf && capture_buf->len > 0)
+				capture_commit();
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (capture_buf && capture_buf->len > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that has changed replicated tables"),
+						 errdetail("raftable commits such a transaction through its log, which two-phase commit cannot wait for.")));
+			break;
+		case XACT_EVENT_COMMIT:
+			if (capture_pending_index)
+				capture_last_index = capture_pending_index;
+			capture_reset();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			capture_reset();
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+capture_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	switch (event)
+	{
+		case SUBXACT_EVENT_START_SUB:
+			if (capture_nlevels == capture_levels_size)
+			{
+				capture_levels_size = Max(8, capture_levels_size * 2);
+				capture_levels = capture_levels == NULL ?
+					MemoryContextAlloc(TopTransactionContext,
+									   sizeof(CaptureLevel) * capture_levels_size) :
+					repalloc(capture_levels, sizeof(CaptureLevel) * capture_levels_size);
+			}
+			capture_levels[capture_nlevels].subid = mySubid;
+			capture_levels[capture_nlevels].len = capture_buf ? capture_buf->len : 0;
+			capture_levels[capture_nlevels].ntables = capture_ndict;
+			capture_nlevels++;
+			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+		case SUBXACT_EVENT_ABORT_SUB:
+			for (int i = capture_nlevels - 1; i >= 0; i--)
+			{
+				if (capture_levels[i].subid != mySubid)
+					continue;
+				if (event == SUBXACT_EVENT_ABORT_SUB && capture_buf)
+				{
+					capture_buf->len = capture_levels[i].len;
+					capture_buf->data[capture_buf->len] = '\0';
+					capture_ndict = capture_levels[i].ntables;
+				}
+				capture_nlevels = i;
+				break;
+			}
+			break;
+		default:
+			break;
+	}
+}
+
+void
+raftable_capture_init(void)
+{
+	RegisterXactCallback(capture_xact_callback, NULL);
+	RegisterSubXactCallback(capture_subxact_callback, NULL);
+}
+
+Datum
+raftable_last_write_index(PG_FUNCTION_ARGS)
+{
+	if (capture_last_index == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64((int64) capture_last_index);
+}
