@@ -30,7 +30,9 @@ OBJS = \
 	src/changeset.o \
 	src/ddl.o \
 	src/raftable.o \
+	src/remote.o \
 	src/shmem.o \
+	src/snapshot.o \
 	src/sqlfuncs.o \
 	src/storage.o \
 	src/transport.o \
@@ -57,7 +59,7 @@ include $(PGXS)
 include test/core/core.mk
 
 # PGXS tracks no header dependencies: every object depends on the headers
-$(OBJS): src/raftable.h src/changeset.h src/core/raft.h
+$(OBJS): src/raftable.h src/changeset.h src/remote.h src/core/raft.h
 
 # ---------------------------------------------------------------------------
 # Test tiers that need PostgreSQL (besides installcheck, from PGXS)

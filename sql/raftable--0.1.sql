@@ -696,10 +696,22 @@ LANGUAGE C STRICT VOLATILE;
 CREATE VIEW raftable.status AS SELECT * FROM raftable._status();
 CREATE VIEW raftable.nodes AS SELECT * FROM raftable._nodes();
 CREATE VIEW raftable.stats AS SELECT * FROM raftable._stats();
+CREATE FUNCTION raftable._snapshot_progress(
+	OUT phase text, OUT source_node_id bigint, OUT source_index bigint,
+	OUT tables_total integer, OUT tables_done integer, OUT current_table text,
+	OUT rows_copied bigint, OUT bytes_copied bigint,
+	OUT started_at timestamptz, OUT finished_at timestamptz, OUT error text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'raftable_snapshot_progress'
+LANGUAGE C STRICT VOLATILE;
+
+/* the last snapshot this node installed or is installing since it started */
+CREATE VIEW raftable.snapshot_progress AS SELECT * FROM raftable._snapshot_progress();
 CREATE VIEW raftable.tables AS
 	SELECT r.relid::regclass AS relid, r.relid::regclass::text AS table_name,
 		   r.since_index
 	  FROM raftable.replicated r;
 
 GRANT USAGE ON SCHEMA raftable TO PUBLIC;
-GRANT SELECT ON raftable.status, raftable.nodes, raftable.stats, raftable.tables TO PUBLIC;
+GRANT SELECT ON raftable.status, raftable.nodes, raftable.stats, raftable.tables,
+	raftable.snapshot_progress TO PUBLIC;

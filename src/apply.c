@@ -627,6 +627,59 @@ apply_publish(uint64 applied, uint64 applied_now, const ErrorData *err)
 	ConditionVariableBroadcast(&sh->status_cv);
 }
 
+/*
+ * Install the snapshot the Raft worker asked for, if any (snapshot.c), and
+ * answer it.  A failure is logged and shown in raftable.snapshot_progress;
+ * the leader offers again.
+ */
+static void
+apply_maybe_snapshot(void)
+{
+	RaftableSnapshotRequest *req = &raftable_shared->snapshot_req;
+	RaftableSnapshotRequest r;
+	uint64		installed = 0;
+	bool		ok = false;
+
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	r = *req;
+	LWLockRelease(raftable_shared->lock);
+	if (r.generation == r.done_generation)
+		return;
+	PG_TRY();
+	{
+		installed = snapshot_install(r.conninfo, r.source_id, r.min_index);
+		ok = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *err;
+
+		MemoryContextSwitchTo(apply_cxt);
+		err = CopyErrorData();
+		EmitErrorReport();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		snapshot_failed(err->message);
+		FreeErrorData(err);
+	}
+	PG_END_TRY();
+	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+	if (req->generation == r.generation)
+	{
+		req->done_generation = r.generation;
+		req->ok = ok;
+		req->installed_index = installed;
+	}
+	if (ok)
+		raftable_shared->apply.applied_index = installed;
+	LWLockRelease(raftable_shared->lock);
+	if (ok)
+		elog(LOG, "raftable: snapshot installed; this node now stands at log index %llu",
+			 (unsigned long long) installed);
+	raftable_wake_worker();
+	ConditionVariableBroadcast(&raftable_shared->status_cv);
+}
+
 static void
 apply_on_exit(int code, Datum arg)
 {
@@ -699,7 +752,10 @@ raftable_apply_main(Datum arg)
 		LWLockRelease(raftable_shared->lock);
 
 		if (OidIsValid(ext))
+			apply_maybe_snapshot();
+		if (OidIsValid(ext))
 		{
+			applied = raftable_shared->apply.applied_index;
 			PG_TRY();
 			{
 				uint64		now = apply_batch(commit);

@@ -203,6 +203,38 @@ typedef struct RaftableApplyStatus
 	char		error[512];		/* its message, with the table */
 } RaftableApplyStatus;
 
+/*
+ * A snapshot the Raft worker wants installed (the leader offered it), and
+ * the apply worker's answer (snapshot.c).  Under lock.
+ */
+typedef struct RaftableSnapshotRequest
+{
+	uint64		generation;		/* asked */
+	uint64		done_generation;	/* answered */
+	bool		ok;
+	uint64		min_index;		/* the offered snapshot's index */
+	uint64		source_id;
+	char		conninfo[RAFTABLE_CONNINFO_LEN];	/* full, with password */
+	uint64		installed_index;	/* the source's applied index copied */
+} RaftableSnapshotRequest;
+
+/* the last snapshot installed or being installed, for the view */
+typedef struct RaftableSnapshotProgress
+{
+	char		phase[16];		/* connecting, copying, installing, done,
+								 * failed; empty: none yet */
+	uint64		source_id;
+	uint64		source_index;
+	int			tables_total;
+	int			tables_done;
+	char		current_table[2 * NAMEDATALEN + 2];
+	uint64		rows_copied;
+	uint64		bytes_copied;
+	TimestampTz started_at;
+	TimestampTz finished_at;
+	char		error[256];
+} RaftableSnapshotProgress;
+
 typedef struct RaftableShared
 {
 	LWLock	   *lock;			/* status, members, requests */
@@ -215,6 +247,8 @@ typedef struct RaftableShared
 	RaftableRequest requests[RAFTABLE_MAX_REQUESTS];
 	uint64		request_generation;
 	RaftableApplyStatus apply;	/* under lock */
+	RaftableSnapshotRequest snapshot_req;	/* under lock */
+	RaftableSnapshotProgress snapshot;	/* under lock */
 
 	/* proposals, under proposal_lock */
 	LWLock	   *proposal_lock;
@@ -249,6 +283,11 @@ extern void raftable_register_worker(void);
 extern PGDLLEXPORT void raftable_apply_main(Datum arg);
 extern void raftable_register_apply_worker(void);
 extern bool raftable_applying;	/* this process applies: capture nothing */
+
+/* ---------- snapshots (snapshot.c), in the apply worker ---------- */
+extern uint64 snapshot_install(const char *conninfo, uint64 source_id,
+							   uint64 min_index);
+extern void snapshot_failed(const char *message);
 
 /* ---------- capture (capture.c) and DDL (ddl.c), in backends ---------- */
 extern void raftable_capture_init(void);

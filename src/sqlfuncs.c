@@ -27,6 +27,7 @@
 #include "commands/dbcommands.h"
 #include "postmaster/postmaster.h"
 #include "raftable.h"
+#include "remote.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -46,8 +47,6 @@ PG_FUNCTION_INFO_V1(raftable_stats);
 
 /* how long to wait for the cluster to commit a membership change */
 #define SQL_COMMIT_WAIT_MS	(raftable_write_timeout)
-/* how long a connection to, or a query on, another node may take */
-#define SQL_REMOTE_WAIT_MS	(30 * 1000)
 /* how long the worker may take to answer a request */
 #define SQL_REQUEST_WAIT_MS	(60 * 1000)
 /* how long a new learner may take to catch up before add_node gives up */
@@ -402,180 +401,6 @@ sql_change(int type, uint64 node_id, const char *name, const char *conninfo,
 	return ans->result;
 }
 
-/* ---------- libpq to another node, from this backend ---------- */
-
-/*
- * Wait until conn's socket is ready for events, or the latch is set, for
- * at most until deadline; interrupts (cancel, terminate) are served.
- * Returns false on timeout.
- */
-static bool
-sql_wait_socket(PGconn *conn, int events, TimestampTz deadline)
-{
-	long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-	int			rc;
-
-	if (ms <= 0)
-		return false;
-	rc = WaitLatchOrSocket(MyLatch,
-						   WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | WL_TIMEOUT | events,
-						   PQsocket(conn), ms, PG_WAIT_EXTENSION);
-	if (rc & WL_LATCH_SET)
-		ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
-	return true;
-}
-
-/*
- * Finish a connection started with PQconnectStartParams without blocking
- * in libpq (as PostgreSQL's walreceiver does), so that a cancel works.
- * Returns the connection, good or bad; the caller checks PQstatus.
- */
-static PGconn *
-sql_connect_wait(PGconn *conn)
-{
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   SQL_REMOTE_WAIT_MS);
-	PostgresPollingStatusType status = PGRES_POLLING_WRITING;
-
-	if (conn == NULL || PQstatus(conn) == CONNECTION_BAD)
-		return conn;
-	PG_TRY();
-	{
-		while (status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED)
-		{
-			if (!sql_wait_socket(conn, status == PGRES_POLLING_READING ?
-								 WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE, deadline))
-				break;			/* PQstatus stays not OK: the caller reports */
-			status = PQconnectPoll(conn);
-		}
-	}
-	PG_CATCH();
-	{
-		PQfinish(conn);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	return conn;
-}
-
-/*
- * Run one query there and return its last result, waiting interruptibly;
- * NULL if the connection failed or the wait timed out.
- */
-static PGresult *
-sql_exec_wait(PGconn *conn, const char *sql, int nparams,
-			  const char *const *values, const int *lengths, const int *formats)
-{
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   SQL_REMOTE_WAIT_MS);
-	PGresult   *last = NULL;
-	PGresult   *res;
-
-	if (!PQsendQueryParams(conn, sql, nparams, NULL, values, lengths, formats, 0))
-		return NULL;
-	PG_TRY();
-	{
-		while (PQisBusy(conn))
-		{
-			if (!sql_wait_socket(conn, WL_SOCKET_READABLE, deadline) ||
-				!PQconsumeInput(conn))
-				break;
-		}
-	}
-	PG_CATCH();
-	{
-		PQfinish(conn);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	if (PQisBusy(conn))
-		return NULL;			/* timed out or lost: the caller finishes conn */
-	while ((res = PQgetResult(conn)) != NULL)
-	{
-		PQclear(last);
-		last = res;
-	}
-	return last;
-}
-
-/*
- * Connect from this backend to another node, waiting interruptibly and at
- * most SQL_REMOTE_WAIT_MS (keepalives on; statements there time out too);
- * a conninfo without dbname means raftable.database, as for the worker.
- */
-static PGconn *
-sql_connect_nothrow(const char *conninfo)
-{
-	const char *keys[] = {"dbname", "connect_timeout", "application_name",
-		"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
-	"options", NULL, NULL};
-	const char *vals[] = {conninfo, "10", "raftable", "1", "5", "2", "3",
-	"-c statement_timeout=30s", NULL, NULL};
-	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
-
-	if (opts)
-	{
-		bool		has_db = false;
-
-		for (PQconninfoOption *o = opts; o->keyword; o++)
-			if (strcmp(o->keyword, "dbname") == 0 && o->val && o->val[0])
-				has_db = true;
-		PQconninfoFree(opts);
-		if (!has_db)
-		{
-			keys[8] = "dbname";
-			vals[8] = raftable_database;
-		}
-	}
-	return sql_connect_wait(PQconnectStartParams(keys, vals, true));
-}
-
-static PGconn *
-sql_connect(const char *conninfo)
-{
-	PGconn	   *conn = sql_connect_nothrow(conninfo);
-
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
-	{
-		char	   *msg = conn ? pchomp(PQerrorMessage(conn)) : "out of memory";
-
-		PQfinish(conn);
-		ereport(ERROR,
-				(errhidestmt(true), errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-				 errmsg("could not connect to the node"),
-				 errdetail_internal("%s", msg)));
-	}
-	return conn;
-}
-
-/* run a query there; on error, finish conn and raise ours */
-static PGresult *
-sql_remote(PGconn *conn, const char *sql, int nparams, const char *const *values,
-		   const int *lengths, const int *formats, const char *what)
-{
-	PGresult   *res = sql_exec_wait(conn, sql, nparams, values, lengths, formats);
-	ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-
-	if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK)
-	{
-		char	   *msg = pchomp(res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
-		char	   *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-		int			code = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
-
-		if (state && strcmp(state, "42883") != 0 && strcmp(state, "42P01") != 0 &&
-			strcmp(state, "3F000") != 0)
-			code = MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
-		PQclear(res);
-		PQfinish(conn);
-		ereport(ERROR,
-				(errhidestmt(true), errcode(code),
-				 errmsg("%s failed on the node", what),
-				 errdetail_internal("%s", msg)));
-	}
-	return res;
-}
-
 /* the members with their full conninfo, from the worker */
 static raft_conf *
 sql_full_conf(void)
@@ -609,7 +434,7 @@ sql_full_conninfo(const raft_conf *conf, uint64 id, char *conninfo)
 static void
 sql_tell_leave(const char *conninfo, uint64 cluster_id, uint64 node_id)
 {
-	PGconn	   *conn = sql_connect_nothrow(conninfo);
+	PGconn	   *conn = remote_connect_nothrow(conninfo, false);
 
 	if (conn != NULL && PQstatus(conn) == CONNECTION_OK)
 	{
@@ -620,7 +445,7 @@ sql_tell_leave(const char *conninfo, uint64 cluster_id, uint64 node_id)
 
 		snprintf(c, sizeof(c), INT64_FORMAT, (int64) cluster_id);
 		snprintf(n, sizeof(n), INT64_FORMAT, (int64) node_id);
-		res = sql_exec_wait(conn, "SELECT raftable._leave($1, $2)", 2, params,
+		res = remote_exec_wait(conn, "SELECT raftable._leave($1, $2)", 2, params,
 							NULL, NULL);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK)
 			ereport(WARNING,
@@ -732,8 +557,8 @@ raftable_add_node_impl(FunctionCallInfo fcinfo)
 	sql_require_leader(st);
 	conf = sql_full_conf();
 
-	conn = sql_connect(conninfo);
-	res = sql_remote(conn, "SELECT role FROM raftable.status", 0, NULL, NULL, NULL,
+	conn = remote_connect(conninfo, false);
+	res = remote_exec(conn, "SELECT role FROM raftable.status", 0, NULL, NULL, NULL,
 					 "checking raftable");
 	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "none") != 0)
 	{
@@ -747,7 +572,7 @@ raftable_add_node_impl(FunctionCallInfo fcinfo)
 	PQclear(res);
 	if (name == NULL)
 	{
-		res = sql_remote(conn, "SELECT 'node-' || current_setting('port')", 0, NULL,
+		res = remote_exec(conn, "SELECT 'node-' || current_setting('port')", 0, NULL,
 						 NULL, NULL, "naming the node");
 		name = pstrdup(PQgetvalue(res, 0, 0));
 		PQclear(res);
@@ -766,7 +591,7 @@ raftable_add_node_impl(FunctionCallInfo fcinfo)
 
 		snprintf(c, sizeof(c), INT64_FORMAT, (int64) st->cluster_id);
 		snprintf(n, sizeof(n), INT64_FORMAT, (int64) id);
-		res = sql_remote(conn, "SELECT raftable._join($1, $2, $3, $4, $5::bytea)",
+		res = remote_exec(conn, "SELECT raftable._join($1, $2, $3, $4, $5::bytea)",
 						 5, values, lengths, formats, "joining");
 		PQclear(res);
 	}
@@ -852,9 +677,9 @@ raftable_remove_node(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errhidestmt(true), errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
 					 errmsg("cannot remove the leader: leadership was not handed over in time")));
-		conn = sql_connect(leader_conninfo);
+		conn = remote_connect(leader_conninfo, false);
 		snprintf(arg, sizeof(arg), INT64_FORMAT, (int64) id);
-		PQclear(sql_remote(conn, "SELECT raftable.remove_node($1)", 1, values,
+		PQclear(remote_exec(conn, "SELECT raftable.remove_node($1)", 1, values,
 						   NULL, NULL, "removing the node on the new leader"));
 		PQfinish(conn);
 		PG_RETURN_VOID();

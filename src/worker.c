@@ -54,6 +54,8 @@ static RaftableMemberInfo *worker_members;	/* its members, as the views show
 											 * them (fixed parts only) */
 static int	worker_n_members;
 static RaftableStats worker_stats_base; /* shared counters at core start */
+static raft_snapshot_meta *worker_snap_meta;	/* offered, being fetched */
+static bool worker_snap_pending;
 
 static void worker_publish(void);
 static void worker_sync_peers(void);
@@ -105,6 +107,7 @@ worker_stop_raft(void)
 	worker_raft = NULL;
 	worker_conf_index = 0;
 	worker_n_members = 0;
+	worker_snap_pending = false;
 	transport_forget_peers_except(NULL, 0);
 }
 
@@ -127,6 +130,8 @@ worker_start_raft(void)
 	if (!storage_load(&worker_id, &hs, snap, &entries, &n, &applied))
 		return;
 	worker_options(&opts);
+	/* a snapshot may have put the tables ahead of the log: see snapshot.c */
+	applied = Min(applied, hs.commit);
 	if ((rc = raft_new(&opts, &worker_raft)) != 0 ||
 		(rc = raft_restore(worker_raft, &hs, snap, entries, n, applied)) != 0)
 		elog(ERROR, "raftable: cannot restore the Raft state: %s", raft_strerror(rc));
@@ -204,6 +209,57 @@ worker_drain_inbox(void)
 }
 
 /*
+ * The leader offered a snapshot: the apply worker copies the tables from
+ * it (snapshot.c).  Offers that come while one is fetched are ignored;
+ * the leader repeats its offer if the fetch fails.
+ */
+static void
+worker_want_snapshot(const raft_snapshot_meta *meta, uint64 from)
+{
+	RaftableSnapshotRequest *req = &raftable_shared->snapshot_req;
+	const raft_member *m = raft_conf_find(raft_get_conf(worker_raft), from);
+	char		name[RAFTABLE_NAME_LEN];
+	char		conninfo[RAFTABLE_CONNINFO_LEN];
+
+	if (worker_snap_pending || m == NULL)
+		return;
+	raftable_member_addr_decode(m->addr, m->addr_len, name, sizeof(name),
+								conninfo, sizeof(conninfo));
+	memcpy(worker_snap_meta, meta, sizeof(raft_snapshot_meta));
+	worker_snap_pending = true;
+	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+	req->generation = req->done_generation + 1;
+	req->min_index = meta->index;
+	req->source_id = from;
+	strlcpy(req->conninfo, conninfo, sizeof(req->conninfo));
+	LWLockRelease(raftable_shared->lock);
+	raftable_wake_apply();
+	elog(LOG, "raftable: node %llu offered a snapshot at log index %llu; copying the tables from it",
+		 (unsigned long long) from, (unsigned long long) meta->index);
+}
+
+/* the apply worker answered: tell the core what is installed */
+static void
+worker_check_snapshot(void)
+{
+	RaftableSnapshotRequest *req = &raftable_shared->snapshot_req;
+	bool		done;
+	bool		ok;
+
+	if (!worker_snap_pending)
+		return;
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	done = req->done_generation == req->generation;
+	ok = req->ok;
+	LWLockRelease(raftable_shared->lock);
+	if (!done)
+		return;
+	worker_snap_pending = false;
+	if (ok)
+		raft_snapshot_installed(worker_raft, worker_snap_meta);
+}
+
+/*
  * One Ready cycle: persist, send, advance.  Committed entries are the
  * apply worker's: it reads them from the log table once the commit index
  * it is shown passes them, so here they only need waking it.
@@ -236,17 +292,9 @@ worker_cycle(void)
 	if (rd.n_committed)
 		raftable_wake_apply();
 
-	/*
-	 * A snapshot holds no table content yet (tables are not replicated):
-	 * the offered metadata is all there is to install.
-	 */
 	raft_advance(worker_raft, &rd);
 	if (rd.snapshot_wanted)
-	{
-		raft_snapshot_meta meta = *rd.wanted;
-
-		raft_snapshot_installed(worker_raft, &meta);
-	}
+		worker_want_snapshot(rd.wanted, rd.wanted_from);
 	return true;
 }
 
@@ -707,6 +755,7 @@ raftable_worker_main(Datum arg)
 	worker_msgbuf = MemoryContextAlloc(worker_cxt, WORKER_MAX_MSG_BYTES);
 	worker_members = MemoryContextAlloc(worker_cxt,
 										sizeof(RaftableMemberInfo) * RAFT_MAX_MEMBERS);
+	worker_snap_meta = MemoryContextAlloc(worker_cxt, sizeof(raft_snapshot_meta));
 	INSTR_TIME_SET_CURRENT(worker_epoch);
 	transport_init();
 
@@ -761,6 +810,7 @@ raftable_worker_main(Datum arg)
 			worker_handle_proposals();
 			if (worker_raft)
 			{
+				worker_check_snapshot();
 				while (worker_cycle())
 					;
 				worker_sync_peers();

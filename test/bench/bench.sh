@@ -101,7 +101,8 @@ sql() {
 poll() {
 	local what=$1 deadline=$((SECONDS + SETUP_TIMEOUT))
 	shift
-	until "$@" >/dev/null 2>&1; do
+	# (A subshell, so that a signal trap never runs with these redirections.)
+	until ("$@") >/dev/null 2>&1; do
 		if [ $SECONDS -ge $deadline ]; then
 			die "timed out after ${SETUP_TIMEOUT}s waiting for: $what"
 		fi
@@ -260,9 +261,10 @@ setup_raftable() {
 # --- pgbench -----------------------------------------------------------------
 
 TPS=
+XACTS=		# transactions the last run_pgbench processed
 RUN_SECONDS=	# length of each pgbench run; set before calling run_pgbench
 # run_pgbench LABEL PORT CLIENTS SCRIPT PGOPTIONS [LOGPREFIX]: one pgbench
-# run of RUN_SECONDS; sets TPS.  With LOGPREFIX, pgbench writes
+# run of RUN_SECONDS; sets TPS and XACTS.  With LOGPREFIX, pgbench writes
 # per-transaction logs LOGPREFIX.PID.
 run_pgbench() {
 	local label=$1 port=$2 clients=$3 script=$4 pgoptions=$5 logprefix=${6:-}
@@ -271,7 +273,7 @@ run_pgbench() {
 		-f "$WORK/$script.sql" -p "$port")
 	[ -z "$logprefix" ] || args+=(-l --log-prefix="$logprefix")
 	say "pgbench $label (${RUN_SECONDS}s)"
-	if ! pg env PGOPTIONS="$pgoptions" pgbench "${args[@]}" >"$out" 2>&1; then
+	if ! (pg env PGOPTIONS="$pgoptions" pgbench "${args[@]}") >"$out" 2>&1; then
 		sed 's/^/    /' "$out" >&2
 		die "pgbench $label failed"
 	fi
@@ -281,7 +283,34 @@ run_pgbench() {
 		die "pgbench $label: $failed transactions failed"
 	fi
 	TPS=$(awk '/^tps = / {print $3; exit}' "$out")
-	[ -n "$TPS" ] || die "pgbench $label printed no tps (see $out)"
+	XACTS=$(awk '/^number of transactions actually processed:/ {print $NF; exit}' "$out")
+	if [ -z "$TPS" ] || [ -z "$XACTS" ]; then
+		die "pgbench $label printed no tps or transaction count (see $out)"
+	fi
+}
+
+# check_writes NAME PRIMARY_PORT UPDATES REPLICA_PORT...: the writes really
+# happened and reached the replicas: on the primary, sum(v) of bench_t is
+# the number of UPDATEs pgbench reported (each adds 1), and every replica
+# comes to hold the same rows (raftable.table_checksum where raftable is
+# installed, else sum(v)).
+check_writes() {
+	local name=$1 primary=$2 updates=$3 port sum digest
+	shift 3
+	sum=$(sql "$primary" "SELECT sum(v) FROM bench_t")
+	[ "$sum" = "$updates" ] ||
+		die "$name: sum(v) of bench_t is $sum, but pgbench reported $updates updates"
+	if [ "$name" = raftable ]; then
+		digest="SELECT raftable.table_checksum('bench_t')"
+	else
+		digest="SELECT sum(v) FROM bench_t"
+	fi
+	sum=$(sql "$primary" "$digest")
+	for port in "$@"; do
+		poll "$name: the replica on port $port holds the primary's bench_t" \
+			sql_is "$port" "$digest" "$sum"
+	done
+	say "$name: all $updates updates are on the node written to and on every replica"
 }
 
 # median_ms PREFIX: the median latency in ms of the transactions in
@@ -407,8 +436,8 @@ main() {
 
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/raftable-bench.XXXXXX")
 	trap cleanup EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
+	trap 'SHOW_LOGS=0; say interrupted; exit 130' INT
+	trap 'SHOW_LOGS=0; say terminated; exit 143' TERM
 	chmod 700 "$WORK"
 	[ "$(id -u)" != 0 ] || chown "$RT_PG_USER" "$WORK"
 	(cd "$WORK" && rt_as_pg test -w "$WORK") ||
@@ -444,17 +473,23 @@ main() {
 	[ "$BENCH_REFERENCE_ONLY" = 1 ] || measure_reads
 
 	local -A ref_w raft_w
+	local ref_updates=0 raft_updates=0
 	RUN_SECONDS=$BENCH_SECONDS
 	for c in "${CLIENT_COUNTS[@]}"; do
 		run_pgbench "write-reference-$c" "$REF_PORT" "$c" update ''
 		ref_w[$c]=$(fmt_tps "$TPS")
+		ref_updates=$((ref_updates + XACTS))
 		if [ "$BENCH_REFERENCE_ONLY" = 1 ]; then
 			raft_w[$c]=-
 		else
 			run_pgbench "write-raftable-$c" "$LEADER_PORT" "$c" update ''
 			raft_w[$c]=$(fmt_tps "$TPS")
+			raft_updates=$((raft_updates + XACTS))
 		fi
 	done
+	check_writes reference "$REF_PORT" "$ref_updates" "${STANDBY_PORTS[@]}"
+	[ "$BENCH_REFERENCE_ONLY" = 1 ] ||
+		check_writes raftable "$LEADER_PORT" "$raft_updates" "${RAFT_PORTS[1]}" "${RAFT_PORTS[2]}"
 
 	row "replicated write tps, 1 client" "${raft_w[1]}" "${ref_w[1]}" tps ratio ">= 0.5 x reference" 0.5
 	row "replicated write tps, 8 clients" "${raft_w[8]}" "${ref_w[8]}" tps none "-" 0

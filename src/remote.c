@@ -1,0 +1,201 @@
+/*-------------------------------------------------------------------------
+ *
+ * remote.c
+ *	  libpq calls from a backend or the apply worker to another node:
+ *	  blocking for the caller, but never inside libpq, so that cancel and
+ *	  terminate are served while waiting (PostgreSQL 15 has no
+ *	  libpqsrv_* helpers; this is what walreceiver does by hand).
+ *
+ * The Raft worker does not use these: its transport (transport.c) never
+ * waits for one peer.
+ *
+ * IDENTIFICATION
+ *	  src/remote.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "raftable.h"
+#include "remote.h"
+#include "storage/latch.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+/* how long a connection to, or a query on, another node may take */
+#define REMOTE_WAIT_MS	(30 * 1000)
+
+/*
+ * Wait until conn's socket is ready for events, or the latch is set, for
+ * at most until deadline; interrupts (cancel, terminate) are served.
+ * Returns false on timeout.
+ */
+bool
+remote_wait_socket(PGconn *conn, int events, TimestampTz deadline)
+{
+	long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+	int			rc;
+
+	if (ms <= 0)
+		return false;
+	rc = WaitLatchOrSocket(MyLatch,
+						   WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | WL_TIMEOUT | events,
+						   PQsocket(conn), ms, PG_WAIT_EXTENSION);
+	if (rc & WL_LATCH_SET)
+		ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	return true;
+}
+
+/*
+ * Finish a connection started with PQconnectStartParams without blocking
+ * in libpq (as PostgreSQL's walreceiver does), so that a cancel works.
+ * Returns the connection, good or bad; the caller checks PQstatus.
+ */
+static PGconn *
+remote_connect_wait(PGconn *conn)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   REMOTE_WAIT_MS);
+	PostgresPollingStatusType status = PGRES_POLLING_WRITING;
+
+	if (conn == NULL || PQstatus(conn) == CONNECTION_BAD)
+		return conn;
+	PG_TRY();
+	{
+		while (status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED)
+		{
+			if (!remote_wait_socket(conn, status == PGRES_POLLING_READING ?
+								 WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE, deadline))
+				break;			/* PQstatus stays not OK: the caller reports */
+			status = PQconnectPoll(conn);
+		}
+	}
+	PG_CATCH();
+	{
+		PQfinish(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return conn;
+}
+
+/*
+ * Run one query there and return its last result, waiting interruptibly;
+ * NULL if the connection failed or the wait timed out.
+ */
+PGresult *
+remote_exec_wait(PGconn *conn, const char *sql, int nparams,
+			  const char *const *values, const int *lengths, const int *formats)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   REMOTE_WAIT_MS);
+	PGresult   *last = NULL;
+	PGresult   *res;
+
+	if (!PQsendQueryParams(conn, sql, nparams, NULL, values, lengths, formats, 0))
+		return NULL;
+	PG_TRY();
+	{
+		while (PQisBusy(conn))
+		{
+			if (!remote_wait_socket(conn, WL_SOCKET_READABLE, deadline) ||
+				!PQconsumeInput(conn))
+				break;
+		}
+	}
+	PG_CATCH();
+	{
+		PQfinish(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (PQisBusy(conn))
+		return NULL;			/* timed out or lost: the caller finishes conn */
+	while ((res = PQgetResult(conn)) != NULL)
+	{
+		PQclear(last);
+		last = res;
+	}
+	return last;
+}
+
+/*
+ * Connect from this backend to another node, waiting interruptibly and at
+ * most REMOTE_WAIT_MS (keepalives on; statements there time out too);
+ * a conninfo without dbname means raftable.database, as for the worker.
+ */
+PGconn *
+remote_connect_nothrow(const char *conninfo, bool long_running)
+{
+	const char *keys[] = {"dbname", "connect_timeout", "application_name",
+		"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+	"options", NULL, NULL};
+	const char *vals[] = {conninfo, "10", "raftable", "1", "5", "2", "3",
+		long_running ? "-c statement_timeout=0" : "-c statement_timeout=30s", NULL, NULL};
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+
+	if (opts)
+	{
+		bool		has_db = false;
+
+		for (PQconninfoOption *o = opts; o->keyword; o++)
+			if (strcmp(o->keyword, "dbname") == 0 && o->val && o->val[0])
+				has_db = true;
+		PQconninfoFree(opts);
+		if (!has_db)
+		{
+			keys[8] = "dbname";
+			vals[8] = raftable_database;
+		}
+	}
+	return remote_connect_wait(PQconnectStartParams(keys, vals, true));
+}
+
+PGconn *
+remote_connect(const char *conninfo, bool long_running)
+{
+	PGconn	   *conn = remote_connect_nothrow(conninfo, long_running);
+
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	{
+		char	   *msg = conn ? pchomp(PQerrorMessage(conn)) : "out of memory";
+
+		PQfinish(conn);
+		ereport(ERROR,
+				(errhidestmt(true), errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not connect to the node"),
+				 errdetail_internal("%s", msg)));
+	}
+	return conn;
+}
+
+/* run a query there; on error, finish conn and raise ours */
+PGresult *
+remote_exec(PGconn *conn, const char *sql, int nparams, const char *const *values,
+		   const int *lengths, const int *formats, const char *what)
+{
+	PGresult   *res = remote_exec_wait(conn, sql, nparams, values, lengths, formats);
+	ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+	if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK)
+	{
+		char	   *msg = pchomp(res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+		char	   *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+		int			code = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+
+		if (state && strcmp(state, "42883") != 0 && strcmp(state, "42P01") != 0 &&
+			strcmp(state, "3F000") != 0)
+			code = MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
+		PQclear(res);
+		PQfinish(conn);
+		ereport(ERROR,
+				(errhidestmt(true), errcode(code),
+				 errmsg("%s failed on the node", what),
+				 errdetail_internal("%s", msg)));
+	}
+	return res;
+}
+

@@ -1,0 +1,31 @@
+/*
+ * remote.h
+ *	  Interruptible libpq calls to another node (remote.c).
+ */
+#ifndef RAFTABLE_REMOTE_H
+#define RAFTABLE_REMOTE_H
+
+#include "libpq-fe.h"
+#include "utils/timestamp.h"
+
+/*
+ * A conninfo without dbname means raftable.database.  long_running: no
+ * statement_timeout there (a snapshot's COPY); otherwise 30 s.
+ */
+extern PGconn *remote_connect_nothrow(const char *conninfo, bool long_running);
+extern PGconn *remote_connect(const char *conninfo, bool long_running);
+
+/* the last result, or NULL on a lost connection or after 30 s */
+extern PGresult *remote_exec_wait(PGconn *conn, const char *sql, int nparams,
+								  const char *const *values, const int *lengths,
+								  const int *formats);
+
+/* as remote_exec_wait, but failure finishes conn and raises an ERROR */
+extern PGresult *remote_exec(PGconn *conn, const char *sql, int nparams,
+							 const char *const *values, const int *lengths,
+							 const int *formats, const char *what);
+
+/* wait for events on conn's socket until deadline; false on timeout */
+extern bool remote_wait_socket(PGconn *conn, int events, TimestampTz deadline);
+
+#endif							/* RAFTABLE_REMOTE_H */

@@ -1,0 +1,432 @@
+/*-------------------------------------------------------------------------
+ *
+ * snapshot.c
+ *	  Installing a snapshot: copying every replicated table from an
+ *	  up-to-date peer, consistently, into this node.
+ *
+ * A Raft snapshot here is the replicated tables themselves.  When the
+ * leader offers one (this node's next entries were compacted away), the
+ * Raft worker asks the apply worker, which runs snapshot_install():
+ *
+ *	 on the source, one REPEATABLE READ READ ONLY transaction reads its
+ *	 applied index A, the marks of entries above A that its own committed
+ *	 transactions applied (apply.c), the replicated tables with their
+ *	 definitions (raftable._table_ddl) in foreign-key order, the owned
+ *	 sequences' values, and then streams each table with COPY TO STDOUT;
+ *
+ *	 here, one transaction drops the replicated tables, creates them from
+ *	 the definitions, fills them with COPY FROM fed straight from the
+ *	 source's stream (no file, no full copy in memory), sets the
+ *	 sequences, and records A and the marks in raftable.apply_state and
+ *	 raftable.applied_marks.
+ *
+ * So the tables and the applied index change together or not at all: a
+ * crash mid-snapshot leaves the node as it was, and the leader's next
+ * offer starts over.  The source's writers are never blocked: a
+ * REPEATABLE READ reader takes no locks that writers wait for.  A >= the
+ * offered index, so the Raft worker then reports the offered snapshot as
+ * installed; the entries between it and A are received but not applied
+ * again (apply starts after A).
+ *
+ * Progress is published in shared memory for raftable.snapshot_progress.
+ *
+ * IDENTIFICATION
+ *	  src/snapshot.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/copy.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_node.h"
+#include "parser/parse_relation.h"
+#include "pgstat.h"
+#include "raftable.h"
+#include "remote.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+#include "utils/wait_event.h"
+
+PG_FUNCTION_INFO_V1(raftable_snapshot_progress);
+
+/* how long a stalled COPY stream may stay silent */
+#define SNAPSHOT_IDLE_MS (60 * 1000)
+
+/* the source's tables, in the order they can be created */
+static const char *snapshot_tables_sql =
+"WITH RECURSIVE t AS (SELECT relid FROM raftable.replicated), "
+"fk AS (SELECT conrelid AS child, confrelid AS parent FROM pg_catalog.pg_constraint "
+"       WHERE contype = 'f' AND conrelid <> confrelid "
+"         AND conrelid IN (SELECT relid FROM t) AND confrelid IN (SELECT relid FROM t)), "
+"depth(relid, d) AS (SELECT relid, 0 FROM t "
+"       UNION ALL SELECT fk.child, depth.d + 1 FROM depth JOIN fk ON fk.parent = depth.relid "
+"       WHERE depth.d < 64) "
+"SELECT n.nspname, c.relname, raftable._table_ddl(c.oid), r.since_index "
+"  FROM (SELECT relid, max(d) AS d FROM depth GROUP BY relid) o "
+"  JOIN pg_catalog.pg_class c ON c.oid = o.relid "
+"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+"  JOIN raftable.replicated r ON r.relid = o.relid "
+" ORDER BY o.d, n.nspname, c.relname";
+
+static const char *snapshot_sequences_sql =
+"SELECT n.nspname, s.relname, pg_catalog.pg_sequence_last_value(s.oid) "
+"  FROM pg_catalog.pg_depend d "
+"  JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
+"  JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace "
+" WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+"   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+"   AND d.deptype IN ('a', 'i') "
+"   AND d.refobjid IN (SELECT relid FROM raftable.replicated)";
+
+/* the COPY stream being read, for the data source callback */
+static PGconn *snapshot_conn;
+static char *snapshot_buf;		/* PQgetCopyData's current row */
+static int	snapshot_buf_len;
+static int	snapshot_buf_pos;
+static bool snapshot_eof;
+static uint64 snapshot_rows;
+static uint64 snapshot_bytes;
+
+static void
+snapshot_progress(const char *phase, const char *table, int tables_done)
+{
+	RaftableSnapshotProgress *p = &raftable_shared->snapshot;
+
+	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+	if (phase)
+		strlcpy(p->phase, phase, sizeof(p->phase));
+	if (table)
+		strlcpy(p->current_table, table, sizeof(p->current_table));
+	if (tables_done >= 0)
+		p->tables_done = tables_done;
+	p->rows_copied = snapshot_rows;
+	p->bytes_copied = snapshot_bytes;
+	LWLockRelease(raftable_shared->lock);
+}
+
+/* COPY FROM's data source: the source's COPY TO STDOUT stream */
+static int
+snapshot_read(void *outbuf, int minread, int maxread)
+{
+	int			n = 0;
+
+	while (n < maxread && !snapshot_eof)
+	{
+		if (snapshot_buf_pos < snapshot_buf_len)
+		{
+			int			k = Min(maxread - n, snapshot_buf_len - snapshot_buf_pos);
+
+			memcpy((char *) outbuf + n, snapshot_buf + snapshot_buf_pos, k);
+			snapshot_buf_pos += k;
+			n += k;
+			continue;
+		}
+		if (snapshot_buf)
+			PQfreemem(snapshot_buf);
+		snapshot_buf = NULL;
+		snapshot_buf_len = snapshot_buf_pos = 0;
+		if (n >= minread)
+			break;				/* enough for now; don't wait for more */
+		for (;;)
+		{
+			int			len = PQgetCopyData(snapshot_conn, &snapshot_buf, 1);
+
+			if (len > 0)
+			{
+				snapshot_buf_len = len;
+				snapshot_rows++;
+				snapshot_bytes += len;
+				if (snapshot_rows % 10000 == 0)
+					snapshot_progress(NULL, NULL, -1);
+				break;
+			}
+			if (len == -1)
+			{
+				snapshot_eof = true;
+				break;
+			}
+			if (len < -1)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("snapshot stream from the source node failed"),
+						 errdetail_internal("%s", pchomp(PQerrorMessage(snapshot_conn)))));
+			if (!remote_wait_socket(snapshot_conn, WL_SOCKET_READABLE,
+									TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+																SNAPSHOT_IDLE_MS)) ||
+				!PQconsumeInput(snapshot_conn))
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("snapshot stream from the source node stalled or broke")));
+		}
+	}
+	return n;
+}
+
+/* stream one table from the source into the local table of that name */
+static void
+snapshot_copy_table(PGconn *conn, const char *schema, const char *name)
+{
+	char	   *q = quote_qualified_identifier(schema, name);
+	Relation	rel;
+	ParseState *pstate;
+	CopyFromState cstate;
+	PGresult   *res;
+
+	if (!PQsendQuery(conn, psprintf("COPY %s TO STDOUT", q)))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not start copying table %s from the source node", q)));
+	snapshot_conn = conn;
+	snapshot_buf = NULL;
+	snapshot_buf_len = snapshot_buf_pos = 0;
+	snapshot_eof = false;
+
+	/* wait for the COPY OUT to start (or an error) */
+	for (;;)
+	{
+		if (!PQisBusy(conn))
+			break;
+		if (!remote_wait_socket(conn, WL_SOCKET_READABLE,
+								TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															SNAPSHOT_IDLE_MS)) ||
+			!PQconsumeInput(conn))
+			break;
+	}
+	res = PQgetResult(conn);
+	if (res == NULL || PQresultStatus(res) != PGRES_COPY_OUT)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not copy table %s from the source node", q),
+				 errdetail_internal("%s", pchomp(res ? PQresultErrorMessage(res) :
+												 PQerrorMessage(conn)))));
+	PQclear(res);
+
+	rel = table_open(RangeVarGetRelid(makeRangeVar((char *) schema, (char *) name, -1),
+									  RowExclusiveLock, false), NoLock);
+	/* CopyFrom finds the relation through the range table, as for COPY */
+	pstate = make_parsestate(NULL);
+	(void) addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL,
+										 false, false);
+	cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, snapshot_read, NIL, NIL);
+	(void) CopyFrom(cstate);
+	EndCopyFrom(cstate);
+	free_parsestate(pstate);
+	table_close(rel, NoLock);
+
+	if (snapshot_buf)
+		PQfreemem(snapshot_buf);
+	snapshot_buf = NULL;
+	while ((res = PQgetResult(conn)) != NULL)
+	{
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("copying table %s from the source node failed", q),
+					 errdetail_internal("%s", pchomp(PQresultErrorMessage(res)))));
+		PQclear(res);
+	}
+}
+
+static void
+snapshot_spi(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	if (rc < 0)
+		elog(ERROR, "\"%s\" failed: %s", sql, SPI_result_code_string(rc));
+}
+
+/*
+ * Copy the replicated tables from the node at conninfo, which must have
+ * applied at least min_index.  Returns the index the copy stands at.
+ * Runs in the apply worker, outside any transaction.
+ */
+uint64
+snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
+{
+	PGconn	   *conn;
+	PGresult   *res;
+	PGresult   *tables;
+	PGresult   *marks;
+	PGresult   *seqs;
+	uint64		applied;
+	char		buf[32];
+	const char *params[1];
+	RaftableSnapshotProgress *p = &raftable_shared->snapshot;
+
+	snapshot_rows = snapshot_bytes = 0;
+	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+	memset(p, 0, sizeof(*p));
+	strlcpy(p->phase, "connecting", sizeof(p->phase));
+	p->source_id = source_id;
+	p->started_at = GetCurrentTimestamp();
+	LWLockRelease(raftable_shared->lock);
+
+	conn = remote_connect(conninfo, true);
+	PG_TRY();
+	{
+		PQclear(remote_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+							0, NULL, NULL, NULL, "a snapshot"));
+		res = remote_exec(conn, "SELECT applied_index FROM raftable.apply_state",
+						  0, NULL, NULL, NULL, "a snapshot");
+		applied = PQntuples(res) == 1 ? strtou64(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+		PQclear(res);
+		if (applied < min_index)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the snapshot source has applied only up to log index %llu, not %llu yet",
+							(unsigned long long) applied, (unsigned long long) min_index)));
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long) applied);
+		params[0] = buf;
+		marks = remote_exec(conn, "SELECT idx FROM raftable.applied_marks WHERE idx > $1",
+							1, params, NULL, NULL, "a snapshot");
+		tables = remote_exec(conn, snapshot_tables_sql, 0, NULL, NULL, NULL, "a snapshot");
+		seqs = remote_exec(conn, snapshot_sequences_sql, 0, NULL, NULL, NULL, "a snapshot");
+
+		LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+		strlcpy(p->phase, "copying", sizeof(p->phase));
+		p->source_index = applied;
+		p->tables_total = PQntuples(tables);
+		LWLockRelease(raftable_shared->lock);
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "installing a raftable snapshot");
+
+		/* out with the old: every table replicated here, and theirs */
+		snapshot_spi("SELECT raftable._detach(relid::regclass) FROM raftable.replicated",
+					 0, NULL, NULL);
+		for (int i = PQntuples(tables) - 1; i >= 0; i--)
+			snapshot_spi(psprintf("DROP TABLE IF EXISTS %s",
+								  quote_qualified_identifier(PQgetvalue(tables, i, 0),
+															 PQgetvalue(tables, i, 1))),
+						 0, NULL, NULL);
+
+		for (int i = 0; i < PQntuples(tables); i++)
+		{
+			const char *schema = PQgetvalue(tables, i, 0);
+			const char *name = PQgetvalue(tables, i, 1);
+			Oid			types[2] = {REGCLASSOID, INT8OID};
+			Datum		values[2];
+
+			snapshot_progress(NULL, psprintf("%s.%s", schema, name), i);
+			snapshot_spi(PQgetvalue(tables, i, 2), 0, NULL, NULL);
+			values[0] = ObjectIdGetDatum(RangeVarGetRelid(makeRangeVar((char *) schema,
+																	   (char *) name, -1),
+														  NoLock, false));
+			values[1] = Int64GetDatum(strtoi64(PQgetvalue(tables, i, 3), NULL, 10));
+			snapshot_spi("SELECT raftable._attach($1)", 1, types, values);
+			snapshot_spi("UPDATE raftable.replicated SET since_index = $2 WHERE relid = $1",
+						 2, types, values);
+			snapshot_copy_table(conn, schema, name);
+		}
+		snapshot_progress("installing", "", PQntuples(tables));
+
+		for (int i = 0; i < PQntuples(seqs); i++)
+		{
+			Oid			types[2] = {TEXTOID, INT8OID};
+			Datum		values[2];
+
+			if (PQgetisnull(seqs, i, 2))
+				continue;
+			values[0] = CStringGetTextDatum(quote_qualified_identifier(PQgetvalue(seqs, i, 0),
+																	   PQgetvalue(seqs, i, 1)));
+			values[1] = Int64GetDatum(strtoi64(PQgetvalue(seqs, i, 2), NULL, 10));
+			snapshot_spi("SELECT pg_catalog.setval($1::regclass, $2)", 2, types, values);
+		}
+		{
+			Oid			types[1] = {INT8OID};
+			Datum		values[1] = {Int64GetDatum(applied)};
+
+			snapshot_spi("UPDATE raftable.apply_state SET applied_index = $1",
+						 1, types, values);
+			snapshot_spi("DELETE FROM raftable.applied_marks", 0, NULL, NULL);
+			for (int i = 0; i < PQntuples(marks); i++)
+			{
+				values[0] = Int64GetDatum(strtoi64(PQgetvalue(marks, i, 0), NULL, 10));
+				snapshot_spi("INSERT INTO raftable.applied_marks (idx) VALUES ($1)",
+							 1, types, values);
+			}
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	PG_CATCH();
+	{
+		PQfinish(conn);
+		snapshot_conn = NULL;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	PQfinish(conn);
+	snapshot_conn = NULL;
+
+	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+	strlcpy(p->phase, "done", sizeof(p->phase));
+	p->current_table[0] = '\0';
+	p->rows_copied = snapshot_rows;
+	p->bytes_copied = snapshot_bytes;
+	p->finished_at = GetCurrentTimestamp();
+	LWLockRelease(raftable_shared->lock);
+	return applied;
+}
+
+/* after a failure: the view says so until the next attempt */
+void
+snapshot_failed(const char *message)
+{
+	RaftableSnapshotProgress *p = &raftable_shared->snapshot;
+
+	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+	strlcpy(p->phase, "failed", sizeof(p->phase));
+	strlcpy(p->error, message ? message : "", sizeof(p->error));
+	p->finished_at = GetCurrentTimestamp();
+	LWLockRelease(raftable_shared->lock);
+}
+
+Datum
+raftable_snapshot_progress(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	RaftableSnapshotProgress p;
+	Datum		values[11];
+	bool		nulls[11] = {0};
+
+	raftable_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	p = raftable_shared->snapshot;
+	LWLockRelease(raftable_shared->lock);
+	if (p.phase[0] == '\0')
+		return (Datum) 0;		/* none since the server started */
+	values[0] = CStringGetTextDatum(p.phase);
+	values[1] = Int64GetDatum((int64) p.source_id);
+	values[2] = Int64GetDatum((int64) p.source_index);
+	nulls[2] = p.source_index == 0;
+	values[3] = Int32GetDatum(p.tables_total);
+	values[4] = Int32GetDatum(p.tables_done);
+	values[5] = CStringGetTextDatum(p.current_table);
+	nulls[5] = p.current_table[0] == '\0';
+	values[6] = Int64GetDatum((int64) p.rows_copied);
+	values[7] = Int64GetDatum((int64) p.bytes_copied);
+	values[8] = TimestampTzGetDatum(p.started_at);
+	values[9] = TimestampTzGetDatum(p.finished_at);
+	nulls[9] = p.finished_at == 0;
+	values[10] = CStringGetTextDatum(p.error);
+	nulls[10] = p.error[0] == '\0';
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}
