@@ -206,7 +206,30 @@ ddl_constant(Node *n)
 	return IsA(n, A_Const);
 }
 
-/* refuse ADD COLUMN that would fill existing rows differently per node */
+/* a new foreign key may only point at a replicated table */
+static void
+ddl_check_constraint(Node *n)
+{
+	Constraint *con = (Constraint *) n;
+	Oid			ref;
+
+	if (n == NULL || !IsA(n, Constraint) || con->contype != CONSTR_FOREIGN ||
+		con->pktable == NULL)
+		return;
+	ref = RangeVarGetRelid(con->pktable, NoLock, true);
+	if (OidIsValid(ref) && !raftable_table_is_replicated(ref))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("a replicated table cannot have a foreign key to table \"%s\", which is not replicated",
+						con->pktable->relname),
+				 errhint("Replicate \"%s\" first.", con->pktable->relname)));
+}
+
+/*
+ * Refuse what would make the nodes differ: ADD COLUMN that fills existing
+ * rows with values each node computes itself, and foreign keys to tables
+ * the other nodes may not have.
+ */
 static void
 ddl_check_alter(AlterTableStmt *stmt)
 {
@@ -219,6 +242,8 @@ ddl_check_alter(AlterTableStmt *stmt)
 		ListCell   *c;
 		bool		ok = true;
 
+		if (cmd->subtype == AT_AddConstraint)
+			ddl_check_constraint(cmd->def);
 		if (cmd->subtype != AT_AddColumn || !IsA(cmd->def, ColumnDef))
 			continue;
 		def = (ColumnDef *) cmd->def;
@@ -230,6 +255,7 @@ ddl_check_alter(AlterTableStmt *stmt)
 			if ((con->contype == CONSTR_DEFAULT && !ddl_constant(con->raw_expr)) ||
 				con->contype == CONSTR_IDENTITY)
 				ok = false;
+			ddl_check_constraint((Node *) con);
 		}
 		if (def->typeName && list_length(def->typeName->names) == 1)
 		{
@@ -272,11 +298,14 @@ ddl_target(Node *stmt, const char **refuse)
 			}
 		case T_IndexStmt:
 			relid = ddl_relid(((IndexStmt *) stmt)->relation, false);
+			if (((IndexStmt *) stmt)->concurrent)
+				*refuse = "build an index CONCURRENTLY on";
 			break;
 		case T_DropStmt:
 			{
 				DropStmt   *s = (DropStmt *) stmt;
 				ListCell   *lc;
+				int			n = 0;
 
 				if (s->removeType != OBJECT_TABLE && s->removeType != OBJECT_INDEX)
 					break;
@@ -286,9 +315,17 @@ ddl_target(Node *stmt, const char **refuse)
 											  s->removeType == OBJECT_INDEX);
 
 					if (raftable_table_is_replicated(r))
-						return r;
+					{
+						relid = r;
+						n++;
+					}
 				}
-				break;
+				/* the other nodes have only the replicated ones */
+				if (n > 0 && n < list_length(s->objects))
+					*refuse = "drop other objects in the same statement as";
+				else if (n > 0 && s->concurrent)
+					*refuse = "drop an index CONCURRENTLY on";
+				return relid;
 			}
 		case T_RenameStmt:
 			{
@@ -308,7 +345,7 @@ ddl_target(Node *stmt, const char **refuse)
 				if (s->relation && s->objectType == OBJECT_TABLE)
 				{
 					relid = ddl_relid(s->relation, false);
-					*refuse = "move to another schema";
+					*refuse = "change the schema of";
 				}
 				break;
 			}
@@ -338,7 +375,9 @@ ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot %s replicated table \"%s\"", refuse, get_rel_name(relid)),
-					 errhint("Unreplicate the table first, then replicate it again.")));
+					 errhint("%s", IsA(stmt, RenameStmt) || IsA(stmt, AlterObjectSchemaStmt) ?
+							 "Unreplicate the table first, then replicate it again." :
+							 "Run it as a statement of its own, without CONCURRENTLY.")));
 		capture_require_writable();
 		if (IsA(stmt, AlterTableStmt))
 			ddl_check_alter((AlterTableStmt *) stmt);
