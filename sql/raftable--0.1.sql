@@ -676,7 +676,7 @@ CREATE FUNCTION raftable._nodes(
 	OUT node_id bigint, OUT node_name text, OUT conninfo text,
 	OUT voter boolean, OUT role text, OUT is_self boolean,
 	OUT reachable boolean, OUT match_index bigint, OUT lag_entries bigint,
-	OUT last_contact_ms bigint)
+	OUT last_contact_ms bigint, OUT applied_index bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'raftable_nodes'
 LANGUAGE C STRICT VOLATILE;

@@ -625,6 +625,8 @@ apply_publish(uint64 applied, uint64 applied_now, const ErrorData *err)
 	}
 	LWLockRelease(sh->lock);
 	ConditionVariableBroadcast(&sh->status_cv);
+	if (applied_now > 0)
+		raftable_wake_worker();	/* to report it to the leader */
 }
 
 /*

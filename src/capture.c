@@ -569,6 +569,48 @@ capture_wait_committed(uint64 index, uint64 term)
 	ConditionVariableCancelSleep();
 }
 
+/*
+ * write_ack = all: wait until every other voter has applied the entry
+ * (the leader applies it by committing, right after).  The entry is
+ * committed whatever happens here, so a voter that does not get there
+ * within raftable.write_timeout earns a WARNING, not an error.
+ */
+static void
+capture_wait_applied_everywhere(uint64 index)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	StringInfoData behind;
+
+	initStringInfo(&behind);
+	for (;;)
+	{
+		RaftableStatus *st = raftable_status_copy(true);
+
+		resetStringInfo(&behind);
+		for (int i = 0; i < st->n_members; i++)
+		{
+			const RaftableMemberInfo *m = &st->members[i];
+
+			if (m->voter && !m->is_self && m->applied_index < index)
+				appendStringInfo(&behind, "%s\"%s\"", behind.len ? ", " : "", m->name);
+		}
+		pfree(st);
+		if (behind.len == 0)
+			break;
+		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), raftable_write_timeout))
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_WARNING),
+					 errmsg("transaction committed, but not yet applied on every voter"),
+					 errdetail("Log index %llu was not applied on node(s) %s within raftable.write_timeout.",
+							   (unsigned long long) index, behind.data)));
+			break;
+		}
+		ConditionVariableTimedSleep(&raftable_shared->status_cv, 100, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+}
+
 /* the owned sequences' high-water marks, so no new leader reuses a value */
 static void
 capture_sequences(void)
@@ -683,6 +725,14 @@ capture_commit(void)
 	}
 	PG_END_TRY();
 	capture_pending_index = index;
+
+	/* committed: a cancel now could only make the client believe otherwise */
+	if (raftable_write_ack == RAFTABLE_ACK_ALL)
+	{
+		HOLD_CANCEL_INTERRUPTS();
+		capture_wait_applied_everywhere(index);
+		RESUME_CANCEL_INTERRUPTS();
+	}
 }
 
 /* ---------- transaction callbacks ---------- */

@@ -90,6 +90,7 @@ typedef struct RaftableMemberInfo
 	bool		progress_known; /* leader only: match/lag below are real */
 	uint64		match_index;
 	uint64		lag_entries;
+	uint64		applied_index;	/* as it last reported; 0: unknown */
 	int64		last_contact_ms;	/* -1: never */
 } RaftableMemberInfo;
 

@@ -959,8 +959,8 @@ raftable_nodes(PG_FUNCTION_ARGS)
 	for (int i = 0; i < st->n_members; i++)
 	{
 		const RaftableMemberInfo *m = &st->members[i];
-		Datum		values[10];
-		bool		nulls[10] = {0};
+		Datum		values[11];
+		bool		nulls[11] = {0};
 		const char *role;
 
 		if (m->is_self)
@@ -981,6 +981,8 @@ raftable_nodes(PG_FUNCTION_ARGS)
 		values[9] = Int64GetDatum(m->last_contact_ms);
 		nulls[7] = nulls[8] = !m->progress_known;
 		nulls[9] = !m->progress_known || m->last_contact_ms < 0;
+		values[10] = Int64GetDatum((int64) m->applied_index);
+		nulls[10] = !m->progress_known || m->applied_index == 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -491,6 +491,23 @@ worker_handle_request(RaftableRequest *req)
 	worker_answer(req, rc, idx, rc ? raft_strerror(rc) : NULL);
 }
 
+/*
+ * Tell the core how far the apply worker got: followers report it to the
+ * leader, which shows every member's (write_ack = all waits on it).
+ */
+static void
+worker_report_applied(void)
+{
+	uint64		applied;
+
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	applied = raftable_shared->apply.applied_index;
+	LWLockRelease(raftable_shared->lock);
+	raft_set_applied(worker_raft, applied);
+	while (worker_cycle())
+		;
+}
+
 /* a dead connection to our leader brings the election timer forward */
 static void
 worker_watch_leader(void)
@@ -814,6 +831,7 @@ raftable_worker_main(Datum arg)
 				while (worker_cycle())
 					;
 				worker_sync_peers();
+				worker_report_applied();
 				worker_watch_leader();
 				worker_promote_learners();
 				worker_maybe_compact();
@@ -894,6 +912,7 @@ worker_publish(void)
 		{
 			RaftableMemberInfo *mi = &out->members[i];
 			raft_progress pr;
+			uint64		was = mi->applied_index;
 
 			*mi = worker_members[i];
 			mi->reachable = mi->is_self || transport_peer_reachable(mi->id);
@@ -902,6 +921,8 @@ worker_publish(void)
 			mi->lag_entries = mi->progress_known && st.last_index > pr.match ?
 				st.last_index - pr.match : 0;
 			mi->last_contact_ms = mi->progress_known ? (int64) pr.last_contact_ms : -1;
+			mi->applied_index = mi->progress_known ? pr.applied : 0;
+			changed |= mi->applied_index != was;	/* write_ack = all waits */
 		}
 	}
 	{

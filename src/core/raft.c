@@ -48,6 +48,7 @@ typedef struct raft_peer
 	uint32_t	inflight_count;
 	uint64_t	last_contact;	/* when we last heard from it */
 	uint64_t	acked_seq;		/* highest heartbeat round acknowledged */
+	raft_index	applied;		/* as it last reported */
 	bool		vote_responded;
 	bool		vote_granted;
 } raft_peer;
@@ -95,6 +96,9 @@ struct raft
 
 	/* leader state */
 	raft_index	noop_index;		/* first entry of this leader's term */
+	raft_index	local_applied;	/* raft_set_applied(): the driver's */
+	raft_index	applied_sent;	/* ... as last reported, and to whom */
+	raft_id		applied_sent_to;
 	raft_id		transferee;
 	uint64_t	transfer_deadline;
 	bool		bcast_pending;	/* coalesced AppendEntries broadcast */
@@ -500,6 +504,7 @@ peer_reset(raft *r, raft_peer *p)
 	p->inflight_count = 0;
 	p->last_contact = r->now;	/* a new peer gets a full timeout */
 	p->acked_seq = 0;
+	p->applied = 0;
 	p->vote_responded = false;
 	p->vote_granted = false;
 }
@@ -1397,6 +1402,10 @@ step_leader(raft *r, const raft_msg *m)
 		case RAFT_MSG_HEARTBEAT_RESP:
 			handle_heartbeat_resp(r, p, m);
 			break;
+		case RAFT_MSG_APPLIED:
+			if (m->index > p->applied)
+				p->applied = m->index;
+			break;
 		default:
 			break;
 	}
@@ -1703,6 +1712,25 @@ raft_snapshot_installed(raft *r, const raft_snapshot_meta *meta)
 			resp->index = meta->index;
 	}
 	return r->err;
+}
+
+void
+raft_set_applied(raft *r, raft_index applied)
+{
+	raft_msg   *m;
+
+	if (r->err)
+		return;
+	r->local_applied = applied;
+	if (r->role == RAFT_LEADER || r->lead == RAFT_NONE ||
+		(r->applied_sent_to == r->lead && r->applied_sent == applied))
+		return;
+	m = queue_msg(r, RAFT_MSG_APPLIED, r->lead);
+	if (m == NULL)
+		return;
+	m->index = applied;
+	r->applied_sent = applied;
+	r->applied_sent_to = r->lead;
 }
 
 void
@@ -2235,6 +2263,7 @@ raft_get_progress(const raft *r, raft_id id, raft_progress *pr)
 	pr->inflight = p->inflight_count;
 	pr->recent_active = peer_active(r, p);
 	pr->last_contact_ms = p->id == r->id ? 0 : r->now - p->last_contact;
+	pr->applied = p->id == r->id ? r->local_applied : p->applied;
 	return RAFT_OK;
 }
 

@@ -141,9 +141,10 @@ typedef enum raft_msg_type
 	RAFT_MSG_TIMEOUT_NOW,		/* leadership transfer, dissertation §3.10 */
 	RAFT_MSG_READ_INDEX,		/* follower -> leader: want a read index */
 	RAFT_MSG_READ_INDEX_RESP,	/* leader -> follower: index (or reject) */
+	RAFT_MSG_APPLIED,			/* follower -> leader: applied up to index */
 } raft_msg_type;
 
-#define RAFT_MSG_TYPE_MAX RAFT_MSG_READ_INDEX_RESP
+#define RAFT_MSG_TYPE_MAX RAFT_MSG_APPLIED
 
 /*
  * One message.  Which fields are meaningful depends on the type:
@@ -158,6 +159,7 @@ typedef enum raft_msg_type
  *	SNAPSHOT:		snapshot (metadata; the content moves out of band)
  *	READ_INDEX:		ctx
  *	READ_INDEX_RESP: ctx, index, reject
+ *	APPLIED:		index = how far the driver applied (raft_set_applied)
  */
 typedef struct raft_msg
 {
@@ -312,6 +314,15 @@ extern int	raft_snapshot_installed(raft *r, const raft_snapshot_meta *meta);
 extern void raft_peer_unreachable(raft *r, raft_id id);
 
 /*
+ * How far the driver's state machine has applied the log, which may lag
+ * what the core handed out.  A follower or learner reports it to its
+ * leader (an APPLIED message when it changes, or when the leader does);
+ * the leader shows every member's in raft_get_progress(), for a driver
+ * that waits until an entry is applied everywhere.
+ */
+extern void raft_set_applied(raft *r, raft_index applied);
+
+/*
  * New timeouts (a settings reload), without losing any state: timers that
  * are running are restarted with the new values.  RAFT_EINVAL unless
  * 0 < heartbeat < election.
@@ -375,6 +386,8 @@ typedef struct raft_progress
 	uint32_t	inflight;
 	bool		recent_active;
 	uint64_t	last_contact_ms;	/* now - last message from it */
+	raft_index	applied;		/* as last reported (raft_set_applied); 0:
+								 * unknown */
 } raft_progress;
 
 typedef struct raft_stats

@@ -425,7 +425,7 @@ h_status(h_net *net, raft_id id)
 
 static const char *const h_type_names[] = {
 	"?", "APP", "APP_RESP", "HB", "HB_RESP", "VOTE", "VOTE_RESP",
-	"PREVOTE", "PREVOTE_RESP", "SNAP", "TIMEOUT_NOW", "READ", "READ_RESP"
+	"PREVOTE", "PREVOTE_RESP", "SNAP", "TIMEOUT_NOW", "READ", "READ_RESP", "APPLIED"
 };
 
 void
@@ -471,6 +471,9 @@ h_format_msg(const raft_msg *m, char *buf, size_t len)
 			break;
 		case RAFT_MSG_READ_INDEX:
 			snprintf(buf + n, len - n, " ctx=%llu", (unsigned long long) m->ctx);
+			break;
+		case RAFT_MSG_APPLIED:
+			snprintf(buf + n, len - n, " idx=%llu", (unsigned long long) m->index);
 			break;
 		case RAFT_MSG_READ_INDEX_RESP:
 			snprintf(buf + n, len - n, " ctx=%llu idx=%llu%s",

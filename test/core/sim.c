@@ -602,7 +602,7 @@ fail(const char *fmt,...)
 static const char *const msg_names[] = {
 	"?", "APPEND", "APPEND_RESP", "HEARTBEAT", "HEARTBEAT_RESP", "VOTE",
 	"VOTE_RESP", "PREVOTE", "PREVOTE_RESP", "SNAPSHOT", "TIMEOUT_NOW",
-	"READ_INDEX", "READ_INDEX_RESP",
+	"READ_INDEX", "READ_INDEX_RESP", "APPLIED",
 };
 
 static const char *
@@ -2038,6 +2038,18 @@ node_cycle(node *n)
 		if (st.applied != n->sm.applied)
 			fail("n%llu: after raft_advance the core says applied %llu, the "
 				 "driver applied %llu", U(n->id), U(st.applied), U(n->sm.applied));
+		/* report it; a leader never believes a member applied more */
+		raft_set_applied(n->r, n->sm.applied);
+		for (int k = 0; k < S.n_nodes && st.role == RAFT_LEADER && !S.failed; k++)
+		{
+			raft_progress pr;
+
+			if (raft_get_progress(n->r, S.nodes[k].id, &pr) == RAFT_OK &&
+				pr.applied > S.nodes[k].sm.applied)
+				fail("n%llu: leader says n%llu applied %llu, it applied %llu",
+					 U(n->id), U(S.nodes[k].id), U(pr.applied),
+					 U(S.nodes[k].sm.applied));
+		}
 	}
 	if (n->crash_now && n->state == NODE_UP && !S.failed)
 	{

@@ -360,3 +360,44 @@ TEST(restart_restores_log_and_term)
 	CHECK_EQ(h_status(net, 2).lead, 1);
 	h_free(net);
 }
+
+/*
+ * The driver's applied index reaches the leader (raft_set_applied), once
+ * per change, and again for a new leader: what write_ack = all waits on.
+ */
+TEST(applied_index_is_reported_to_the_leader)
+{
+	h_net	   *net = h_new(3, 3);
+	raft_progress pr;
+
+	h_campaign(net, 1);
+	propose(net, 1, 2);
+	h_settle(net);
+	h_run(net, 20);
+	CHECK_EQ(raft_get_progress(h_r(net, 1), 2, &pr), RAFT_OK);
+	CHECK_EQ(pr.applied, 0);	/* nothing reported yet */
+
+	raft_set_applied(h_r(net, 2), 3);
+	CHECK_EQ(h_count(net, RAFT_MSG_APPLIED, 2, 1), 0);
+	h_cycle(net, 2);
+	CHECK_EQ(h_count(net, RAFT_MSG_APPLIED, 2, 1), 1);
+	raft_set_applied(h_r(net, 2), 3);	/* unchanged: nothing more sent */
+	h_cycle(net, 2);
+	CHECK_EQ(h_count(net, RAFT_MSG_APPLIED, 2, 1), 1);
+	h_settle(net);
+	CHECK_EQ(raft_get_progress(h_r(net, 1), 2, &pr), RAFT_OK);
+	CHECK_EQ(pr.applied, 3);
+	raft_set_applied(h_r(net, 1), 4);
+	CHECK_EQ(raft_get_progress(h_r(net, 1), 1, &pr), RAFT_OK);
+	CHECK_EQ(pr.applied, 4);	/* the leader's own, as set */
+
+	/* a new leader hears it again, though the index did not change */
+	CHECK_EQ(raft_transfer_leader(h_r(net, 1), 3), RAFT_OK);
+	h_settle(net);
+	CHECK_EQ(h_leader(net), 3);
+	raft_set_applied(h_r(net, 2), 3);
+	h_settle(net);
+	CHECK_EQ(raft_get_progress(h_r(net, 3), 2, &pr), RAFT_OK);
+	CHECK_EQ(pr.applied, 3);
+	h_free(net);
+}
