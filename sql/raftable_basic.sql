@@ -40,6 +40,27 @@ SHOW raftable.nonexistent;
 -- a second CREATE fails
 CREATE EXTENSION raftable;
 
+-- replicate_table checks its input first, then that there is a cluster
+CREATE TABLE rt_nopk (a int);
+CREATE TABLE rt_parent (id int PRIMARY KEY);
+CREATE TABLE rt_child (id int PRIMARY KEY, p int REFERENCES rt_parent);
+CREATE UNLOGGED TABLE rt_unlogged (id int PRIMARY KEY);
+CREATE VIEW rt_view AS SELECT 1 AS id;
+CREATE TABLE rt_ok (id int PRIMARY KEY);
+\set VERBOSITY sqlstate
+SELECT raftable.replicate_table('rt_nopk');
+SELECT raftable.replicate_table('rt_child');
+SELECT raftable.replicate_table('rt_unlogged');
+SELECT raftable.replicate_table('rt_view');
+SELECT raftable.unreplicate_table('rt_ok');
+\set VERBOSITY default
+SELECT raftable.replicate_table('rt_ok');
+SELECT * FROM raftable.tables;
+-- the capture trigger function is for triggers only
+SELECT raftable._capture();
+DROP TABLE rt_nopk, rt_child, rt_parent, rt_unlogged, rt_ok;
+DROP VIEW rt_view;
+
 -- DROP removes the function.  The schema, which CREATE EXTENSION made because
 -- raftable.control names it, is not a member of the extension and stays,
 -- empty; CREATE EXTENSION reuses it.

@@ -373,6 +373,12 @@ capture_require_writable(void)
 	{
 		RaftableStatus *st = raftable_status_copy(false);
 
+		if (!st->in_cluster)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("this node is not in a raftable cluster"),
+					 errdetail("Replicated tables change only through a cluster's log."),
+					 errhint("Start one with raftable.create_cluster().")));
 		if (st->role != RAFT_LEADER)
 			raftable_error_not_leader(ERRCODE_READ_ONLY_SQL_TRANSACTION,
 									  "cannot write to a replicated table on a node that is not the raftable leader");

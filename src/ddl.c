@@ -154,11 +154,11 @@ raftable_replicate_table(PG_FUNCTION_ARGS)
 	Oid			relid = PG_GETARG_OID(0);
 	char	   *ddl;
 
-	capture_require_writable();
 	ddl_check_table(relid, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ddl_check_foreign_keys(relid);
+	capture_require_writable();
 	ddl_spi("SELECT raftable._table_ddl($1)", relid, SPI_OK_SELECT);
 	ddl = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	/* SPI_finish would free it: the change set copies it first */
@@ -173,8 +173,8 @@ raftable_unreplicate_table(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
 
-	capture_require_writable();
 	ddl_check_table(relid, true);
+	capture_require_writable();
 	capture_unreplicate(relid);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
