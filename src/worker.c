@@ -54,6 +54,7 @@ static RaftableMemberInfo *worker_members;	/* its members, as the views show
 											 * them (fixed parts only) */
 static int	worker_n_members;
 static RaftableStats worker_stats_base; /* shared counters at core start */
+static raft_hard_state worker_persisted_hs;	/* as storage holds it */
 static raft_snapshot_meta *worker_snap_meta;	/* offered, being fetched */
 static bool worker_snap_pending;
 
@@ -130,6 +131,7 @@ worker_start_raft(void)
 	if (!storage_load(&worker_id, &hs, snap, &entries, &n, &applied))
 		return;
 	worker_options(&opts);
+	worker_persisted_hs = hs;
 	/* a snapshot may have put the tables ahead of the log: see snapshot.c */
 	applied = Min(applied, hs.commit);
 	if ((rc = raft_new(&opts, &worker_raft)) != 0 ||
@@ -260,6 +262,35 @@ worker_check_snapshot(void)
 }
 
 /*
+ * Queue a Ready's messages for the transport: all of them, or only those
+ * that may precede the persist (early), or only the others.
+ */
+typedef enum WorkerSend
+{
+	WORKER_SEND_ALL,
+	WORKER_SEND_EARLY,
+	WORKER_SEND_LATE,
+} WorkerSend;
+
+static void
+worker_send(const raft_ready *rd, WorkerSend which)
+{
+	for (size_t i = 0; i < rd->n_msgs; i++)
+	{
+		size_t		len;
+		uint8	   *buf;
+
+		if (which != WORKER_SEND_ALL &&
+			raft_msg_may_precede_persist(&rd->msgs[i]) != (which == WORKER_SEND_EARLY))
+			continue;
+		len = raft_msg_encoded_size(&rd->msgs[i]);
+		buf = palloc(len);
+		raft_msg_encode(&rd->msgs[i], worker_id.cluster_id, buf);
+		transport_send(rd->msgs[i].to, buf, len);
+	}
+}
+
+/*
  * One Ready cycle: persist, send, advance.  Committed entries are the
  * apply worker's: it reads them from the log table once the commit index
  * it is shown passes them, so here they only need waking it.
@@ -268,6 +299,8 @@ static bool
 worker_cycle(void)
 {
 	raft_ready	rd;
+	raft_status st;
+	bool		early;
 	int			rc;
 
 	if (!raft_has_ready(worker_raft))
@@ -275,23 +308,34 @@ worker_cycle(void)
 	if ((rc = raft_get_ready(worker_raft, &rd)) != 0)
 		elog(ERROR, "raftable: Raft core failed: %s", raft_strerror(rc));
 
-	/* a cycle of heartbeats alone has nothing to make durable */
-	if (rd.truncate_from || rd.snapshot_changed || rd.n_entries || rd.hs_changed)
-		storage_persist(&rd);
-
 	/* a configuration in this cycle may name a peer the messages are for */
 	worker_sync_peers();
-	for (size_t i = 0; i < rd.n_msgs; i++)
-	{
-		size_t		len = raft_msg_encoded_size(&rd.msgs[i]);
-		uint8	   *buf = palloc(len);
 
-		raft_msg_encode(&rd.msgs[i], worker_id.cluster_id, buf);
-		transport_send(rd.msgs[i].to, buf, len);
+	/* a leader's appends leave before its own write, which they overlap */
+	raft_get_status(worker_raft, &st);
+	early = st.role == RAFT_LEADER;
+	if (early && rd.n_msgs)
+	{
+		worker_send(&rd, WORKER_SEND_EARLY);
+		transport_poll();		/* on the wire now, not after the flush */
 	}
+
+	/*
+	 * Persist what must be durable.  A change of the commit index alone is
+	 * not: it is a fact the leader repeats, and apply keeps its own index;
+	 * it is written with the next change that must be (saving a flush per
+	 * commit on every node).
+	 */
+	if (rd.truncate_from || rd.snapshot_changed || rd.n_entries ||
+		(rd.hs_changed && (rd.hs.term != worker_persisted_hs.term ||
+						   rd.hs.vote != worker_persisted_hs.vote)))
+	{
+		storage_persist(&rd);
+		worker_persisted_hs = rd.hs;
+	}
+	worker_send(&rd, early ? WORKER_SEND_LATE : WORKER_SEND_ALL);
 	if (rd.n_committed)
 		raftable_wake_apply();
-
 	raft_advance(worker_raft, &rd);
 	if (rd.snapshot_wanted)
 		worker_want_snapshot(rd.wanted, rd.wanted_from);

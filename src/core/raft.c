@@ -1602,6 +1602,12 @@ raft_tick(raft *r, uint64_t now)
 	return r->err;
 }
 
+bool
+raft_msg_may_precede_persist(const raft_msg *m)
+{
+	return m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT;
+}
+
 int
 raft_propose(raft *r, raft_entry_type type, const void *data, uint32_t len,
 			 raft_index *index, raft_term *term)

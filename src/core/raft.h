@@ -30,7 +30,12 @@
  *
  * Messages in a Ready may depend on its entries and hard state (a vote, an
  * acknowledgement), so nothing may be sent before they are durable (Raft
- * paper §5.1, "persist before responding").  No event may be fed between
+ * paper §5.1, "persist before responding"), with one exception: a leader
+ * may send the messages raft_msg_may_precede_persist() accepts (its
+ * appends and heartbeats) before persisting, so that its own disk write
+ * and its followers' overlap (dissertation §10.2.1).  That is safe because
+ * a leader counts its own entries towards commitment only once
+ * raft_advance() has marked them stable.  No event may be fed between
  * raft_get_ready() and raft_advance().
  *
  * Membership changes are single-server changes (Ongaro's dissertation §4.1):
@@ -298,6 +303,9 @@ extern int	raft_bootstrap(raft *r, const raft_conf *conf);
 /* events */
 extern int	raft_tick(raft *r, uint64_t now_ms);
 extern int	raft_step(raft *r, const raft_msg *m);
+/* see "persist before responding" above: leader's appends and heartbeats */
+extern bool raft_msg_may_precede_persist(const raft_msg *m);
+
 extern int	raft_propose(raft *r, raft_entry_type type, const void *data,
 						 uint32_t len, raft_index *index, raft_term *term);
 extern int	raft_read_index(raft *r, uint64_t ctx);

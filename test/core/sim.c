@@ -2000,6 +2000,7 @@ node_cycle(node *n)
 		raft_status st;
 		int			rc;
 		bool		oomed;
+		bool		early;
 
 		if (++guard > 1000)
 		{
@@ -2020,10 +2021,27 @@ node_cycle(node *n)
 			fail("n%llu: raft_get_ready: %s", U(n->id), raft_strerror(rc));
 			return;
 		}
-		/* persist before sending (§5.1), then send, apply, reads */
+		/*
+		 * Persist before sending (§5.1), then send, apply, reads; but a
+		 * leader sends its appends and heartbeats first (dissertation
+		 * §10.2.1), and sometimes dies before its disk has them.
+		 */
+		raft_get_status(n->r, &st);
+		early = st.role == RAFT_LEADER;
+		for (size_t k = 0; early && k < rd.n_msgs && !S.failed; k++)
+			if (raft_msg_may_precede_persist(&rd.msgs[k]))
+				net_send(n, &rd.msgs[k]);
+		if (early && rd.n_entries && !S.healed &&
+			rnd(100) < S.mix->kill_commit_pct)
+		{
+			TR("n%llu dies after sending appends, before persisting them", U(n->id));
+			node_crash(n, rnd_range(20, 400));
+			return;
+		}
 		persist(n, &rd);
 		for (size_t k = 0; k < rd.n_msgs && !S.failed; k++)
-			net_send(n, &rd.msgs[k]);
+			if (!early || !raft_msg_may_precede_persist(&rd.msgs[k]))
+				net_send(n, &rd.msgs[k]);
 		if (!S.failed)
 			apply(n, &rd);
 		if (!S.failed)
