@@ -1538,18 +1538,26 @@ raft_step(raft *r, const raft_msg *m)
 	}
 	else if (m->term < r->term)
 	{
-		if ((r->opts.check_quorum || r->opts.pre_vote) &&
-			(m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT))
+		if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT)
 		{
 			/*
 			 * A stale leader: answer so that it learns our term and steps
-			 * down, instead of being ignored forever.
+			 * down (Figure 2: reply false with currentTerm), instead of
+			 * being ignored forever -- which it would be when our own
+			 * configuration does not let us ask it for a vote.
 			 */
 			queue_msg(r, RAFT_MSG_APPEND_RESP, m->from);
 		}
-		else if (m->type == RAFT_MSG_PREVOTE)
+		else if (m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_VOTE)
 		{
-			raft_msg   *resp = queue_msg(r, RAFT_MSG_PREVOTE_RESP, m->from);
+			/*
+			 * Figure 2, RequestVote 1: reply false with currentTerm, so
+			 * that a candidate behind us in term catches up instead of
+			 * campaigning below us for ever.
+			 */
+			raft_msg   *resp = queue_msg(r, m->type == RAFT_MSG_VOTE ?
+										 RAFT_MSG_VOTE_RESP : RAFT_MSG_PREVOTE_RESP,
+										 m->from);
 
 			if (resp)
 				resp->reject = true;

@@ -58,7 +58,10 @@ TEST(fig2_vote_rejected_for_stale_term)
 	m.log_term = 2;
 	raft_step(h_r(net, 1), &m);
 	h_cycle(net, 1);
-	CHECK(!h_peek(net, RAFT_MSG_VOTE_RESP, 1, 3, &resp));
+	/* refused, with our term, so that the candidate catches up */
+	CHECK(h_peek(net, RAFT_MSG_VOTE_RESP, 1, 3, &resp));
+	CHECK(resp.reject);
+	CHECK_EQ(resp.term, 3);
 	CHECK_EQ(h_status(net, 1).vote, 2);
 	h_free(net);
 }
