@@ -380,6 +380,25 @@ apply_sql(const char *sql, int nargs, Oid *types, Datum *values)
 		elog(ERROR, "\"%s\" failed: %s", sql, SPI_result_code_string(rc));
 }
 
+/* the statements of every batch: prepared on first use and kept */
+static SPIPlanPtr apply_state_plan;
+static SPIPlanPtr apply_log_plan;
+static SPIPlanPtr apply_mark_plan;
+static SPIPlanPtr apply_advance_plan;
+
+static void
+apply_sql_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
+			   Datum *values)
+{
+	int			rc;
+
+	if (*plan == NULL)
+		*plan = apply_prepare(sql, nargs, types);
+	rc = SPI_execute_plan(*plan, values, NULL, false, 0);
+	if (rc < 0)
+		elog(ERROR, "\"%s\" failed: %s", sql, SPI_result_code_string(rc));
+}
+
 static void
 apply_replicate(const CsOp *op, uint64 index)
 {
@@ -469,7 +488,8 @@ apply_marked(const CsReader *r, uint64 index)
 			TransactionIdIsInProgress(XidFromFullTransactionId(fxid)))
 			XactLockTableWait(XidFromFullTransactionId(fxid), NULL, NULL, XLTW_None);
 	}
-	apply_sql("DELETE FROM raftable.applied_marks WHERE idx = $1", 1, types, values);
+	apply_sql_kept(&apply_mark_plan,
+				   "DELETE FROM raftable.applied_marks WHERE idx = $1", 1, types, values);
 	return SPI_processed > 0;
 }
 
@@ -546,7 +566,9 @@ apply_batch(uint64 commit)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "applying raftable log entries");
 
-	apply_sql("SELECT applied_index FROM raftable.apply_state FOR UPDATE", 0, NULL, NULL);
+	apply_sql_kept(&apply_state_plan,
+				   "SELECT applied_index FROM raftable.apply_state FOR UPDATE",
+				   0, NULL, NULL);
 	if (SPI_processed != 1)
 		elog(ERROR, "raftable.apply_state must hold one row");
 	applied = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
@@ -556,8 +578,9 @@ apply_batch(uint64 commit)
 	{
 		values[0] = Int64GetDatum(applied);
 		values[1] = Int64GetDatum(Min(commit, applied + APPLY_BATCH_ENTRIES));
-		apply_sql("SELECT idx, kind, data FROM raftable.log "
-				  "WHERE idx > $1 AND idx <= $2 ORDER BY idx", 2, types, values);
+		apply_sql_kept(&apply_log_plan,
+					   "SELECT idx, kind, data FROM raftable.log "
+					   "WHERE idx > $1 AND idx <= $2 ORDER BY idx", 2, types, values);
 		tt = SPI_tuptable;
 		n = SPI_processed;
 
@@ -587,8 +610,9 @@ apply_batch(uint64 commit)
 		if (last > applied)
 		{
 			values[0] = Int64GetDatum(last);
-			apply_sql("UPDATE raftable.apply_state SET applied_index = $1",
-					  1, types, values);
+			apply_sql_kept(&apply_advance_plan,
+						   "UPDATE raftable.apply_state SET applied_index = $1",
+						   1, types, values);
 		}
 	}
 	SPI_finish();

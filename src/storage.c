@@ -35,8 +35,13 @@
  */
 static MemoryContext storage_caller_cxt;
 
-/* the worker's one repeated statement, kept across transactions */
+/* the statements of every cycle, prepared once and kept */
 static SPIPlanPtr storage_insert_plan;
+static SPIPlanPtr storage_truncate_plan;
+static SPIPlanPtr storage_hs_plan;
+
+/* the last index raftable.log holds, so that appends skip the overlap check */
+static uint64 storage_log_last;
 
 static void
 storage_begin(void)
@@ -65,6 +70,30 @@ storage_exec(const char *sql, int nargs, Oid *types, Datum *values, int expect)
 	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL,
 										   false, 0);
 
+	if (rc != expect)
+		elog(ERROR, "raftable storage: \"%s\" failed: %s", sql,
+			 SPI_result_code_string(rc));
+}
+
+/*
+ * Run a statement through a plan prepared on first use and kept; the plan
+ * cache re-plans it if the table is renewed (DROP/CREATE EXTENSION).
+ */
+static void
+storage_exec_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
+				  Datum *values, int expect)
+{
+	int			rc;
+
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		*plan = p;
+	}
+	rc = SPI_execute_plan(*plan, values, NULL, false, 0);
 	if (rc != expect)
 		elog(ERROR, "raftable storage: \"%s\" failed: %s", sql,
 			 SPI_result_code_string(rc));
@@ -192,6 +221,7 @@ storage_load(RaftableIdentity *id, raft_hard_state *hs,
 		}
 		*n = SPI_processed;
 	}
+	storage_log_last = snap->index + *n;
 	storage_commit();
 	return found;
 }
@@ -205,6 +235,7 @@ storage_forget_log(void)
 	storage_exec("DELETE FROM raftable.applied_marks", 0, NULL, NULL, SPI_OK_DELETE);
 	storage_exec("UPDATE raftable.apply_state SET applied_index = 0", 0, NULL, NULL,
 				 SPI_OK_UPDATE);
+	storage_log_last = 0;
 }
 
 /*
@@ -256,8 +287,10 @@ storage_persist(const raft_ready *rd)
 	if (rd->truncate_from)
 	{
 		v1[0] = Int64GetDatum(rd->truncate_from);
-		storage_exec("DELETE FROM raftable.log WHERE idx >= $1", 1, t1, v1,
-					 SPI_OK_DELETE);
+		storage_exec_kept(&storage_truncate_plan,
+						  "DELETE FROM raftable.log WHERE idx >= $1", 1, t1, v1,
+						  SPI_OK_DELETE);
+		storage_log_last = Min(storage_log_last, rd->truncate_from - 1);
 	}
 	if (rd->snapshot_changed)
 	{
@@ -283,9 +316,13 @@ storage_persist(const raft_ready *rd)
 		Datum		v4[4];
 
 		/* an append always follows the persisted log: drop any overlap */
-		v1[0] = Int64GetDatum(rd->entries[0].index);
-		storage_exec("DELETE FROM raftable.log WHERE idx >= $1", 1, t1, v1,
-					 SPI_OK_DELETE);
+		if (rd->entries[0].index <= storage_log_last)
+		{
+			v1[0] = Int64GetDatum(rd->entries[0].index);
+			storage_exec_kept(&storage_truncate_plan,
+							  "DELETE FROM raftable.log WHERE idx >= $1", 1, t1, v1,
+							  SPI_OK_DELETE);
+		}
 		/* prepared once; the plan cache redoes it if the table is renewed */
 		if (storage_insert_plan == NULL)
 		{
@@ -311,6 +348,7 @@ storage_persist(const raft_ready *rd)
 				elog(ERROR, "raftable storage: log insert failed: %s",
 					 SPI_result_code_string(rc));
 		}
+		storage_log_last = rd->entries[rd->n_entries - 1].index;
 	}
 	{
 		Oid			t3[3] = {INT8OID, INT8OID, INT8OID};
@@ -319,8 +357,9 @@ storage_persist(const raft_ready *rd)
 		v3[0] = Int64GetDatum(rd->hs.term);
 		v3[1] = Int64GetDatum(rd->hs.vote);
 		v3[2] = Int64GetDatum(rd->hs.commit);
-		storage_exec("UPDATE raftable.node_state SET term = $1, vote = $2, "
-					 "commit_index = $3", 3, t3, v3, SPI_OK_UPDATE);
+		storage_exec_kept(&storage_hs_plan,
+						  "UPDATE raftable.node_state SET term = $1, vote = $2, "
+						  "commit_index = $3", 3, t3, v3, SPI_OK_UPDATE);
 	}
 	storage_commit();
 }
