@@ -432,16 +432,33 @@ apply_unreplicate(const CsOp *op)
 	apply_sql("SELECT raftable._detach($1)", 1, types, values);
 }
 
+/*
+ * DDL runs with the settings it ran with on the leader, which its text
+ * may depend on (names, date literals in defaults, ...), and then the
+ * worker's own again.
+ */
 static void
 apply_ddl(const CsOp *op)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(op->str1)};
+	static const char *const names[4] = {"search_path", "DateStyle", "IntervalStyle", "TimeZone"};
+	const char *theirs[4] = {op->str1, op->datestyle, op->intervalstyle, op->timezone};
+	char	   *ours[4];
 
-	apply_sql("SELECT pg_catalog.set_config('search_path', $1, true)", 1, types, values);
-	apply_sql(op->str2, 0, NULL, NULL);
-	apply_sql("SELECT pg_catalog.set_config('search_path', 'pg_catalog', true)",
-			  0, NULL, NULL);
+	for (int i = 0; i < 4; i++)
+	{
+		ours[i] = pstrdup(GetConfigOption(names[i], false, false));
+		SetConfigOption(names[i], theirs[i], PGC_SUSET, PGC_S_SESSION);
+	}
+	PG_TRY();
+	{
+		apply_sql(op->str2, 0, NULL, NULL);
+	}
+	PG_FINALLY();
+	{
+		for (int i = 0; i < 4; i++)
+			SetConfigOption(names[i], ours[i], PGC_SUSET, PGC_S_SESSION);
+	}
+	PG_END_TRY();
 }
 
 /* never below what the leader handed out */
@@ -731,8 +748,14 @@ raftable_apply_main(Datum arg)
 
 	raftable_applying = true;
 	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	/* what row values are read under: changeset.h's fixed settings */
+	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("DateStyle", "ISO, YMD", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("IntervalStyle", "postgres", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("extra_float_digits", "3", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("bytea_output", "hex", PGC_SUSET, PGC_S_SESSION);
 
 	apply_cxt = AllocSetContextCreate(TopMemoryContext, "raftable apply",
 									  ALLOCSET_DEFAULT_SIZES);

@@ -57,6 +57,7 @@
 #include "raftable.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -289,15 +290,25 @@ capture_row(CsOpType type, Relation rel, HeapTuple oldtup, HeapTuple newtup)
 {
 	CaptureTable *t = capture_table(rel);
 	TupleDesc	desc = RelationGetDescr(rel);
+	CsTextSettings saved;
 
 	capture_start();
 	capture_note_table(t);
 	pq_sendbyte(capture_buf, type);
 	pq_sendint32(capture_buf, t->relid);
-	if (type == CS_UPDATE || type == CS_DELETE)
-		capture_put_row(t, desc, oldtup, true);
-	if (type == CS_INSERT || type == CS_UPDATE)
-		capture_put_row(t, desc, newtup, false);
+	cs_text_settings_push(&saved);
+	PG_TRY();
+	{
+		if (type == CS_UPDATE || type == CS_DELETE)
+			capture_put_row(t, desc, oldtup, true);
+		if (type == CS_INSERT || type == CS_UPDATE)
+			capture_put_row(t, desc, newtup, false);
+	}
+	PG_FINALLY();
+	{
+		cs_text_settings_pop(&saved);
+	}
+	PG_END_TRY();
 	capture_check_size();
 }
 
@@ -345,11 +356,14 @@ capture_unreplicate(Oid relid)
 }
 
 void
-capture_ddl(const char *search_path, const char *sql)
+capture_ddl(const char *sql)
 {
 	capture_start();
 	pq_sendbyte(capture_buf, CS_DDL);
-	cs_put_string(capture_buf, search_path);
+	cs_put_string(capture_buf, GetConfigOption("search_path", false, false));
+	cs_put_string(capture_buf, GetConfigOption("DateStyle", false, false));
+	cs_put_string(capture_buf, GetConfigOption("IntervalStyle", false, false));
+	cs_put_string(capture_buf, GetConfigOption("TimeZone", false, false));
 	cs_put_string(capture_buf, sql);
 	capture_check_size();
 	/* the definitions may change: columns, keys, owned sequences */

@@ -18,6 +18,44 @@
 
 #include "changeset.h"
 #include "libpq/pqformat.h"
+#include "miscadmin.h"
+#include "pgtime.h"
+#include "utils/bytea.h"
+#include "utils/datetime.h"
+#include "utils/float.h"
+
+static pg_tz *cs_utc = NULL;
+
+void
+cs_text_settings_push(CsTextSettings *saved)
+{
+	if (cs_utc == NULL)
+		cs_utc = pg_tzset("UTC");
+	saved->datestyle = DateStyle;
+	saved->dateorder = DateOrder;
+	saved->intervalstyle = IntervalStyle;
+	saved->extra_float_digits = extra_float_digits;
+	saved->bytea_output = bytea_output;
+	saved->timezone = session_timezone;
+	DateStyle = USE_ISO_DATES;
+	DateOrder = DATEORDER_YMD;
+	IntervalStyle = INTSTYLE_POSTGRES;
+	extra_float_digits = 3;
+	bytea_output = BYTEA_OUTPUT_HEX;
+	if (cs_utc)
+		session_timezone = cs_utc;
+}
+
+void
+cs_text_settings_pop(const CsTextSettings *saved)
+{
+	DateStyle = saved->datestyle;
+	DateOrder = saved->dateorder;
+	IntervalStyle = saved->intervalstyle;
+	extra_float_digits = saved->extra_float_digits;
+	bytea_output = saved->bytea_output;
+	session_timezone = (pg_tz *) saved->timezone;
+}
 
 void
 cs_put_string(StringInfo buf, const char *s)
@@ -201,6 +239,9 @@ cs_next_op(CsReader *r, CsOp *op)
 			break;
 		case CS_DDL:
 			op->str1 = cs_string(r);
+			op->datestyle = cs_string(r);
+			op->intervalstyle = cs_string(r);
+			op->timezone = cs_string(r);
 			op->str2 = cs_string(r);
 			break;
 		case CS_SEQUENCE:

@@ -12,13 +12,17 @@
  *			 'A' oid, ddl script		 (replicate_table: create the table;
  *										  its rows follow as 'I')
  *			 'Z' oid					 (unreplicate_table)
- *			 'X' search_path, statement	 (DDL on a replicated table)
+ *			 'X' search_path, DateStyle, IntervalStyle, TimeZone, statement
+ *										 (DDL on a replicated table, with
+ *										  the settings its text depends on)
  *			 'S' schema, name, value	 (an owned sequence's high-water mark)
  *
  * Strings are u32 length and bytes; integers are in network order
  * (libpq/pqformat.h).  A row is u16 count and per column 'n' (null) or
  * 't' with a string: the text output of each live, non-generated column in
- * column order.  A key is the primary key's columns in the index's order.
+ * column order, written under fixed settings (cs_text_settings_push) and
+ * read back under the same ones, so that the writer's DateStyle, TimeZone
+ * or extra_float_digits cannot change what the other nodes store.  A key is the primary key's columns in the index's order.
  * Text keeps the format independent of type OIDs and binary layouts, which
  * may differ between nodes.  Tables are named by the leader's oid inside
  * one entry only; the header maps it to a name, the same on every node
@@ -65,6 +69,9 @@ typedef struct CsOp
 	CsRow		row;			/* I U */
 	char	   *str1;			/* A: ddl; X: search_path; S: schema */
 	char	   *str2;			/* X: statement; S: sequence name */
+	char	   *datestyle;		/* X */
+	char	   *intervalstyle;	/* X */
+	char	   *timezone;		/* X */
 	int64		value;			/* S */
 } CsOp;
 
@@ -82,6 +89,27 @@ typedef struct CsReader
 extern void cs_put_string(StringInfo buf, const char *s);
 extern void cs_put_header(StringInfo buf, uint64 origin, uint64 xid,
 						  int ntables, const CsTable *tables);
+
+/*
+ * The settings row values are written and read under: DateStyle ISO, YMD;
+ * IntervalStyle postgres; TimeZone UTC; extra_float_digits 3; bytea_output
+ * hex.  push switches this backend to them (saving what was set), pop
+ * restores; they do not go through the GUC machinery, so that a row costs
+ * a few assignments.  The apply worker and a snapshot's source session
+ * set the same as GUCs, for the whole session.
+ */
+typedef struct CsTextSettings
+{
+	int			datestyle;
+	int			dateorder;
+	int			intervalstyle;
+	int			extra_float_digits;
+	int			bytea_output;
+	void	   *timezone;		/* pg_tz * */
+} CsTextSettings;
+
+extern void cs_text_settings_push(CsTextSettings *saved);
+extern void cs_text_settings_pop(const CsTextSettings *saved);
 
 /* reading; malformed data raises ERROR (ERRCODE_DATA_CORRUPTED) */
 extern void cs_read_header(CsReader *r, const char *data, int len);

@@ -29,11 +29,13 @@
 #include "access/table.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "raftable.h"
 #include "storage/lmgr.h"
@@ -206,6 +208,35 @@ ddl_constant(Node *n)
 	return IsA(n, A_Const);
 }
 
+/*
+ * Could this expression (a raw parse tree) give different results on
+ * different nodes?  Yes if it calls a function that is not immutable (by
+ * name: any function of that name and argument count), or reads the clock
+ * or the session (CURRENT_TIMESTAMP, CURRENT_USER, ...).  Casts and
+ * operators pass: the settings casts depend on travel with the statement.
+ */
+static bool
+ddl_nondeterministic(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, SQLValueFunction))
+		return true;
+	if (IsA(node, FuncCall))
+	{
+		FuncCall   *fc = (FuncCall *) node;
+		FuncCandidateList c = FuncnameGetCandidates(fc->funcname, list_length(fc->args),
+													NIL, false, false, false, true);
+
+		if (c == NULL)
+			return true;		/* unknown here: the statement will say */
+		for (; c; c = c->next)
+			if (func_volatile(c->oid) != PROVOLATILE_IMMUTABLE)
+				return true;
+	}
+	return raw_expression_tree_walker(node, ddl_nondeterministic, context);
+}
+
 /* a new foreign key may only point at a replicated table */
 static void
 ddl_check_constraint(Node *n)
@@ -244,6 +275,14 @@ ddl_check_alter(AlterTableStmt *stmt)
 
 		if (cmd->subtype == AT_AddConstraint)
 			ddl_check_constraint(cmd->def);
+		if (cmd->subtype == AT_AlterColumnType && cmd->def && IsA(cmd->def, ColumnDef) &&
+			ddl_nondeterministic(((ColumnDef *) cmd->def)->raw_default, NULL))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot change the type of column \"%s\" of a replicated table with a USING expression that is not immutable",
+							cmd->name),
+					 errdetail("Each node would compute its own values."),
+					 errhint("Add a new column, fill it with UPDATE, then drop the old one.")));
 		if (cmd->subtype != AT_AddColumn || !IsA(cmd->def, ColumnDef))
 			continue;
 		def = (ColumnDef *) cmd->def;
@@ -396,7 +435,7 @@ ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			(int) strlen(queryString + Max(pstmt->stmt_location, 0));
 		char	   *sql = pnstrdup(queryString + Max(pstmt->stmt_location, 0), len);
 
-		capture_ddl(GetConfigOption("search_path", false, false), sql);
+		capture_ddl(sql);
 	}
 }
 

@@ -294,7 +294,7 @@ extern void snapshot_failed(const char *message);
 extern void raftable_capture_init(void);
 extern void raftable_ddl_init(void);
 extern void capture_require_writable(void);
-extern void capture_ddl(const char *search_path, const char *sql);
+extern void capture_ddl(const char *sql);
 extern void capture_replicate(Oid relid, const char *ddl);
 extern void capture_unreplicate(Oid relid);
 extern bool raftable_table_is_replicated(Oid relid);

@@ -273,6 +273,10 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 	conn = remote_connect(conninfo, true);
 	PG_TRY();
 	{
+		/* COPY's text as the apply worker reads it (changeset.h) */
+		PQclear(remote_exec(conn, "SET datestyle = 'ISO, YMD'; SET intervalstyle = postgres; "
+							"SET timezone = UTC; SET extra_float_digits = 3; "
+							"SET bytea_output = hex", 0, NULL, NULL, NULL, "a snapshot"));
 		PQclear(remote_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
 							0, NULL, NULL, NULL, "a snapshot"));
 		res = remote_exec(conn, "SELECT applied_index FROM raftable.apply_state",

@@ -94,6 +94,7 @@
 #define TP_FRAME_HEADER		4	/* the uint32 length before each message */
 
 #define TP_DELIVER_SQL		"SELECT raftable._deliver($1::bytea)"
+#define TP_DELIVER_STMT		"raftable_deliver"	/* prepared once per connection */
 
 typedef enum TpState
 {
@@ -135,6 +136,8 @@ typedef struct TpPeer
 	PostgresPollingStatusType poll_status;	/* TP_CONNECTING: what it waits
 											 * for */
 	bool		output_pending; /* TP_CONNECTED: last PQflush returned 1 */
+	bool		prepare_pending;	/* TP_DELIVER_STMT's result not seen yet */
+	bool		prepared;		/* TP_DELIVER_STMT exists there */
 	TimestampTz connect_start;	/* TP_CONNECTING: since when */
 	TimestampTz connected_at;	/* TP_CONNECTED: since when */
 	TimestampTz next_attempt;	/* TP_IDLE: when to connect again */
@@ -778,6 +781,28 @@ tp_connected(TpPeer *p, TimestampTz now)
 	p->inflight_first = 0;
 	p->output_pending = false;
 
+	/*
+	 * Prepare the call once, so that the peer does not parse and plan it
+	 * for every batch.  Batches use it at once; if the peer refuses it
+	 * (raftable not created there yet), they fall back to the plain call
+	 * until the next connection.
+	 */
+	{
+		Oid			types[1] = {BYTEAOID};
+
+		if (PQsendPrepare(p->conn, TP_DELIVER_STMT, TP_DELIVER_SQL, 1, types) != 1 ||
+			PQpipelineSync(p->conn) != 1)
+		{
+			tp_fail(p, now, "could not set up the connection to",
+					PQerrorMessage(p->conn));
+			return;
+		}
+		p->inflight_sent[0] = now;
+		p->ninflight = 1;
+		p->prepare_pending = true;
+		p->prepared = true;
+	}
+
 	if (p->failure_logged)
 	{
 		ereport(LOG,
@@ -895,12 +920,20 @@ tp_read_results(TpPeer *p, TimestampTz now)
 				p->backoff_ms = 0;
 				break;
 
-			case PGRES_TUPLES_OK:
 			case PGRES_COMMAND_OK:
+				p->prepare_pending = false; /* only the prepare says that */
+				break;
+
+			case PGRES_TUPLES_OK:
 			case PGRES_PIPELINE_ABORTED:
 				break;
 
 			default:
+				if (p->prepare_pending)
+				{
+					p->prepare_pending = false;
+					p->prepared = false;
+				}
 
 				/*
 				 * The peer refused the batch: not our cluster, extension not
@@ -976,8 +1009,10 @@ tp_send_batch(TpPeer *p, TimestampTz now)
 	lengths[0] = (int) (end - q->head);
 	formats[0] = 1;				/* binary */
 
-	if (PQsendQueryParams(p->conn, TP_DELIVER_SQL, 1, types, values,
-						  lengths, formats, 0) != 1 ||
+	if ((p->prepared ?
+		 PQsendQueryPrepared(p->conn, TP_DELIVER_STMT, 1, values, lengths, formats, 0) :
+		 PQsendQueryParams(p->conn, TP_DELIVER_SQL, 1, types, values,
+						   lengths, formats, 0)) != 1 ||
 		PQpipelineSync(p->conn) != 1)
 	{
 		tp_fail(p, now, "could not send to", PQerrorMessage(p->conn));

@@ -8,20 +8,26 @@
 #	  raftable.tables shows it with the same since_index > 0 everywhere.
 #	- INSERT, UPDATE, DELETE, TRUNCATE, COPY FROM STDIN, server-side COPY
 #	  FROM a file, INSERT ... SELECT, INSERT ... ON CONFLICT DO UPDATE / DO
-#	  NOTHING, savepoints rolled back and released, a rolled back
-#	  transaction: after each, once every node applied the leader's commit
-#	  index, table_checksum is equal on all nodes and the rows are the
-#	  expected ones (what was rolled back is absent on every node).
+#	  NOTHING, MERGE, savepoints rolled back and released, a PL/pgSQL
+#	  EXCEPTION block, a rolled back transaction: after each, once every
+#	  node applied the leader's commit index, table_checksum is equal on
+#	  all nodes and the rows are the expected ones (what was rolled back is
+#	  absent on every node).  Values that text encoding must carry exactly:
+#	  NULLs, control characters, non-ASCII, a TOASTed value, arrays, jsonb,
+#	  bytea, NaN, infinities, -0.
 #	- a composite primary key (whose key columns are updated too); an
 #	  identity column (GENERATED ALWAYS) and a stored generated column.
-#	- foreign keys: a child of a replicated parent replicates, cascades
-#	  included; refusals: an FK to a non-replicated table (42P16), no
-#	  primary key (42P16), already replicated (42710).
+#	- foreign keys: a child of a replicated parent replicates, ON DELETE
+#	  and ON UPDATE CASCADE and TRUNCATE ... CASCADE included; refusals: an
+#	  FK to a non-replicated table (42P16), no primary key (42P16), already
+#	  replicated (42710).
 #	- writes and DDL on a follower: 25006, a HINT naming the leader and its
 #	  conninfo without the password, nothing changed anywhere.
 #	- DDL on the leader (ADD COLUMN with a constant default, CREATE INDEX,
-#	  DROP INDEX, DROP COLUMN, DROP TABLE) reaches the followers' catalogs;
-#	  RENAME, SET SCHEMA and ADD COLUMN ... DEFAULT now() are refused (0A000).
+#	  DROP INDEX, DROP COLUMN, DROP TABLE, and ADD/DROP COLUMN between the
+#	  writes of one transaction) reaches the followers' catalogs; RENAME,
+#	  SET SCHEMA and ADD COLUMN ... DEFAULT now() or random() are refused
+#	  (0A000).
 #	- PREPARE TRANSACTION of a transaction that wrote a replicated table:
 #	  0A000 (prepared transactions are enabled, and work for other tables).
 #	- unreplicate_table: the old leader's writes stay local; followers may
@@ -29,6 +35,10 @@
 #	- last_write_index() and raftable.stats.entries_applied.
 #	- serial values after kill -9 of the leader: the new leader hands out
 #	  only new, higher ids; the old leader, restarted, converges.
+#	- ALTER COLUMN ... TYPE ... USING random() is refused (0A000): each
+#	  node would compute its own values.
+#	- the writer's DateStyle, IntervalStyle, TimeZone and
+#	  extra_float_digits do not change what the followers store.
 
 use strict;
 use warnings;
@@ -90,9 +100,11 @@ sub check_table
 	}
 	while (my ($q, $want) = splice(@expect, 0, 2))
 	{
+		(my $qname = $q) =~ s/\s+/ /g;
+		$qname = substr($qname, 0, 100) . '...' if length($qname) > 100;
 		foreach my $n (@nodes)
 		{
-			is(sql($n, $q), $want, "$what: on " . $n->name . ": $q");
+			is(sql($n, $q), $want, "$what: on " . $n->name . ": $qname");
 		}
 	}
 	return;
@@ -165,11 +177,11 @@ foreach my $f (@followers)
 			return !grep { $_ ne $want } @t;
 		},
 		'raftable.tables equal on every node', timeout => 30);
-	ok($ok, "raftable.tables shows items with the same since_index > 0 on every node ($want)")
+	ok($ok, "raftable.tables shows items with the same since_index > 0 on every node (" . ($want // "none") . ")")
 	  or diag(on_all('SELECT string_agg(table_name || \':\' || since_index, \',\') FROM raftable.tables'));
 }
 
-# a follower's copy refuses values the CHECK forbids, like the leader's
+# the CHECK is enforced (the refused row still takes a serial value)
 {
 	my $e = sql_error($leader, 'INSERT INTO items (price, label) VALUES (-1, \'negative\')');
 	is($e->{sqlstate}, '23514', 'the CHECK constraint holds on the leader (23514)');
@@ -282,6 +294,63 @@ check_table('kv', 'a rolled back transaction',
 	$kv_all => '1:a2:2,3:c:1,4:d:11,10:keep:1,12:keep2:1,21:kept:1,31:after:1',
 	$items_sum => '303:1470.00');
 
+# a PL/pgSQL block whose inner block fails: its implicit subtransaction is
+# rolled back, and with it what it had written
+sql($leader, q{
+DO $$
+BEGIN
+	INSERT INTO kv VALUES (40, 'outer', 1);
+	BEGIN
+		INSERT INTO kv VALUES (41, 'inner', 1);
+		UPDATE kv SET n = 500 WHERE k = 1;
+		INSERT INTO kv VALUES (40, 'duplicate', 1);
+	EXCEPTION WHEN unique_violation THEN
+		INSERT INTO kv VALUES (42, 'handler', 1);
+	END;
+END
+$$;
+});
+check_table('kv', 'an EXCEPTION block rolled back',
+	q{SELECT string_agg(k || ':' || v || ':' || n, ',' ORDER BY k) FROM kv WHERE k IN (1, 40, 41, 42)}
+	  => '1:a2:2,40:outer:1,42:handler:1');
+
+# MERGE (PostgreSQL 15): its INSERT, UPDATE and DELETE actions
+sql($leader, q{
+MERGE INTO kv USING (VALUES (3, 'merged'), (42, NULL), (45, 'new')) AS s (k, v) ON kv.k = s.k
+WHEN MATCHED AND s.v IS NULL THEN DELETE
+WHEN MATCHED THEN UPDATE SET v = s.v, n = kv.n + 1
+WHEN NOT MATCHED THEN INSERT VALUES (s.k, s.v, 7);
+});
+check_table('kv', 'MERGE',
+	q{SELECT string_agg(k || ':' || v || ':' || n, ',' ORDER BY k) FROM kv WHERE k IN (3, 42, 45)}
+	  => '3:merged:2,45:new:7');
+
+# values that text encoding must carry exactly: NULLs, control characters,
+# quotes, backslashes, non-ASCII, a large (TOASTed) value, arrays, jsonb,
+# bytea, floats, an empty string
+sql($leader, q{
+CREATE TABLE misc (id int PRIMARY KEY, t text, b bytea, j jsonb, a int[], f float8, r real);
+SELECT raftable.replicate_table('misc');
+INSERT INTO misc VALUES
+	(1, NULL, NULL, NULL, NULL, NULL, NULL),
+	(2, E'tab\there\nnewline \\ backslash '' quote " dq', '\x00ff10', '{"k": [1, "two", null]}',
+	 '{1,NULL,3}', 0.1::float8 + 0.2, 1.1::real / 3),
+	(3, 'grüße — 日本語 ✓', decode(repeat('ab', 300), 'hex'), '"str"', '{}', 'NaN', '-Infinity'),
+	(4, repeat(md5('x'), 20000), NULL, '[]', '{-2147483648}', 1e308, 1.17549435e-38),
+	(5, '', '\x', '{}', '{0}', '-0', 0);
+UPDATE misc SET t = t || '!' WHERE id = 4;
+});
+check_table('misc', 'odd values',
+	q{SELECT string_agg(id || ':' || coalesce(length(t)::text, 'null') || ':' || coalesce(md5(t), '-')
+						|| ':' || coalesce(encode(b, 'hex'), '-') || ':' || coalesce(j::text, '-')
+						|| ':' || coalesce(a::text, '-'), ' ' ORDER BY id) FROM misc}
+	  => sql($leader, q{SELECT string_agg(id || ':' || coalesce(length(t)::text, 'null') || ':' || coalesce(md5(t), '-')
+						|| ':' || coalesce(encode(b, 'hex'), '-') || ':' || coalesce(j::text, '-')
+						|| ':' || coalesce(a::text, '-'), ' ' ORDER BY id) FROM misc}),
+	q{SELECT string_agg(f::text || '/' || r::text, ',' ORDER BY id) FROM misc WHERE id > 1}
+	  => '0.30000000000000004/0.36666667,NaN/-Infinity,1e+308/1.1754944e-38,-0/0');
+is(sql($leader, q{SELECT length(t) FROM misc WHERE id = 4}), 640001, 'the large value is 640,001 characters');
+
 # ---------------------------------------------------------------------------
 # composite key; identity and generated columns
 # ---------------------------------------------------------------------------
@@ -335,7 +404,7 @@ sql($leader, q{
 CREATE TABLE parent (id int PRIMARY KEY, name text);
 CREATE TABLE child (
 	id int PRIMARY KEY,
-	parent_id int NOT NULL REFERENCES parent (id) ON DELETE CASCADE,
+	parent_id int NOT NULL REFERENCES parent (id) ON DELETE CASCADE ON UPDATE CASCADE,
 	note text
 );
 INSERT INTO parent VALUES (1, 'p1'), (2, 'p2'), (3, 'p3');
@@ -359,6 +428,15 @@ foreach my $f (@followers)
 	is($e->{sqlstate}, '23503', 'the foreign key holds on the leader (23503)');
 }
 
+sql($leader, q{UPDATE parent SET id = 30 WHERE id = 3});
+check_table('child', 'ON UPDATE CASCADE of a parent key', $fk_all => '2,30 / 3>2,4>30');
+is(checksum($followers[1], 'parent'), checksum($leader, 'parent'), 'parent: same checksum');
+
+sql($leader, q{TRUNCATE parent CASCADE;
+			   INSERT INTO parent VALUES (5, 'p5'); INSERT INTO child VALUES (5, 5, 'c5')});
+check_table('child', 'TRUNCATE ... CASCADE, then new rows', $fk_all => '5 / 5>5');
+is(checksum($followers[0], 'parent'), checksum($leader, 'parent'), 'parent: same checksum');
+
 {
 	my $before = tables_of($leader);
 	sql($leader, q{
@@ -380,7 +458,8 @@ foreach my $f (@followers)
 	  or diag($e->{stderr});
 
 	is(tables_of($leader), $before, 'the refused calls replicated nothing');
-	is(sql($leader, q{SELECT count(*) FROM pg_trigger WHERE tgrelid IN ('bad_fk'::regclass, 'nopk'::regclass)}),
+	is(sql($leader, q{SELECT count(*) FROM pg_trigger WHERE tgrelid IN ('bad_fk'::regclass, 'nopk'::regclass)
+					   AND tgname LIKE 'raftable%'}),
 		'0', '... and attached no trigger');
 	ok(wait_applied(\@nodes, $leader), 'every node applied the leader\'s commit index');
 	foreach my $f (@followers)
@@ -417,7 +496,7 @@ foreach my $f (@followers)
 			my $short = (split /\n/, $w)[0];
 			my $e = sql_error($f, $w);
 			is($e->{sqlstate}, '25006', $f->name . ": $short: 25006") or diag($e->{stderr});
-			like($e->{hint} // '', qr/"\Q$lname\E".*port=$lport\b/,
+			like($e->{hint} // '', qr/"\Q$lname\E".*\bport='?$lport\b/,
 				$f->name . ": $short: the HINT names the leader and its conninfo");
 			unlike($e->{stderr}, qr/password|\Q$PASSWORD\E/i,
 				$f->name . ": $short: no password in the error");
@@ -477,6 +556,29 @@ sql($leader, q{INSERT INTO items (price, label) VALUES (3, 'after drop column');
 			   UPDATE items SET price = price + 0.01 WHERE label = 'with flag'});
 check_table('items', 'writes after DROP COLUMN', $items_sum => '305:1475.01');
 
+# DDL in the middle of a transaction: the rows around it, in order
+sql($leader, q{
+BEGIN;
+INSERT INTO items (price, label) VALUES (4, 'before note');
+ALTER TABLE items ADD COLUMN note text NOT NULL DEFAULT 'none';
+INSERT INTO items (price, label, note) VALUES (5, 'with note', 'yes');
+UPDATE items SET note = 'updated' WHERE label = 'before note';
+COMMIT;
+});
+check_table('items', 'ADD COLUMN between writes of one transaction',
+	q{SELECT string_agg(label || '=' || note, ',' ORDER BY id) FROM items WHERE label LIKE '% note'}
+	  => 'before note=updated,with note=yes',
+	q{SELECT count(*) FILTER (WHERE note = 'none') FROM items} => '305');
+sql($leader, q{
+BEGIN;
+UPDATE items SET note = 'last' WHERE label = 'with note';
+ALTER TABLE items DROP COLUMN note;
+INSERT INTO items (price, label) VALUES (6, 'after note');
+COMMIT;
+});
+check_table('items', 'DROP COLUMN between writes of one transaction', $items_sum => '308:1490.01');
+is(attr_on_all('items', 'note'), same_on_all(0), 'the column dropped in a transaction is gone on every node');
+
 {
 	my $e = sql_error($leader, q{ALTER TABLE items RENAME TO items2});
 	is($e->{sqlstate}, '0A000', 'ALTER TABLE RENAME of a replicated table: 0A000') or diag($e->{stderr});
@@ -492,6 +594,28 @@ check_table('items', 'writes after DROP COLUMN', $items_sum => '305:1475.01');
 		'0', 'the refused ADD COLUMNs added nothing on the leader');
 	is(on_all(q{SELECT to_regclass('public.items') IS NOT NULL AND to_regclass('items2') IS NULL}),
 		same_on_all('t'), 'items still has its name on every node');
+}
+
+# ALTER COLUMN ... TYPE rewrites the existing rows with its USING
+# expression on every node; a volatile one would give each node its own
+# values.  Refused, or carried as the leader's values: either way, every
+# node must end with the same rows.
+sql($leader, q{
+CREATE TABLE vol (id int PRIMARY KEY, v int NOT NULL);
+INSERT INTO vol SELECT g, g FROM generate_series(1, 100) g;
+SELECT raftable.replicate_table('vol');
+});
+check_table('vol', 'vol replicated', q{SELECT sum(v) FROM vol} => '5050');
+{
+	my $e = sql_error($leader, q{ALTER TABLE vol ALTER COLUMN v TYPE bigint USING v + (random() * 1000000)::int});
+	note('ALTER COLUMN TYPE ... USING random(): ' . ($e->{ok} ? 'accepted' : "refused, $e->{sqlstate}"));
+	ok(wait_applied(\@nodes, $leader), 'ALTER COLUMN TYPE: every node applied it');
+	is($e->{ok} ? 'accepted' : $e->{sqlstate}, '0A000',
+		'ALTER COLUMN TYPE ... USING random(): refused with 0A000');
+	{
+		is(on_all(q{SELECT raftable.table_checksum('vol')}), same_on_all(checksum($leader, 'vol')),
+			'ALTER COLUMN TYPE ... USING random(): the same rows on every node (or refused)');
+	}
 }
 
 # DROP TABLE
@@ -511,8 +635,8 @@ is(on_all(q{SELECT to_regclass('scratch') IS NULL}), same_on_all('t'),
 	'DROP TABLE: the table is gone on every node');
 is(on_all(q{SELECT count(*) FROM raftable.tables WHERE table_name = 'scratch'}),
 	same_on_all(0), 'DROP TABLE: raftable.tables no longer lists it on any node');
-is(on_all(q{SELECT count(*) FROM raftable.tables}), same_on_all(6),
-	'raftable.tables lists the six replicated tables on every node');
+is(on_all(q{SELECT count(*) FROM raftable.tables}), same_on_all(8),
+	'raftable.tables lists the eight replicated tables on every node');
 
 # ---------------------------------------------------------------------------
 # PREPARE TRANSACTION
@@ -559,7 +683,7 @@ sql($leader, q{SELECT raftable.unreplicate_table('solo')});
 ok(wait_applied(\@nodes, $leader), 'unreplicate_table: every node applied it');
 is(on_all(q{SELECT count(*) FROM raftable.tables WHERE table_name = 'solo'}), same_on_all(0),
 	'unreplicate_table: raftable.tables no longer lists it on any node');
-is(on_all(q{SELECT count(*) FROM pg_trigger WHERE tgrelid = 'solo'::regclass}), same_on_all(0),
+is(on_all(q{SELECT count(*) FROM pg_trigger WHERE tgrelid = 'solo'::regclass AND tgname LIKE 'raftable%'}), same_on_all(0),
 	'unreplicate_table: no raftable trigger left on any node');
 {
 	my $e = sql_error($leader, q{SELECT raftable.unreplicate_table('solo')});
@@ -623,6 +747,48 @@ SELECT commit_index FROM raftable.status;
 }
 
 # ---------------------------------------------------------------------------
+# the writer's session settings must not change what the followers store
+# ---------------------------------------------------------------------------
+
+# Row values travel as the text output of their types, which depends on the
+# writing session's DateStyle, IntervalStyle, TimeZone and
+# extra_float_digits; the apply worker reads them back with its own
+# settings.  DDL statements are replayed as text too, under the apply
+# worker's settings.
+sql($leader, q{
+CREATE TABLE typed (id int PRIMARY KEY, d date, ts timestamp, tstz timestamptz,
+					f8 float8, f4 real, iv interval);
+SELECT raftable.replicate_table('typed');
+INSERT INTO typed VALUES (1, '2024-03-04', '2024-03-04 10:11:12.5', '2024-03-04 10:11:12.5+00',
+						  0.1::float8 + 0.2, 1.1::real / 3, '-1 day -02:03:04');
+SET DateStyle = 'SQL, DMY';
+SET IntervalStyle = 'sql_standard';
+SET TimeZone = 'Asia/Kolkata';
+SET extra_float_digits = 0;
+INSERT INTO typed SELECT 2, d, ts, tstz, f8, f4, iv FROM typed WHERE id = 1;
+ALTER TABLE typed ADD COLUMN day date NOT NULL DEFAULT '04/03/2024';
+ALTER TABLE typed ADD COLUMN since timestamptz NOT NULL DEFAULT '2024-01-01 00:00:00';
+});
+ok(wait_applied(\@nodes, $leader), 'typed: every node applied the writes');
+{
+	my $want = q{SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET IntervalStyle = 'postgres';
+				 SET extra_float_digits = 3;
+				 SELECT string_agg(concat_ws(' ', id, d, ts, tstz, f8, f4, iv, day, since), ' | ' ORDER BY id) FROM typed};
+	is(sql($leader, $want),
+		'1 2024-03-04 2024-03-04 10:11:12.5 2024-03-04 10:11:12.5+00 0.30000000000000004 0.36666667 -1 days -02:03:04 2024-03-04 2023-12-31 18:30:00+00 | '
+		  . '2 2024-03-04 2024-03-04 10:11:12.5 2024-03-04 10:11:12.5+00 0.30000000000000004 0.36666667 -1 days -02:03:04 2024-03-04 2023-12-31 18:30:00+00',
+		'typed: the leader holds the values written');
+	{
+		foreach my $f (@followers)
+		{
+			is(sql($f, $want), sql($leader, $want),
+				$f->name . ': typed holds the same values as on the leader, whatever the writer\'s session settings');
+			is(checksum($f, 'typed'), checksum($leader, 'typed'), $f->name . ': typed has the leader\'s checksum');
+		}
+	}
+}
+
+# ---------------------------------------------------------------------------
 # serial values across a failover
 # ---------------------------------------------------------------------------
 
@@ -663,7 +829,7 @@ SELECT commit_index FROM raftable.status;
 	check_table('items', 'after the failover and the restart',
 		q{SELECT count(*) FILTER (WHERE label LIKE '% failover %') || ':' || (count(*) - count(DISTINCT id)) FROM items}
 		  => '40:0');
-	foreach my $t (qw(kv comp gen parent child))
+	foreach my $t (qw(kv comp gen parent child misc))
 	{
 		is(on_all("SELECT raftable.table_checksum('$t')"), same_on_all(checksum($leader, $t)),
 			"$t: same checksum on every node after the failover");
