@@ -235,6 +235,46 @@ snapshot_copy_table(PGconn *conn, const char *schema, const char *name)
 	}
 }
 
+/*
+ * A query on the source.  Unlike remote_exec() it leaves the connection
+ * open on failure: snapshot_install() closes it, whatever failed.
+ */
+static PGresult *
+snapshot_remote(PGconn *conn, const char *sql, int nparams, const char *const *values)
+{
+	PGresult   *res = NULL;
+	PGresult   *next;
+	ExecStatusType st;
+
+	if (PQsendQueryParams(conn, sql, nparams, NULL, values, NULL, NULL, 0))
+	{
+		while (PQisBusy(conn))
+			if (!remote_wait_socket(conn, WL_SOCKET_READABLE,
+									TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+																SNAPSHOT_IDLE_MS)) ||
+				!PQconsumeInput(conn))
+				break;
+		while (!PQisBusy(conn) && (next = PQgetResult(conn)) != NULL)
+		{
+			PQclear(res);
+			res = next;
+		}
+	}
+	st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+	{
+		char	   *msg = pchomp(res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+
+		PQclear(res);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("snapshot query on the source node failed"),
+				 errdetail_internal("%s", msg)));
+	}
+	return res;
+}
+
 static void
 snapshot_spi(const char *sql, int nargs, Oid *types, Datum *values)
 {
@@ -274,13 +314,15 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 	PG_TRY();
 	{
 		/* COPY's text as the apply worker reads it (changeset.h) */
-		PQclear(remote_exec(conn, "SET datestyle = 'ISO, YMD'; SET intervalstyle = postgres; "
-							"SET timezone = UTC; SET extra_float_digits = 3; "
-							"SET bytea_output = hex", 0, NULL, NULL, NULL, "a snapshot"));
-		PQclear(remote_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-							0, NULL, NULL, NULL, "a snapshot"));
-		res = remote_exec(conn, "SELECT applied_index FROM raftable.apply_state",
-						  0, NULL, NULL, NULL, "a snapshot");
+		PQclear(snapshot_remote(conn, "SELECT pg_catalog.set_config('datestyle', 'ISO, YMD', false), "
+								"pg_catalog.set_config('intervalstyle', 'postgres', false), "
+								"pg_catalog.set_config('timezone', 'UTC', false), "
+								"pg_catalog.set_config('extra_float_digits', '3', false), "
+								"pg_catalog.set_config('bytea_output', 'hex', false)", 0, NULL));
+		PQclear(snapshot_remote(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+								0, NULL));
+		res = snapshot_remote(conn, "SELECT applied_index FROM raftable.apply_state",
+							  0, NULL);
 		applied = PQntuples(res) == 1 ? strtou64(PQgetvalue(res, 0, 0), NULL, 10) : 0;
 		PQclear(res);
 		if (applied < min_index)
@@ -290,10 +332,10 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 							(unsigned long long) applied, (unsigned long long) min_index)));
 		snprintf(buf, sizeof(buf), "%llu", (unsigned long long) applied);
 		params[0] = buf;
-		marks = remote_exec(conn, "SELECT idx FROM raftable.applied_marks WHERE idx > $1",
-							1, params, NULL, NULL, "a snapshot");
-		tables = remote_exec(conn, snapshot_tables_sql, 0, NULL, NULL, NULL, "a snapshot");
-		seqs = remote_exec(conn, snapshot_sequences_sql, 0, NULL, NULL, NULL, "a snapshot");
+		marks = snapshot_remote(conn, "SELECT idx FROM raftable.applied_marks WHERE idx > $1",
+								1, params);
+		tables = snapshot_remote(conn, snapshot_tables_sql, 0, NULL);
+		seqs = snapshot_remote(conn, snapshot_sequences_sql, 0, NULL);
 
 		LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
 		strlcpy(p->phase, "copying", sizeof(p->phase));
