@@ -65,6 +65,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/wait_event.h"
+#include "storage/latch.h"
 
 PG_FUNCTION_INFO_V1(raftable_capture);
 PG_FUNCTION_INFO_V1(raftable_last_write_index);
@@ -446,10 +447,76 @@ raftable_capture(PG_FUNCTION_ARGS)
 
 /* ---------- proposing through the worker ---------- */
 
+/* the proposal slot this transaction holds, from its proposal to its end */
+static RaftableProposal *capture_slot = NULL;
+static uint64 capture_slot_gen = 0;
+
+static void
+capture_release_slot(void)
+{
+	RaftableShared *sh = raftable_shared;
+
+	if (capture_slot == NULL)
+		return;
+	LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
+	if (capture_slot->generation == capture_slot_gen)
+		capture_slot->state = RAFTABLE_PROP_FREE;
+	LWLockRelease(sh->proposal_lock);
+	capture_slot = NULL;
+	ConditionVariableBroadcast(&sh->proposal_cv);
+}
+
+/* the held slot's state, and its answer */
+static int
+capture_slot_state(int *rc, uint64 *index, uint64 *term)
+{
+	int			state;
+
+	LWLockAcquire(raftable_shared->proposal_lock, LW_SHARED);
+	state = capture_slot->generation == capture_slot_gen ?
+		capture_slot->state : RAFTABLE_PROP_LOST;
+	if (rc)
+		*rc = capture_slot->rc;
+	if (index)
+		*index = capture_slot->index;
+	if (term)
+		*term = capture_slot->term;
+	LWLockRelease(raftable_shared->proposal_lock);
+	return state;
+}
+
 /*
- * Hand the worker an entry to append; returns its index and term.  A
- * refusal (not the leader) raises 25006 and means nothing happened; any
- * failure after the worker may have taken it raises 40003.
+ * Wait on our latch until the held slot leaves the given state, for at
+ * most until start + raftable.write_timeout; returns the new state, or
+ * -1 on timeout.  The worker sets our latch at every change of the slot.
+ */
+static int
+capture_slot_wait(int from, TimestampTz start, int *rc, uint64 *index, uint64 *term)
+{
+	for (;;)
+	{
+		int			state;
+		long		left;
+
+		ResetLatch(MyLatch);
+		state = capture_slot_state(rc, index, term);
+		if (state != from)
+			return state;
+		left = raftable_write_timeout -
+			(long) ((GetCurrentTimestamp() - start) / 1000);
+		if (left <= 0)
+			return -1;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 left, PG_WAIT_EXTENSION);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Hand the worker an entry to append; returns its index and term, and
+ * keeps the slot for capture_wait_committed().  A refusal (not the
+ * leader) raises 25006 and means nothing happened; any failure after the
+ * worker may have taken it raises 40003.
  */
 static void
 capture_propose(const char *data, int len, uint64 *index, uint64 *term)
@@ -457,8 +524,7 @@ capture_propose(const char *data, int len, uint64 *index, uint64 *term)
 	RaftableShared *sh = raftable_shared;
 	TimestampTz start = GetCurrentTimestamp();
 	dsm_segment *seg = NULL;
-	RaftableProposal *p = NULL;
-	uint64		gen = 0;
+	int			state;
 	int			rc = RAFT_OK;
 
 	if (len > RAFTABLE_PROPOSAL_INLINE)
@@ -469,19 +535,22 @@ capture_propose(const char *data, int len, uint64 *index, uint64 *term)
 	for (;;)
 	{
 		LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
-		for (int i = 0; i < RAFTABLE_MAX_PROPOSALS && p == NULL; i++)
+		for (int i = 0; i < RAFTABLE_MAX_PROPOSALS && capture_slot == NULL; i++)
 			if (sh->proposals[i].state == RAFTABLE_PROP_FREE)
 			{
-				p = &sh->proposals[i];
+				RaftableProposal *p = &sh->proposals[i];
+
 				p->state = RAFTABLE_PROP_PENDING;
-				p->generation = gen = ++sh->proposal_generation;
+				p->generation = capture_slot_gen = ++sh->proposal_generation;
+				p->latch = MyLatch;
 				p->len = len;
 				p->handle = seg ? dsm_segment_handle(seg) : DSM_HANDLE_INVALID;
 				if (seg == NULL)
 					memcpy(p->data, data, len);
+				capture_slot = p;
 			}
 		LWLockRelease(sh->proposal_lock);
-		if (p != NULL)
+		if (capture_slot != NULL)
 			break;
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), raftable_write_timeout))
 			ereport(ERROR,
@@ -496,46 +565,25 @@ capture_propose(const char *data, int len, uint64 *index, uint64 *term)
 
 	PG_TRY();
 	{
-		for (;;)
-		{
-			bool		done;
-
-			LWLockAcquire(sh->proposal_lock, LW_SHARED);
-			done = p->state == RAFTABLE_PROP_DONE && p->generation == gen;
-			if (done)
-			{
-				rc = p->rc;
-				*index = p->index;
-				*term = p->term;
-			}
-			LWLockRelease(sh->proposal_lock);
-			if (done)
-				break;
-			if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), raftable_write_timeout))
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
-						 errmsg("outcome of the transaction is unknown"),
-						 errdetail("The raftable worker did not take the change set within raftable.write_timeout.")));
-			ConditionVariableTimedSleep(&sh->proposal_cv, 1000, PG_WAIT_EXTENSION);
-		}
-		ConditionVariableCancelSleep();
+		state = capture_slot_wait(RAFTABLE_PROP_PENDING, start, &rc, index, term);
 	}
 	PG_FINALLY();
 	{
-		LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
-		if (p->generation == gen)
-			p->state = RAFTABLE_PROP_FREE;
-		LWLockRelease(sh->proposal_lock);
-		ConditionVariableBroadcast(&sh->proposal_cv);
 		if (seg)
 			dsm_detach(seg);
 	}
 	PG_END_TRY();
 
-	if (rc == RAFT_ENOTLEADER || rc == RAFT_ENOLEADER || rc == RAFT_ETRANSFER)
+	if (state == -1)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+				 errmsg("outcome of the transaction is unknown"),
+				 errdetail("The raftable worker did not take the change set within raftable.write_timeout.")));
+	if (state == RAFTABLE_PROP_REFUSED &&
+		(rc == RAFT_ENOTLEADER || rc == RAFT_ENOLEADER || rc == RAFT_ETRANSFER))
 		raftable_error_not_leader(ERRCODE_READ_ONLY_SQL_TRANSACTION,
 								  "cannot commit changes to replicated tables: this node is no longer the raftable leader");
-	if (rc != RAFT_OK)
+	if (state == RAFTABLE_PROP_REFUSED)
 		ereport(ERROR,
 				(errcode(rc == RAFT_ETOOBIG ? ERRCODE_PROGRAM_LIMIT_EXCEEDED :
 						 ERRCODE_RAFTABLE_UNAVAILABLE),
@@ -544,49 +592,37 @@ capture_propose(const char *data, int len, uint64 *index, uint64 *term)
 }
 
 /*
- * Wait until the entry (index, term) is committed.  On this leader, in
- * that term, commit_index >= index means it is; a new term or role means
- * the outcome cannot be known here.
+ * Wait until the entry (index, term) is committed.  The worker decides
+ * (worker_settle_proposals): on this leader, in that term, a commit index
+ * that reaches it commits it; a new term or role first means the outcome
+ * cannot be known here.
  */
 static void
 capture_wait_committed(uint64 index, uint64 term)
 {
-	TimestampTz start = GetCurrentTimestamp();
+	int			state = capture_slot_wait(RAFTABLE_PROP_APPENDED, GetCurrentTimestamp(),
+										  NULL, NULL, NULL);
 
-	for (;;)
+	if (state == RAFTABLE_PROP_COMMITTED)
+		return;
+	if (state == -1)
 	{
-		RaftableStatus *st = raftable_status_copy(false);
-		bool		ok = st->role == RAFT_LEADER && st->term == term;
-		long		left;
-
-		if (ok && st->commit_index >= index)
-			break;
-		pfree(st);
-		if (!ok)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
-					 errmsg("outcome of the transaction is unknown"),
-					 errdetail("This node lost the raftable leadership after sending the change set as log index %llu; it may still be committed.",
-							   (unsigned long long) index),
-					 errhint("Check on the new leader whether the transaction's changes are there.")));
-		left = raftable_write_timeout -
-			(long) ((GetCurrentTimestamp() - start) / 1000);
-		if (left <= 0)
-		{
-			LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
-			raftable_shared->stats.write_timeouts++;
-			LWLockRelease(raftable_shared->lock);
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
-					 errmsg("outcome of the transaction is unknown"),
-					 errdetail("Log index %llu was not committed within raftable.write_timeout; it may still be.",
-							   (unsigned long long) index),
-					 errhint("Check that a majority of the nodes is reachable.")));
-		}
-		ConditionVariableTimedSleep(&raftable_shared->status_cv, Min(left, 1000),
-									PG_WAIT_EXTENSION);
+		LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+		raftable_shared->stats.write_timeouts++;
+		LWLockRelease(raftable_shared->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+				 errmsg("outcome of the transaction is unknown"),
+				 errdetail("Log index %llu was not committed within raftable.write_timeout; it may still be.",
+						   (unsigned long long) index),
+				 errhint("Check that a majority of the nodes is reachable.")));
 	}
-	ConditionVariableCancelSleep();
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+			 errmsg("outcome of the transaction is unknown"),
+			 errdetail("This node lost the raftable leadership after sending the change set as log index %llu; it may still be committed.",
+					   (unsigned long long) index),
+			 errhint("Check on the new leader whether the transaction's changes are there.")));
 }
 
 /*
@@ -760,6 +796,7 @@ capture_commit(void)
 static void
 capture_reset(void)
 {
+	capture_release_slot();
 	capture_buf = NULL;
 	capture_dict = NULL;
 	capture_ndict = capture_dict_size = 0;

@@ -171,19 +171,26 @@ typedef struct RaftableRequest
 typedef enum RaftableProposalState
 {
 	RAFTABLE_PROP_FREE = 0,
-	RAFTABLE_PROP_PENDING,		/* waiting for the worker */
-	RAFTABLE_PROP_DONE,			/* answered: rc, index, term */
+	RAFTABLE_PROP_PENDING,		/* waiting for the worker to append it */
+	RAFTABLE_PROP_REFUSED,		/* not appended: rc says why */
+	RAFTABLE_PROP_APPENDED,		/* appended at (index, term); waiting */
+	RAFTABLE_PROP_COMMITTED,	/* committed */
+	RAFTABLE_PROP_LOST,			/* leadership lost first: outcome unknown */
 } RaftableProposalState;
 
 /*
  * A committing transaction's change set, handed to the worker to append
- * to the log.  Small ones travel inline, larger ones in a DSM segment the
- * backend owns until the answer.
+ * to the log, and then the slot the backend waits on until the entry is
+ * committed (or its fate cannot be known).  The worker sets the backend's
+ * latch at each change, so that a commit wakes just the transactions it
+ * commits.  Small change sets travel inline, larger ones in a DSM segment
+ * the backend owns until the worker has appended it.
  */
 typedef struct RaftableProposal
 {
 	int			state;			/* RaftableProposalState */
 	uint64		generation;
+	Latch	   *latch;			/* the backend's */
 	uint32		len;
 	dsm_handle	handle;			/* DSM_HANDLE_INVALID: data[] holds it */
 	int			rc;
@@ -253,7 +260,7 @@ typedef struct RaftableShared
 
 	/* proposals, under proposal_lock */
 	LWLock	   *proposal_lock;
-	ConditionVariable proposal_cv;	/* a proposal was answered or freed */
+	ConditionVariable proposal_cv;	/* a slot was freed */
 	uint64		proposal_generation;
 	RaftableProposal proposals[RAFTABLE_MAX_PROPOSALS];
 

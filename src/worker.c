@@ -55,6 +55,7 @@ static RaftableMemberInfo *worker_members;	/* its members, as the views show
 static int	worker_n_members;
 static RaftableStats worker_stats_base; /* shared counters at core start */
 static raft_hard_state worker_persisted_hs;	/* as storage holds it */
+static bool worker_settle_needed;	/* proposals were appended */
 static raft_snapshot_meta *worker_snap_meta;	/* offered, being fetched */
 static bool worker_snap_pending;
 
@@ -707,11 +708,64 @@ worker_handle_proposals(void)
 			p->rc = rc;
 			p->index = index;
 			p->term = term;
-			p->state = RAFTABLE_PROP_DONE;
+			p->state = rc == RAFT_OK ? RAFTABLE_PROP_APPENDED : RAFTABLE_PROP_REFUSED;
+			SetLatch(p->latch);
 		}
 		LWLockRelease(sh->proposal_lock);
+		worker_settle_needed = true;
 	}
-	ConditionVariableBroadcast(&sh->proposal_cv);
+}
+
+/*
+ * Tell the backends waiting on appended entries what became of them: the
+ * commit index reached theirs (committed), or this node is no longer the
+ * leader of the term it appended them in (outcome unknown).  Each is woken
+ * through its own latch: a commit wakes just the transactions it commits.
+ */
+static void
+worker_settle_proposals(bool exiting)
+{
+	RaftableShared *sh = raftable_shared;
+	static raft_index last_commit = 0;
+	static raft_term last_term = 0;
+	static raft_role last_role = RAFT_FOLLOWER;
+	raft_status st;
+
+	memset(&st, 0, sizeof(st));
+	if (worker_raft && !exiting)
+		raft_get_status(worker_raft, &st);
+	if (!exiting && !worker_settle_needed && st.commit == last_commit &&
+		st.term == last_term && st.role == last_role)
+		return;
+	worker_settle_needed = false;
+	last_commit = st.commit;
+	last_term = st.term;
+	last_role = st.role;
+
+	LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
+	for (int i = 0; i < RAFTABLE_MAX_PROPOSALS; i++)
+	{
+		RaftableProposal *p = &sh->proposals[i];
+
+		if (p->state == RAFTABLE_PROP_PENDING && exiting)
+		{
+			p->rc = RAFT_ELEADERLOST;
+			p->state = RAFTABLE_PROP_REFUSED;
+			SetLatch(p->latch);
+		}
+		if (p->state != RAFTABLE_PROP_APPENDED)
+			continue;
+		if (!exiting && st.role == RAFT_LEADER && st.term == p->term)
+		{
+			if (st.commit < p->index)
+				continue;
+			p->state = RAFTABLE_PROP_COMMITTED;
+		}
+		else
+			p->state = RAFTABLE_PROP_LOST;
+		SetLatch(p->latch);
+	}
+	LWLockRelease(sh->proposal_lock);
 }
 
 /* apply a settings reload to the running core, leadership kept */
@@ -752,6 +806,7 @@ worker_on_exit(int code, Datum arg)
 	LWLockRelease(raftable_shared->lock);
 	ConditionVariableBroadcast(&raftable_shared->request_cv);
 	ConditionVariableBroadcast(&raftable_shared->status_cv);
+	worker_settle_proposals(true);
 }
 
 static long
@@ -874,6 +929,7 @@ raftable_worker_main(Datum arg)
 				worker_check_snapshot();
 				while (worker_cycle())
 					;
+				worker_settle_proposals(false);
 				worker_sync_peers();
 				worker_report_applied();
 				worker_watch_leader();
@@ -887,6 +943,7 @@ raftable_worker_main(Datum arg)
 			worker_drain_inbox();	/* discard */
 			worker_handle_requests(false);
 			worker_handle_proposals();	/* refused: no core */
+			worker_settle_proposals(false);
 		}
 		worker_publish();
 		MemoryContextSwitchTo(old);
