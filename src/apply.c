@@ -11,6 +11,12 @@
  * raftable.apply_state.applied_index: a crash at any point either keeps
  * the whole batch and its index or neither.
  *
+ * Batches commit asynchronously (synchronous_commit = off): a crash may
+ * lose the last ones, and apply then does them again, from the log, with
+ * their applied index -- still exactly once.  What the log must keep for
+ * that is what is applied but not yet flushed, so the worker publishes
+ * the flushed part (durable_index) for compaction.
+ *
  * Row changes are applied by primary key through SPI plans kept per table,
  * with session_replication_role = replica so that user triggers and
  * foreign-key triggers do not fire a second time; raftable's own triggers
@@ -37,6 +43,7 @@
 #include "access/genam.h"
 #include "access/table.h"
 #include "access/transam.h"
+#include "access/xlog.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -86,6 +93,18 @@ typedef struct ApplyTable
 } ApplyTable;
 
 static HTAB *apply_tables = NULL;
+
+/* batches committed but perhaps not flushed yet: (applied index, commit LSN) */
+#define APPLY_UNFLUSHED 64
+static struct
+{
+	uint64		applied;
+	XLogRecPtr	lsn;
+}			apply_unflushed[APPLY_UNFLUSHED];
+static int	apply_unflushed_n = 0;
+static bool apply_first_batch = true;
+
+static void apply_committed(uint64 applied, XLogRecPtr lsn);
 static MemoryContext apply_cxt;
 static MemoryContext apply_batch_cxt;
 
@@ -484,30 +503,49 @@ apply_sequence(const CsOp *op)
 /* ---------- entries ---------- */
 
 /*
- * Was this entry applied here already, by the transaction that wrote it
- * (or on the snapshot's source)?  Its mark says so; the mark goes.
+ * An entry this node wrote as leader is applied by the transaction that
+ * wrote it, if that committed: wait until it has ended (it is waiting for
+ * this very entry to commit, so not for long), so that its mark, if any,
+ * is visible.
  */
-static bool
-apply_marked(const CsReader *r, uint64 index)
+static void
+apply_wait_for_writer(const char *data, int len)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(index)};
-	static uint64 my_node = 0;
+	CsReader	r;
+	FullTransactionId fxid;
 
-	if (my_node == 0 || r->origin == raftable_shared->status.node_id)
-		my_node = raftable_shared->status.node_id;
-	if (r->origin == my_node)
-	{
-		FullTransactionId fxid = FullTransactionIdFromU64(r->xid);
+	cs_read_header(&r, data, len);
+	if (r.origin != raftable_shared->status.node_id)
+		return;
+	fxid = FullTransactionIdFromU64(r.xid);
+	if (FullTransactionIdPrecedes(fxid, ReadNextFullTransactionId()) &&
+		TransactionIdIsInProgress(XidFromFullTransactionId(fxid)))
+		XactLockTableWait(XidFromFullTransactionId(fxid), NULL, NULL, XLTW_None);
+}
 
-		/* still committing: it waits for this entry; wait for it to end */
-		if (FullTransactionIdPrecedes(fxid, ReadNextFullTransactionId()) &&
-			TransactionIdIsInProgress(XidFromFullTransactionId(fxid)))
-			XactLockTableWait(XidFromFullTransactionId(fxid), NULL, NULL, XLTW_None);
-	}
+/*
+ * Which entries in (from, to] were applied here already, by the
+ * transaction that wrote them (or on a snapshot's source)?  Their marks
+ * say so, and go, in the batch's transaction: marked[i] is for from+1+i.
+ */
+static void
+apply_take_marks(uint64 from, uint64 to, bool *marked)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum(from), Int64GetDatum(to)};
+	bool		isnull;
+
 	apply_sql_kept(&apply_mark_plan,
-				   "DELETE FROM raftable.applied_marks WHERE idx = $1", 1, types, values);
-	return SPI_processed > 0;
+				   "DELETE FROM raftable.applied_marks WHERE idx > $1 AND idx <= $2 "
+				   "RETURNING idx", 2, types, values);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		uint64		idx = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													  SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (idx > from && idx <= to)
+			marked[idx - from - 1] = true;
+	}
 }
 
 static void
@@ -519,8 +557,6 @@ apply_entry(uint64 index, const char *data, int len)
 								 * as foreign keys between them need */
 
 	cs_read_header(&r, data, len);
-	if (apply_marked(&r, index))
-		return;
 	initStringInfo(&truncate);
 	while (cs_next_op(&r, &op))
 	{
@@ -573,6 +609,8 @@ apply_batch(uint64 commit)
 	uint64		last;
 	SPITupleTable *tt;
 	uint64		n;
+	uint64		m = 0;
+	bool	   *marked;
 	bool		isnull;
 	ErrorContextCallback errcb;
 
@@ -605,23 +643,38 @@ apply_batch(uint64 commit)
 		errcb.arg = NULL;
 		errcb.previous = error_context_stack;
 		error_context_stack = &errcb;
-		for (uint64 i = 0; i < n; i++)
+
+		/* the run that follows applied: a gap is not persisted yet */
+		while (m < n && DatumGetInt64(SPI_getbinval(tt->vals[m], tt->tupdesc, 1, &isnull)) ==
+			   applied + 1 + m)
+			m++;
+		for (uint64 i = 0; i < m; i++)
 		{
-			uint64		idx = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+			Datum		d = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull);
+
+			apply_cur_index = applied + 1 + i;
+			if (!isnull && DatumGetInt16(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)) ==
+				RAFT_ENTRY_NORMAL)
+				apply_wait_for_writer(VARDATA_ANY(DatumGetByteaPP(d)),
+									  VARSIZE_ANY_EXHDR(DatumGetByteaPP(d)));
+		}
+		marked = palloc0(sizeof(bool) * Max(m, 1));
+		if (m > 0)
+			apply_take_marks(applied, applied + m, marked);
+		for (uint64 i = 0; i < m; i++)
+		{
 			int			kind = DatumGetInt16(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
 			Datum		d = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull);
 
-			if (idx != last + 1)
-				break;			/* not persisted yet, or compacted: later */
-			apply_cur_index = idx;
-			if (kind == RAFT_ENTRY_NORMAL && !isnull)
+			apply_cur_index = applied + 1 + i;
+			if (kind == RAFT_ENTRY_NORMAL && !isnull && !marked[i])
 			{
 				bytea	   *b = DatumGetByteaPP(d);
 
-				apply_entry(idx, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+				apply_entry(apply_cur_index, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
 			}
-			last = idx;
 		}
+		last = applied + m;
 		error_context_stack = errcb.previous;
 		apply_cur_index = 0;
 		if (last > applied)
@@ -635,19 +688,63 @@ apply_batch(uint64 commit)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	/* the first batch of a process: what it read may not be flushed yet */
+	if (last > applied || apply_first_batch)
+		apply_committed(last, apply_first_batch ? GetXLogInsertRecPtr() : XactLastCommitEnd);
+	apply_first_batch = false;
 	MemoryContextSwitchTo(apply_batch_cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	pgstat_report_stat(false);
 	return last;
 }
 
+/* remember a batch's commit until WAL is flushed past it */
+static void
+apply_committed(uint64 applied, XLogRecPtr lsn)
+{
+	if (apply_unflushed_n == APPLY_UNFLUSHED)
+	{
+		/* full: keep the newest, the older become durable with it */
+		memmove(&apply_unflushed[0], &apply_unflushed[1],
+				sizeof(apply_unflushed[0]) * (APPLY_UNFLUSHED - 1));
+		apply_unflushed_n--;
+	}
+	apply_unflushed[apply_unflushed_n].applied = applied;
+	apply_unflushed[apply_unflushed_n].lsn = lsn;
+	apply_unflushed_n++;
+}
+
+/* the applied index that WAL already holds on disk */
+static uint64
+apply_durable(void)
+{
+	XLogRecPtr	flushed = GetFlushRecPtr(NULL);
+	uint64		durable = 0;
+	int			k = 0;
+
+	while (k < apply_unflushed_n && apply_unflushed[k].lsn <= flushed)
+		durable = apply_unflushed[k++].applied;
+	if (k > 0)
+	{
+		memmove(&apply_unflushed[0], &apply_unflushed[k],
+				sizeof(apply_unflushed[0]) * (apply_unflushed_n - k));
+		apply_unflushed_n -= k;
+	}
+	return durable;
+}
+
 static void
 apply_publish(uint64 applied, uint64 applied_now, const ErrorData *err)
 {
 	RaftableShared *sh = raftable_shared;
+	uint64		durable = apply_durable();
 
 	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
 	sh->apply.applied_index = applied;
+	if (durable > sh->apply.durable_index)
+		sh->apply.durable_index = durable;
+	if (sh->apply.durable_index > applied)
+		sh->apply.durable_index = applied;	/* a new identity starts over */
 	sh->stats.entries_applied += applied_now;
 	if (err)
 	{
@@ -748,7 +845,7 @@ raftable_apply_main(Datum arg)
 
 	raftable_applying = true;
 	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	/* what row values are read under: changeset.h's fixed settings */
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_SESSION);
 	SetConfigOption("DateStyle", "ISO, YMD", PGC_SUSET, PGC_S_SESSION);
@@ -756,6 +853,8 @@ raftable_apply_main(Datum arg)
 	SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_SESSION);
 	SetConfigOption("extra_float_digits", "3", PGC_SUSET, PGC_S_SESSION);
 	SetConfigOption("bytea_output", "hex", PGC_SUSET, PGC_S_SESSION);
+	/* statements here touch a few rows each: compiling them never pays */
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_SESSION);
 
 	apply_cxt = AllocSetContextCreate(TopMemoryContext, "raftable apply",
 									  ALLOCSET_DEFAULT_SIZES);
@@ -832,6 +931,8 @@ raftable_apply_main(Datum arg)
 			}
 			PG_END_TRY();
 		}
+		if (apply_unflushed_n > 0 && wait_ms > 200)
+			wait_ms = 200;		/* to publish durable_index once flushed */
 		if (wait_ms > 0)
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

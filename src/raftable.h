@@ -206,6 +206,9 @@ typedef struct RaftableApplyStatus
 	pid_t		pid;
 	Latch	   *latch;
 	uint64		applied_index;
+	uint64		durable_index;	/* applied, and flushed: what compaction
+								 * may rely on (apply commits
+								 * asynchronously) */
 	uint64		error_index;	/* entry that failed, 0: none */
 	TimestampTz error_at;
 	char		error[512];		/* its message, with the table */

@@ -356,7 +356,7 @@ worker_maybe_compact(void)
 
 	raft_get_status(worker_raft, &st);
 	LWLockAcquire(raftable_shared->lock, LW_SHARED);
-	applied = Min(raftable_shared->apply.applied_index, st.commit);
+	applied = Min(raftable_shared->apply.durable_index, st.commit);
 	LWLockRelease(raftable_shared->lock);
 	if (applied > st.snapshot_index + 2 * (uint64) raftable_log_keep &&
 		applied > (uint64) raftable_log_keep)
