@@ -18,7 +18,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION raftable;
 
-SELECT plan(141);
+SELECT plan(166);
 
 -- ---------------------------------------------------------------------------
 -- functions: existence, signature, argument names and defaults, return type
@@ -32,8 +32,11 @@ SELECT has_function('raftable', f, a, format('raftable.%s(%s) exists', f, array_
 	('transfer_leadership', ARRAY['bigint']),
 	('_deliver',            ARRAY['bytea']),
 	('_join',               ARRAY['bigint', 'bigint', 'text', 'text', 'bytea']),
-	('_leave',              ARRAY['bigint', 'bigint'])
-  ) AS v(f, a);															-- 7
+	('_leave',              ARRAY['bigint', 'bigint']),
+	('replicate_table',     ARRAY['regclass']),
+	('unreplicate_table',   ARRAY['regclass']),
+	('last_write_index',    ARRAY[]::text[])
+  ) AS v(f, a);															-- 10
 
 SELECT function_returns('raftable', f, a, r, format('raftable.%s(%s) returns %s', f, array_to_string(a, ', '), r))
   FROM (VALUES
@@ -43,8 +46,11 @@ SELECT function_returns('raftable', f, a, r, format('raftable.%s(%s) returns %s'
 	('transfer_leadership', ARRAY['bigint'],                           'bigint'),
 	('_deliver',            ARRAY['bytea'],                            'void'),
 	('_join',               ARRAY['bigint', 'bigint', 'text', 'text', 'bytea'], 'void'),
-	('_leave',              ARRAY['bigint', 'bigint'],                 'void')
-  ) AS v(f, a, r);														-- 7
+	('_leave',              ARRAY['bigint', 'bigint'],                 'void'),
+	('replicate_table',     ARRAY['regclass'],                         'void'),
+	('unreplicate_table',   ARRAY['regclass'],                         'void'),
+	('last_write_index',    ARRAY[]::text[],                           'bigint')
+  ) AS v(f, a, r);														-- 10
 
 -- argument names and defaults are interface too (named-argument calls)
 SELECT is(pg_get_function_arguments(p::regprocedure), args,
@@ -57,8 +63,10 @@ SELECT is(pg_get_function_arguments(p::regprocedure), args,
 	('raftable.remove_node(bigint)',
 	 'node_id bigint'),
 	('raftable.transfer_leadership(bigint)',
-	 'node_id bigint DEFAULT NULL::bigint')
-  ) AS v(p, args);														-- 4
+	 'node_id bigint DEFAULT NULL::bigint'),
+	('raftable.replicate_table(regclass)', 'tbl regclass'),
+	('raftable.unreplicate_table(regclass)', 'tbl regclass')
+  ) AS v(p, args);														-- 6
 
 -- only these three answer for the other nodes; none is callable by PUBLIC
 SELECT ok(NOT has_function_privilege('public', p, 'EXECUTE'),
@@ -70,28 +78,48 @@ SELECT ok(NOT has_function_privilege('public', p, 'EXECUTE'),
 	'raftable.transfer_leadership(bigint)',
 	'raftable._deliver(bytea)',
 	'raftable._join(bigint,bigint,text,text,bytea)',
-	'raftable._leave(bigint,bigint)']) AS p;							-- 7
+	'raftable._leave(bigint,bigint)',
+	'raftable.replicate_table(regclass)',
+	'raftable.unreplicate_table(regclass)',
+	'raftable._capture()',
+	'raftable._attach(regclass)',
+	'raftable._detach(regclass)',
+	'raftable._table_ddl(regclass)']) AS p;							-- 13
 
 -- ---------------------------------------------------------------------------
 -- views: columns, in order, and their types
 -- ---------------------------------------------------------------------------
 
 SELECT has_view('raftable', v, format('view raftable.%s exists', v))
-  FROM unnest(ARRAY['status', 'nodes', 'stats']) AS v;				-- 3
+  FROM unnest(ARRAY['status', 'nodes', 'stats', 'tables',
+					 'snapshot_progress']) AS v;						-- 5
 
 SELECT is(ARRAY(SELECT attname::text FROM pg_attribute
 				 WHERE attrelid = 'raftable.status'::regclass
 				   AND attnum > 0 AND NOT attisdropped ORDER BY attnum),
 	ARRAY['node_id', 'node_name', 'cluster_id', 'role', 'term', 'leader_id',
 		  'leader_name', 'commit_index', 'applied_index', 'last_log_index',
-		  'snapshot_index', 'leader_contact_ms'],
+		  'snapshot_index', 'leader_contact_ms', 'apply_error'],
 	'raftable.status has its columns, in order');						-- 1
 SELECT is(ARRAY(SELECT attname::text FROM pg_attribute
 				 WHERE attrelid = 'raftable.nodes'::regclass
 				   AND attnum > 0 AND NOT attisdropped ORDER BY attnum),
 	ARRAY['node_id', 'node_name', 'conninfo', 'voter', 'role', 'is_self',
-		  'reachable', 'match_index', 'lag_entries', 'last_contact_ms'],
+		  'reachable', 'match_index', 'lag_entries', 'last_contact_ms',
+		  'applied_index'],
 	'raftable.nodes has its columns, in order');						-- 1
+SELECT is(ARRAY(SELECT attname::text FROM pg_attribute
+				 WHERE attrelid = 'raftable.tables'::regclass
+				   AND attnum > 0 AND NOT attisdropped ORDER BY attnum),
+	ARRAY['relid', 'table_name', 'since_index'],
+	'raftable.tables has its columns, in order');						-- 1
+SELECT is(ARRAY(SELECT attname::text FROM pg_attribute
+				 WHERE attrelid = 'raftable.snapshot_progress'::regclass
+				   AND attnum > 0 AND NOT attisdropped ORDER BY attnum),
+	ARRAY['phase', 'source_node_id', 'source_index', 'tables_total',
+		  'tables_done', 'current_table', 'rows_copied', 'bytes_copied',
+		  'started_at', 'finished_at', 'error'],
+	'raftable.snapshot_progress has its columns, in order');			-- 1
 SELECT is(ARRAY(SELECT attname::text FROM pg_attribute
 				 WHERE attrelid = 'raftable.stats'::regclass
 				   AND attnum > 0 AND NOT attisdropped ORDER BY attnum),
@@ -108,16 +136,23 @@ SELECT col_type_is('raftable', 'status', c, t, format('raftable.status.%s is %s'
 	('role', 'text'), ('term', 'bigint'), ('leader_id', 'bigint'),
 	('leader_name', 'text'), ('commit_index', 'bigint'),
 	('applied_index', 'bigint'), ('last_log_index', 'bigint'),
-	('snapshot_index', 'bigint'), ('leader_contact_ms', 'bigint')
-  ) AS v(c, t);															-- 12
+	('snapshot_index', 'bigint'), ('leader_contact_ms', 'bigint'),
+	('apply_error', 'text')
+  ) AS v(c, t);															-- 13
 
 SELECT col_type_is('raftable', 'nodes', c, t, format('raftable.nodes.%s is %s', c, t))
   FROM (VALUES
 	('node_id', 'bigint'), ('node_name', 'text'), ('conninfo', 'text'),
 	('voter', 'boolean'), ('role', 'text'), ('is_self', 'boolean'),
 	('reachable', 'boolean'), ('match_index', 'bigint'),
-	('lag_entries', 'bigint'), ('last_contact_ms', 'bigint')
-  ) AS v(c, t);															-- 10
+	('lag_entries', 'bigint'), ('last_contact_ms', 'bigint'),
+	('applied_index', 'bigint')
+  ) AS v(c, t);															-- 11
+
+SELECT col_type_is('raftable', 'tables', c, t, format('raftable.tables.%s is %s', c, t))
+  FROM (VALUES
+	('relid', 'regclass'), ('table_name', 'text'), ('since_index', 'bigint')
+  ) AS v(c, t);															-- 3
 
 SELECT col_type_is('raftable', 'stats', c, 'bigint', format('raftable.stats.%s is bigint', c))
   FROM unnest(ARRAY['elections', 'leader_changes', 'proposals', 'commits',
@@ -270,7 +305,8 @@ SELECT ok(has_schema_privilege('raftable_pgtap_user', 'raftable', 'USAGE'),
 	'an ordinary role may use schema raftable (to read the views)');	-- 1
 SELECT ok(has_table_privilege('raftable_pgtap_user', 'raftable.' || v, 'SELECT'),
 		  format('an ordinary role may SELECT raftable.%s', v))
-  FROM unnest(ARRAY['status', 'nodes', 'stats']) AS v;				-- 3
+  FROM unnest(ARRAY['status', 'nodes', 'stats', 'tables',
+					 'snapshot_progress']) AS v;						-- 5
 SELECT ok(NOT EXISTS (SELECT 1 FROM pg_class c
 					 WHERE c.relnamespace = 'raftable'::regnamespace
 					   AND c.relkind IN ('r', 'p')
