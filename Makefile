@@ -13,6 +13,10 @@
 #	make tap                  prove on test/tap/*.pl; PostgreSQL::Test::Cluster
 #	                          starts its own servers (never as root;
 #	                          PROVE_FLAGS, PROVE_TESTS as in PostgreSQL)
+#	make bench                test/bench/bench.sh: write and read figures of
+#	                          SPEC.md beside streaming replication, in one run
+#	                          (BENCH_SECONDS per figure, default 20; installed
+#	                          extension; root or a non-root user)
 #	make failover-bench       test/tap/004_failover.pl with FAILOVER_RUNS=10
 #	                          (kill -9 of the leader, median and max failover)
 #	make core-check | sim SEEDS=N | sanitize | fuzz FUZZ_SECONDS=N
@@ -72,7 +76,7 @@ PG_TEST_ENV  = PATH="$(bindir):$$PATH"
 PGTAP_DB    ?= raftable_pgtap
 PROVE       ?= prove
 
-.PHONY: pgtap tap failover-bench
+.PHONY: pgtap tap bench failover-bench
 
 pgtap:
 	$(PG_TEST_ENV) dropdb --if-exists $(PGTAP_DB)
@@ -94,6 +98,9 @@ tap:
 	PERL5LIB='$(PG_TEST_PERL):$(CURDIR)/test/tap'$${PERL5LIB:+:$$PERL5LIB} \
 	PG_REGRESS='$(top_builddir)/src/test/regress/pg_regress' \
 	$(PROVE) $(PROVE_FLAGS) $(if $(PROVE_TESTS),$(PROVE_TESTS),test/tap/*.pl)
+
+bench:
+	BENCH_SECONDS=$${BENCH_SECONDS:-20} $(PG_TEST_ENV) bash test/bench/bench.sh
 
 # kill -9 of the leader, FAILOVER_RUNS times (default 10): median and maximum
 # time until a new leader, printed by test/tap/004_failover.pl

@@ -20,6 +20,8 @@
 #	  RAFTABLE_SKIP_CORE=1   skip the four core tiers
 #	  SIM_SEEDS=N            simulator seeds (default 20000, about 75 s)
 #	  FUZZ_SECONDS=N         fuzzing time (default 30)
+#	  BENCH_SECONDS=N        pgbench seconds per figure of the bench tier
+#	                         (default 3; make bench uses 20)
 #	  RAFTABLE_KEEP_TMP=1    keep the temporary directory (logs, data)
 
 set -euo pipefail
@@ -31,6 +33,7 @@ REPO=$(pwd)
 
 SIM_SEEDS=${SIM_SEEDS:-20000}
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+BENCH_SECONDS=${BENCH_SECONDS:-3}
 RAFTABLE_SKIP_CORE=${RAFTABLE_SKIP_CORE:-0}
 
 PACKAGES=(
@@ -198,7 +201,7 @@ run_tap() {
 	fi
 }
 
-PG_TIERS=(installcheck pgtap tap)
+PG_TIERS=(installcheck pgtap tap bench)
 if [ $build_ok = 0 ]; then
 	not_run "build or install failed" "${PG_TIERS[@]}"
 else
@@ -212,6 +215,8 @@ else
 		not_run "scratch server did not start" installcheck pgtap
 	fi
 	tier tap run_tap
+	# the short variant of make bench: the figures, not a pass mark
+	tier bench env BENCH_SECONDS="$BENCH_SECONDS" bash test/bench/bench.sh
 fi
 
 finish
