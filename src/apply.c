@@ -112,22 +112,6 @@ static MemoryContext apply_batch_cxt;
 static uint64 apply_cur_index;
 static const CsTable *apply_cur_table;
 
-void
-raftable_register_apply_worker(void)
-{
-	BackgroundWorker bgw;
-
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = 1;
-	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "raftable");
-	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "raftable_apply_main");
-	snprintf(bgw.bgw_name, BGW_MAXLEN, "raftable apply worker");
-	snprintf(bgw.bgw_type, BGW_MAXLEN, "raftable apply worker");
-	RegisterBackgroundWorker(&bgw);
-}
-
 static void
 apply_error_callback(void *arg)
 {
@@ -768,6 +752,23 @@ apply_publish(uint64 applied, uint64 applied_now, const ErrorData *err)
 }
 
 /*
+ * In a PG_CATCH: the error, reported to the log and cleared, and the
+ * transaction gone, so that the worker can carry on.
+ */
+static ErrorData *
+apply_catch(void)
+{
+	ErrorData  *err;
+
+	MemoryContextSwitchTo(apply_cxt);
+	err = CopyErrorData();
+	EmitErrorReport();
+	FlushErrorState();
+	AbortOutOfAnyTransaction();
+	return err;
+}
+
+/*
  * Install the snapshot the Raft worker asked for, if any (snapshot.c), and
  * answer it.  A failure is logged and shown in raftable.snapshot_progress;
  * the leader offers again.
@@ -792,13 +793,8 @@ apply_maybe_snapshot(void)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *err;
+		ErrorData  *err = apply_catch();
 
-		MemoryContextSwitchTo(apply_cxt);
-		err = CopyErrorData();
-		EmitErrorReport();
-		FlushErrorState();
-		AbortOutOfAnyTransaction();
 		snapshot_failed(err->message);
 		FreeErrorData(err);
 	}
@@ -915,13 +911,8 @@ raftable_apply_main(Datum arg)
 			}
 			PG_CATCH();
 			{
-				ErrorData  *err;
+				ErrorData  *err = apply_catch();
 
-				MemoryContextSwitchTo(apply_cxt);
-				err = CopyErrorData();
-				EmitErrorReport();
-				FlushErrorState();
-				AbortOutOfAnyTransaction();
 				apply_publish(applied, 0, err);
 				FreeErrorData(err);
 				apply_cur_table = NULL;

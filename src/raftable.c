@@ -18,6 +18,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "raftable.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -141,6 +142,26 @@ raftable_define_settings(void)
 }
 
 /*
+ * A background worker of this library, connected to raftable.database once
+ * recovery is over, restarted a second after it exits.
+ */
+static void
+raftable_register_bgworker(const char *function, const char *name)
+{
+	BackgroundWorker bgw;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 1;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "raftable");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "%s", name);
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "%s", name);
+	RegisterBackgroundWorker(&bgw);
+}
+
+/*
  * Module load callback.  Everything but the settings needs the postmaster:
  * a library loaded later (LOAD, or CREATE EXTENSION without preloading)
  * only defines the settings, and the SQL functions refuse to run.
@@ -153,8 +174,8 @@ _PG_init(void)
 		return;
 	raftable_preloaded = true;
 	raftable_shmem_request();
-	raftable_register_worker();
-	raftable_register_apply_worker();
+	raftable_register_bgworker("raftable_worker_main", "raftable worker");
+	raftable_register_bgworker("raftable_apply_main", "raftable apply worker");
 	raftable_capture_init();
 	raftable_ddl_init();
 }

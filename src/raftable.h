@@ -288,11 +288,9 @@ extern void raftable_error_not_leader(int sqlstate, const char *msg) pg_attribut
 
 /* ---------- the worker (worker.c) ---------- */
 extern PGDLLEXPORT void raftable_worker_main(Datum arg);
-extern void raftable_register_worker(void);
 
 /* ---------- the apply worker (apply.c) ---------- */
 extern PGDLLEXPORT void raftable_apply_main(Datum arg);
-extern void raftable_register_apply_worker(void);
 extern bool raftable_applying;	/* this process applies: capture nothing */
 
 /* ---------- snapshots (snapshot.c), in the apply worker ---------- */

@@ -73,22 +73,6 @@ worker_now(void)
 	return (uint64) INSTR_TIME_GET_MILLISEC(now);
 }
 
-void
-raftable_register_worker(void)
-{
-	BackgroundWorker bgw;
-
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = 1;
-	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "raftable");
-	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "raftable_worker_main");
-	snprintf(bgw.bgw_name, BGW_MAXLEN, "raftable worker");
-	snprintf(bgw.bgw_type, BGW_MAXLEN, "raftable worker");
-	RegisterBackgroundWorker(&bgw);
-}
-
 static void
 worker_options(raft_options *opts)
 {
