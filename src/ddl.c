@@ -80,8 +80,9 @@ raftable_table_is_replicated(Oid relid)
 		return false;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* not read-only: what this transaction replicated so far counts */
 	if (SPI_execute_with_args("SELECT 1 FROM raftable.replicated WHERE relid = $1",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read raftable.replicated");
 	found = SPI_processed > 0;
 	SPI_finish();
@@ -134,7 +135,7 @@ ddl_check_foreign_keys(Oid relid)
 							  "AND c.confrelid <> $1 AND c.confrelid NOT IN "
 							  "(SELECT relid FROM raftable.replicated) "
 							  "ORDER BY 1 LIMIT 1",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the foreign keys of table %u", relid);
 	if (SPI_processed > 0)
 	{

@@ -350,9 +350,34 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "installing a raftable snapshot");
 
-		/* out with the old: every table replicated here, and theirs */
-		snapshot_spi("SELECT raftable._detach(relid::regclass) FROM raftable.replicated",
+		/*
+		 * Out with the old: every table replicated here stops being so.
+		 * One the source no longer has at all was dropped while this node
+		 * was away, and goes; one it has but does not replicate was
+		 * unreplicated, and stays, with the rows it has here.
+		 */
+		snapshot_spi("SELECT n.nspname, c.relname FROM raftable.replicated r "
+					 "JOIN pg_catalog.pg_class c ON c.oid = r.relid "
+					 "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace",
 					 0, NULL, NULL);
+		{
+			SPITupleTable *ours = SPI_tuptable;
+			uint64		nours = SPI_processed;
+
+			snapshot_spi("SELECT raftable._detach(relid::regclass) FROM raftable.replicated",
+						 0, NULL, NULL);
+			for (uint64 i = 0; i < nours; i++)
+			{
+				char	   *q = quote_qualified_identifier(SPI_getvalue(ours->vals[i], ours->tupdesc, 1),
+														   SPI_getvalue(ours->vals[i], ours->tupdesc, 2));
+				const char *qp[1] = {q};
+
+				res = snapshot_remote(conn, "SELECT pg_catalog.to_regclass($1) IS NULL", 1, qp);
+				if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+					snapshot_spi(psprintf("DROP TABLE IF EXISTS %s", q), 0, NULL, NULL);
+				PQclear(res);
+			}
+		}
 		for (int i = PQntuples(tables) - 1; i >= 0; i--)
 			snapshot_spi(psprintf("DROP TABLE IF EXISTS %s",
 								  quote_qualified_identifier(PQgetvalue(tables, i, 0),

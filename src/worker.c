@@ -328,25 +328,57 @@ worker_cycle(void)
 }
 
 /*
+ * How far behind the applied index a leader keeps entries that a live
+ * follower still needs, whatever raftable.log_keep says: a node that has
+ * just installed a snapshot must catch up from the log, or it would be
+ * offered snapshot after snapshot while writes go on.
+ */
+#define WORKER_HOLD_ENTRIES(keep) (10 * Max((uint64) (keep), 1000))
+
+/*
  * Compact when the applied log behind the snapshot grows past twice the
- * setting, so compaction happens in steps rather than at every entry.
+ * setting, so compaction happens in steps rather than at every entry.  A
+ * leader keeps what its recently active peers have not got yet (nothing
+ * goes while one of them is being sent a snapshot), within
+ * WORKER_HOLD_ENTRIES.
  */
 static void
 worker_maybe_compact(void)
 {
 	raft_status st;
-
 	uint64		applied;
+	uint64		upto;
 
 	raft_get_status(worker_raft, &st);
 	LWLockAcquire(raftable_shared->lock, LW_SHARED);
 	applied = Min(raftable_shared->apply.durable_index, st.commit);
 	LWLockRelease(raftable_shared->lock);
-	if (applied > st.snapshot_index + 2 * (uint64) raftable_log_keep &&
-		applied > (uint64) raftable_log_keep)
-		raft_compact(worker_raft, Min(applied, st.stable_index) - raftable_log_keep);
-}
+	if (applied <= st.snapshot_index + 2 * (uint64) raftable_log_keep ||
+		applied <= (uint64) raftable_log_keep)
+		return;
+	upto = Min(applied, st.stable_index) - raftable_log_keep;
+	if (st.role == RAFT_LEADER)
+	{
+		const raft_conf *conf = raft_get_conf(worker_raft);
+		uint64		floor = applied > WORKER_HOLD_ENTRIES(raftable_log_keep) ?
+			applied - WORKER_HOLD_ENTRIES(raftable_log_keep) : 0;
 
+		for (uint32 i = 0; i < conf->n; i++)
+		{
+			raft_progress pr;
+			uint64		need;
+
+			if (conf->members[i].id == worker_id.node_id ||
+				raft_get_progress(worker_raft, conf->members[i].id, &pr) != 0 ||
+				!pr.recent_active)
+				continue;
+			need = pr.state == RAFT_PR_SNAPSHOT ? st.snapshot_index : pr.match;
+			upto = Min(upto, Max(need, floor));
+		}
+	}
+	if (upto > st.snapshot_index)
+		raft_compact(worker_raft, upto);
+}
 
 static void
 worker_answer(RaftableRequest *req, int rc, uint64 result, const char *error)
