@@ -284,6 +284,7 @@ extern uint32 raftable_inbox_pop(uint8 *buf, uint32 bufsize);
 extern void raftable_wake_worker(void);
 extern void raftable_wake_apply(void);
 extern RaftableStatus *raftable_status_copy(bool with_members);
+extern bool raftable_is_member(uint64 id);
 extern void raftable_error_not_leader(int sqlstate, const char *msg) pg_attribute_noreturn();
 
 /* ---------- the worker (worker.c) ---------- */

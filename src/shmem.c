@@ -115,6 +115,19 @@ raftable_status_copy(bool with_members)
 	return st;
 }
 
+/* is id a member of the configuration the worker last published? */
+bool
+raftable_is_member(uint64 id)
+{
+	bool		found = false;
+
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	for (int i = 0; i < raftable_shared->status.n_members && !found; i++)
+		found = raftable_shared->status.members[i].id == id;
+	LWLockRelease(raftable_shared->lock);
+	return found;
+}
+
 /*
  * The error for a leader-only action on another node: errcode sqlstate
  * (RA002 or 25006), with a HINT naming the leader and its conninfo

@@ -181,9 +181,9 @@ sql_check_name(const char *name)
 /* ---------- status snapshot and waiting ---------- */
 
 static RaftableStatus *
-sql_status(void)
+sql_status_of(bool with_members)
 {
-	RaftableStatus *st = raftable_status_copy(true);
+	RaftableStatus *st = raftable_status_copy(with_members);
 
 	if (!st->worker_running)
 		ereport(ERROR,
@@ -193,13 +193,24 @@ sql_status(void)
 	return st;
 }
 
+static RaftableStatus *
+sql_status(void)
+{
+	return sql_status_of(true);
+}
+
 /* membership and peer calls only make sense where the worker serves */
 static void
 sql_require_served_database(void)
 {
-	char	   *db = get_database_name(MyDatabaseId);
+	static bool served = false; /* a backend never changes database */
+	char	   *db;
 
-	if (db == NULL || strcmp(db, raftable_database) != 0)
+	if (served)
+		return;
+	db = get_database_name(MyDatabaseId);
+	served = db != NULL && strcmp(db, raftable_database) == 0;
+	if (!served)
 		ereport(ERROR,
 				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("raftable serves database \"%s\", not this one", raftable_database),
@@ -745,7 +756,7 @@ raftable_transfer_leadership(PG_FUNCTION_ARGS)
 static bool
 sql_sender_allowed(const RaftableStatus *st, uint64 from)
 {
-	if (sql_member(st, from) != NULL || from == st->leader_id)
+	if (from == st->leader_id || raftable_is_member(from))
 		return true;
 	return st->role != RAFT_LEADER &&
 		(GetCurrentTimestamp() - st->leader_contact_at) / 1000 >= raftable_election_timeout;
@@ -768,7 +779,7 @@ raftable_deliver(PG_FUNCTION_ARGS)
 	bool		ignored = false;	/* one NOTICE per batch is enough */
 
 	sql_require_served_database();
-	st = sql_status();
+	st = sql_status_of(false);	/* every batch: not the members' details */
 	sql_require_cluster(st);
 	while (left > 0)
 	{
