@@ -326,7 +326,7 @@ extern bool storage_load(RaftableIdentity *id, raft_hard_state *hs,
 extern void storage_save_identity(const RaftableIdentity *id,
 								  const raft_snapshot_meta *snap);
 extern void storage_reset(void);
-extern void storage_persist(const raft_ready *rd);
+extern void storage_persist(const raft_ready *rd, bool hs);
 
 /* ---------- transport (transport.c), worker only ---------- */
 

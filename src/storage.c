@@ -274,11 +274,12 @@ storage_reset(void)
 }
 
 /*
- * Make one Ready's state durable (raft.h's four steps) in one transaction.
- * The applied index is the apply worker's (apply.c).
+ * Make one Ready's state durable (raft.h's four steps) in one transaction;
+ * the hard state only when hs says so (the worker skips it when only the
+ * commit index moved).  The applied index is the apply worker's (apply.c).
  */
 void
-storage_persist(const raft_ready *rd)
+storage_persist(const raft_ready *rd, bool hs)
 {
 	Oid			t1[1] = {INT8OID};
 	Datum		v1[1];
@@ -350,6 +351,7 @@ storage_persist(const raft_ready *rd)
 		}
 		storage_log_last = rd->entries[rd->n_entries - 1].index;
 	}
+	if (hs)
 	{
 		Oid			t3[3] = {INT8OID, INT8OID, INT8OID};
 		Datum		v3[3];

@@ -286,6 +286,7 @@ worker_cycle(void)
 	raft_ready	rd;
 	raft_status st;
 	bool		early;
+	bool		hs_needed;
 	int			rc;
 
 	if (!raft_has_ready(worker_raft))
@@ -306,17 +307,18 @@ worker_cycle(void)
 	}
 
 	/*
-	 * Persist what must be durable.  A change of the commit index alone is
-	 * not: it is a fact the leader repeats, and apply keeps its own index;
-	 * it is written with the next change that must be (saving a flush per
-	 * commit on every node).
+	 * Persist what must be durable.  The commit index is not: it is a fact
+	 * the leader repeats, and apply keeps its own index; it is written with
+	 * the term and vote when they change (saving a write, and often a
+	 * flush, per commit on every node).
 	 */
-	if (rd.truncate_from || rd.snapshot_changed || rd.n_entries ||
-		(rd.hs_changed && (rd.hs.term != worker_persisted_hs.term ||
-						   rd.hs.vote != worker_persisted_hs.vote)))
+	hs_needed = rd.hs_changed && (rd.hs.term != worker_persisted_hs.term ||
+								  rd.hs.vote != worker_persisted_hs.vote);
+	if (rd.truncate_from || rd.snapshot_changed || rd.n_entries || hs_needed)
 	{
-		storage_persist(&rd);
-		worker_persisted_hs = rd.hs;
+		storage_persist(&rd, hs_needed);
+		if (hs_needed)
+			worker_persisted_hs = rd.hs;
 	}
 	worker_send(&rd, early ? WORKER_SEND_LATE : WORKER_SEND_ALL);
 	if (rd.n_committed)
