@@ -940,6 +940,9 @@ raftable_worker_main(Datum arg)
 			if (worker_raft)
 				raft_tick(worker_raft, worker_now());
 			worker_drain_inbox();
+			/* a commit the messages brought wakes its waiters first */
+			if (worker_raft)
+				worker_settle_proposals(false);
 			worker_handle_requests(true);
 			worker_handle_proposals();
 			if (worker_raft)
