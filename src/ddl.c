@@ -274,6 +274,15 @@ ddl_check_alter(AlterTableStmt *stmt)
 		ListCell   *c;
 		bool		ok = true;
 
+		if (cmd->subtype == AT_DisableTrigAll || cmd->subtype == AT_DisableTrigUser ||
+			((cmd->subtype == AT_DisableTrig || cmd->subtype == AT_EnableTrig ||
+			  cmd->subtype == AT_EnableReplicaTrig) &&
+			 cmd->name && strncmp(cmd->name, "raftable_", 9) == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot change raftable's triggers on a replicated table"),
+					 errdetail("Without them, writes would not reach the other nodes."),
+					 errhint("Name the triggers to disable one by one, or unreplicate the table.")));
 		if (cmd->subtype == AT_AddConstraint)
 			ddl_check_constraint(cmd->def);
 		if (cmd->subtype == AT_AlterColumnType && cmd->def && IsA(cmd->def, ColumnDef) &&

@@ -26,7 +26,8 @@
 #	- DDL on the leader (ADD COLUMN with a constant default, CREATE INDEX,
 #	  DROP INDEX, DROP COLUMN, DROP TABLE, and ADD/DROP COLUMN between the
 #	  writes of one transaction) reaches the followers' catalogs; RENAME,
-#	  SET SCHEMA and ADD COLUMN ... DEFAULT now() or random() are refused
+#	  SET SCHEMA, disabling raftable's triggers and ADD COLUMN ... DEFAULT
+#	  now() or random() are refused
 #	  (0A000).
 #	- PREPARE TRANSACTION of a transaction that wrote a replicated table:
 #	  0A000 (prepared transactions are enabled, and work for other tables).
@@ -594,6 +595,14 @@ is(attr_on_all('items', 'note'), same_on_all(0), 'the column dropped in a transa
 		'0', 'the refused ADD COLUMNs added nothing on the leader');
 	is(on_all(q{SELECT to_regclass('public.items') IS NOT NULL AND to_regclass('items2') IS NULL}),
 		same_on_all('t'), 'items still has its name on every node');
+	foreach my $what ('DISABLE TRIGGER ALL', 'DISABLE TRIGGER USER', 'DISABLE TRIGGER raftable_capture')
+	{
+		$e = sql_error($leader, "ALTER TABLE items $what");
+		is($e->{sqlstate}, '0A000', "ALTER TABLE $what on a replicated table: 0A000") or diag($e->{stderr});
+	}
+	is(sql($leader, q{SELECT count(*) FROM pg_trigger WHERE tgrelid = 'items'::regclass
+					   AND tgname LIKE 'raftable%' AND tgenabled = 'A'}),
+		'3', "raftable's three triggers stay enabled");
 }
 
 # ALTER COLUMN ... TYPE rewrites the existing rows with its USING
