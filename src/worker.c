@@ -956,6 +956,9 @@ raftable_worker_main(Datum arg)
 				worker_watch_leader();
 				worker_promote_learners();
 				worker_maybe_compact();
+				/* persist and send what those did before the status shows it */
+				while (worker_cycle())
+					;
 			}
 			transport_poll();
 		}
