@@ -97,6 +97,15 @@ start_demo() {
 		(cd "$DEMO_DIR" && rt_as_pg psql -X -q -At -v ON_ERROR_STOP=1 -h "$DEMO_DIR" \
 			-p "${ports[0]}" -U postgres -d postgres -c "$sql" >/dev/null)
 	done
+
+	# A replicated table to try: created and replicated on the leader.
+	(cd "$DEMO_DIR" && rt_as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$DEMO_DIR" \
+		-p "${ports[0]}" -U postgres -d postgres >/dev/null) <<-'SQL'
+		CREATE TABLE accounts (id bigserial PRIMARY KEY, owner text NOT NULL,
+		                       balance numeric(12,2) NOT NULL DEFAULT 0 CHECK (balance >= 0));
+		INSERT INTO accounts (owner, balance) VALUES ('alice', 100), ('bob', 50);
+		SELECT raftable.replicate_table('accounts');
+	SQL
 	trap - EXIT
 
 	echo
@@ -115,9 +124,12 @@ start_demo() {
 	echo
 	(cd "$DEMO_DIR" && rt_as_pg psql -X -h "$DEMO_DIR" -p "${ports[0]}" -U postgres \
 		-d postgres -c 'SELECT node_name, role, voter, reachable, match_index FROM raftable.nodes')
-	echo "Try, on any node:  SELECT * FROM raftable.status;"
-	echo "Then stop the leader's server and watch another node take over."
-	echo "(Replicated tables are not available yet.)"
+	echo "The table accounts is replicated. Try, on node1 (the leader):"
+	echo "  INSERT INTO accounts (owner, balance) VALUES ('carol', 10);"
+	echo "then, on any node:  SELECT * FROM accounts;  SELECT raftable.table_checksum('accounts');"
+	echo "A write on node2 or node3 fails with SQLSTATE 25006 and names the leader."
+	echo "SELECT * FROM raftable.status;  shows each node's role, commit and applied index."
+	echo "Stop the leader's server and watch another node take over."
 	echo
 	echo "Stop and remove them with:  bash test/demo.sh stop"
 }
