@@ -170,10 +170,12 @@ LANGUAGE plpgsql VOLATILE STRICT
 SET search_path = pg_catalog
 AS $fn$
 BEGIN
+	-- out of the set first: raftable refuses to drop the triggers of a
+	-- replicated table
+	DELETE FROM raftable.replicated WHERE relid = tbl;
 	EXECUTE format('DROP TRIGGER IF EXISTS raftable_guard ON %s', tbl);
 	EXECUTE format('DROP TRIGGER IF EXISTS raftable_capture ON %s', tbl);
 	EXECUTE format('DROP TRIGGER IF EXISTS raftable_truncate ON %s', tbl);
-	DELETE FROM raftable.replicated WHERE relid = tbl;
 END
 $fn$;
 
@@ -184,6 +186,7 @@ REVOKE ALL ON FUNCTION raftable._capture(), raftable._attach(regclass),
 CREATE FUNCTION raftable._on_sql_drop()
 RETURNS event_trigger
 LANGUAGE plpgsql
+SECURITY DEFINER		-- whoever drops, raftable.replicated is raftable's
 SET search_path = pg_catalog
 AS $fn$
 BEGIN

@@ -595,6 +595,7 @@ apply_batch(uint64 commit)
 	uint64		n;
 	uint64		m = 0;
 	bool	   *marked;
+	MemoryContext entry_cxt;
 	bool		isnull;
 	ErrorContextCallback errcb;
 
@@ -632,15 +633,26 @@ apply_batch(uint64 commit)
 		while (m < n && DatumGetInt64(SPI_getbinval(tt->vals[m], tt->tupdesc, 1, &isnull)) ==
 			   applied + 1 + m)
 			m++;
+		/* each entry's decoded data and values go with it */
+		entry_cxt = AllocSetContextCreate(CurrentMemoryContext, "raftable apply entry",
+										  ALLOCSET_DEFAULT_SIZES);
 		for (uint64 i = 0; i < m; i++)
 		{
 			Datum		d = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull);
+			MemoryContext old;
 
 			apply_cur_index = applied + 1 + i;
-			if (!isnull && DatumGetInt16(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)) ==
+			if (isnull || DatumGetInt16(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)) !=
 				RAFT_ENTRY_NORMAL)
-				apply_wait_for_writer(VARDATA_ANY(DatumGetByteaPP(d)),
-									  VARSIZE_ANY_EXHDR(DatumGetByteaPP(d)));
+				continue;
+			old = MemoryContextSwitchTo(entry_cxt);
+			{
+				bytea	   *b = DatumGetByteaPP(d);
+
+				apply_wait_for_writer(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+			}
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(entry_cxt);
 		}
 		marked = palloc0(sizeof(bool) * Max(m, 1));
 		if (m > 0)
@@ -653,9 +665,12 @@ apply_batch(uint64 commit)
 			apply_cur_index = applied + 1 + i;
 			if (kind == RAFT_ENTRY_NORMAL && !isnull && !marked[i])
 			{
+				MemoryContext old = MemoryContextSwitchTo(entry_cxt);
 				bytea	   *b = DatumGetByteaPP(d);
 
 				apply_entry(apply_cur_index, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(entry_cxt);
 			}
 		}
 		last = applied + m;
@@ -842,6 +857,10 @@ raftable_apply_main(Datum arg)
 	raftable_applying = true;
 	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/* whatever the server's defaults for sessions are */
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET,
+					PGC_S_OVERRIDE);
 	/* what row values are read under: changeset.h's fixed settings */
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_SESSION);
 	SetConfigOption("DateStyle", "ISO, YMD", PGC_SUSET, PGC_S_SESSION);

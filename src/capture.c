@@ -47,6 +47,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "changeset.h"
 #include "commands/trigger.h"
@@ -334,16 +335,24 @@ capture_replicate(Oid relid, const char *ddl)
 	Relation	rel = table_open(relid, NoLock);	/* caller holds a lock */
 	TableScanDesc scan;
 	HeapTuple	tup;
+	Snapshot	snap;
 
 	capture_table_op(CS_REPLICATE, rel, ddl);
 	capture_new_tables = true;
-	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+
+	/*
+	 * Every row committed before the caller's lock, and ours: a snapshot
+	 * taken now, not the statement's, which may predate the lock.
+	 */
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		CHECK_FOR_INTERRUPTS();
 		capture_row(CS_INSERT, rel, NULL, tup);
 	}
 	table_endscan(scan);
+	UnregisterSnapshot(snap);
 	table_close(rel, NoLock);
 }
 
@@ -356,12 +365,34 @@ capture_unreplicate(Oid relid)
 	table_close(rel, NoLock);
 }
 
+/*
+ * The schemas this session resolves names in, as a search_path another
+ * session can use: "$user" means the apply worker's role elsewhere.
+ */
+static char *
+capture_search_path(void)
+{
+	List	   *path = fetch_search_path(false);
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, path)
+	{
+		char	   *name = get_namespace_name(lfirst_oid(lc));
+
+		if (name)
+			appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", quote_identifier(name));
+	}
+	return buf.len ? buf.data : "pg_catalog";
+}
+
 void
 capture_ddl(const char *sql)
 {
 	capture_start();
 	pq_sendbyte(capture_buf, CS_DDL);
-	cs_put_string(capture_buf, GetConfigOption("search_path", false, false));
+	cs_put_string(capture_buf, capture_search_path());
 	cs_put_string(capture_buf, GetConfigOption("DateStyle", false, false));
 	cs_put_string(capture_buf, GetConfigOption("IntervalStyle", false, false));
 	cs_put_string(capture_buf, GetConfigOption("TimeZone", false, false));
@@ -375,14 +406,16 @@ capture_ddl(const char *sql)
 
 /*
  * Writes go to the leader, and only once it has applied every entry of
- * earlier terms (the first entry of its own term): before that, its tables
- * may lack committed rows, and a write could conflict with what apply is
- * about to do.
+ * earlier terms (the first entry of its own term), and every entry of a
+ * transaction of this term that gave up on knowing its outcome (40003):
+ * before that, its tables may lack rows the log holds, and a write could
+ * commit here ahead of an earlier entry touching the same rows.
  */
 void
 capture_require_writable(void)
 {
 	TimestampTz start = GetCurrentTimestamp();
+	uint64		need;
 
 	for (;;)
 	{
@@ -397,7 +430,18 @@ capture_require_writable(void)
 		if (st->role != RAFT_LEADER)
 			raftable_error_not_leader(ERRCODE_READ_ONLY_SQL_TRANSACTION,
 									  "cannot write to a replicated table on a node that is not the raftable leader");
-		if (st->applied_index >= st->term_start_index)
+		if (IsolationIsSerializable())
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("SERIALIZABLE transactions cannot write to replicated tables"),
+					 errdetail("raftable commits a transaction through its log before PostgreSQL's serializable check, which could then fail a transaction the log already holds."),
+					 errhint("Use REPEATABLE READ or READ COMMITTED for transactions that write replicated tables.")));
+		LWLockAcquire(raftable_shared->proposal_lock, LW_SHARED);
+		need = raftable_shared->abandoned_term == st->term ?
+			Max(st->term_start_index, raftable_shared->abandoned_index) :
+			st->term_start_index;
+		LWLockRelease(raftable_shared->proposal_lock);
+		if (st->applied_index >= need)
 		{
 			pfree(st);
 			break;
@@ -406,7 +450,9 @@ capture_require_writable(void)
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), raftable_write_timeout))
 			ereport(ERROR,
 					(errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
-					 errmsg("the raftable leader has not applied the log of earlier terms yet"),
+					 errmsg("the raftable leader has not applied earlier entries yet"),
+					 errdetail("Writes wait until this leader has applied log index %llu (entries of earlier terms, or of a transaction whose outcome was unknown).",
+							   (unsigned long long) need),
 					 errhint("Retry shortly; check raftable.status for apply errors.")));
 		ConditionVariableTimedSleep(&raftable_shared->status_cv, 100, PG_WAIT_EXTENSION);
 	}
@@ -460,7 +506,21 @@ capture_release_slot(void)
 		return;
 	LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
 	if (capture_slot->generation == capture_slot_gen)
-		capture_slot->state = RAFTABLE_PROP_FREE;
+	{
+		/*
+		 * Giving up on an entry that may still commit: later writes must
+		 * wait until it is applied (capture_require_writable).  One being
+		 * appended right now is the worker's to record.
+		 */
+		if (capture_slot->state == RAFTABLE_PROP_CLAIMED)
+			capture_slot->state = RAFTABLE_PROP_ABANDONED;
+		else
+		{
+			if (capture_slot->state == RAFTABLE_PROP_APPENDED)
+				raftable_abandoned(capture_slot->index, capture_slot->term);
+			capture_slot->state = RAFTABLE_PROP_FREE;
+		}
+	}
 	LWLockRelease(sh->proposal_lock);
 	capture_slot = NULL;
 	ConditionVariableBroadcast(&sh->proposal_cv);
@@ -508,6 +568,19 @@ capture_slot_wait(int from, TimestampTz start, int *rc, uint64 *index, uint64 *t
 			return -1;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 left, PG_WAIT_EXTENSION);
+
+		/*
+		 * A cancel (or statement_timeout) cannot undo an entry the log may
+		 * commit: as synchronous replication does, say so and wait on, for
+		 * raftable.write_timeout at most.  Termination still ends it.
+		 */
+		if (QueryCancelPending)
+		{
+			QueryCancelPending = false;
+			ereport(WARNING,
+					(errmsg("canceling the wait for the raftable log is not possible"),
+					 errdetail("The transaction's fate is being decided by the log; waiting for it, for raftable.write_timeout at most.")));
+		}
 		CHECK_FOR_INTERRUPTS();
 	}
 }
@@ -566,6 +639,8 @@ capture_propose(const char *data, int len, uint64 *index, uint64 *term)
 	PG_TRY();
 	{
 		state = capture_slot_wait(RAFTABLE_PROP_PENDING, start, &rc, index, term);
+		if (state == RAFTABLE_PROP_CLAIMED)
+			state = capture_slot_wait(RAFTABLE_PROP_CLAIMED, start, &rc, index, term);
 	}
 	PG_FINALLY();
 	{
@@ -575,10 +650,26 @@ capture_propose(const char *data, int len, uint64 *index, uint64 *term)
 	PG_END_TRY();
 
 	if (state == -1)
+	{
+		/* not taken yet: withdraw it, and nothing happened */
+		LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
+		if (capture_slot->generation == capture_slot_gen &&
+			capture_slot->state == RAFTABLE_PROP_PENDING)
+		{
+			capture_slot->state = RAFTABLE_PROP_FREE;
+			capture_slot = NULL;
+		}
+		LWLockRelease(sh->proposal_lock);
+		if (capture_slot == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
+					 errmsg("the raftable worker did not take the transaction's changes in time"),
+					 errdetail("Nothing was written: they waited raftable.write_timeout.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
 				 errmsg("outcome of the transaction is unknown"),
-				 errdetail("The raftable worker did not take the change set within raftable.write_timeout.")));
+				 errdetail("The raftable worker did not append the change set within raftable.write_timeout.")));
+	}
 	if (state == RAFTABLE_PROP_REFUSED &&
 		(rc == RAFT_ENOTLEADER || rc == RAFT_ENOLEADER || rc == RAFT_ETRANSFER))
 		raftable_error_not_leader(ERRCODE_READ_ONLY_SQL_TRANSACTION,
@@ -712,7 +803,9 @@ capture_mark(uint64 index)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(index)};
+	RaftableSavedUser saved;
 
+	raftable_become_superuser(&saved);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -734,6 +827,7 @@ capture_mark(uint64 index)
 		elog(ERROR, "could not record the log index of replicate_table");
 	SPI_finish();
 	PopActiveSnapshot();
+	raftable_restore_user(&saved);
 }
 
 /* PRE_COMMIT: the change set becomes one entry, committed before we are */

@@ -26,6 +26,7 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/table.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
@@ -74,10 +75,12 @@ raftable_table_is_replicated(Oid relid)
 	Oid			types[1] = {OIDOID};
 	Datum		values[1] = {ObjectIdGetDatum(relid)};
 	bool		found;
+	RaftableSavedUser saved;
 
 	if (!OidIsValid(relid) || creating_extension ||
 		!OidIsValid(get_extension_oid("raftable", true)))
 		return false;
+	raftable_become_superuser(&saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* not read-only: what this transaction replicated so far counts */
@@ -86,6 +89,7 @@ raftable_table_is_replicated(Oid relid)
 		elog(ERROR, "could not read raftable.replicated");
 	found = SPI_processed > 0;
 	SPI_finish();
+	raftable_restore_user(&saved);
 	return found;
 }
 
@@ -113,11 +117,31 @@ ddl_check_table(Oid relid, bool want_replicated)
 						"table \"%s\" is already replicated",
 						RelationGetRelationName(rel))));
 	if (!want_replicated && !OidIsValid(RelationGetPrimaryKeyIndex(rel)))
+	{
+		/* the relcache knows only a primary key that is not deferrable */
+		List	   *indexes = RelationGetIndexList(rel);
+		ListCell   *lc;
+
+		foreach(lc, indexes)
+		{
+			Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
+			bool		primary = idx->rd_index->indisprimary;
+
+			index_close(idx, AccessShareLock);
+			if (primary)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("table \"%s\" has a deferrable primary key",
+								RelationGetRelationName(rel)),
+						 errdetail("Its rows may share a key within a statement, which apply by key cannot follow."),
+						 errhint("Make the primary key NOT DEFERRABLE.")));
+		}
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
 				 errmsg("table \"%s\" has no primary key", RelationGetRelationName(rel)),
 				 errdetail("raftable applies changes by primary key."),
 				 errhint("Add a primary key, then replicate the table.")));
+	}
 	table_close(rel, NoLock);
 	return relid;
 }
@@ -156,8 +180,10 @@ raftable_replicate_table(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
 	char	   *ddl;
+	RaftableSavedUser saved;
 
 	ddl_check_table(relid, false);
+	raftable_become_superuser(&saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ddl_check_foreign_keys(relid);
@@ -168,6 +194,7 @@ raftable_replicate_table(PG_FUNCTION_ARGS)
 	capture_replicate(relid, ddl);
 	ddl_spi("SELECT raftable._attach($1)", relid, SPI_OK_SELECT);
 	SPI_finish();
+	raftable_restore_user(&saved);
 	PG_RETURN_VOID();
 }
 
@@ -175,14 +202,17 @@ Datum
 raftable_unreplicate_table(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
+	RaftableSavedUser saved;
 
 	ddl_check_table(relid, true);
 	capture_require_writable();
 	capture_unreplicate(relid);
+	raftable_become_superuser(&saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ddl_spi("SELECT raftable._detach($1)", relid, SPI_OK_SELECT);
 	SPI_finish();
+	raftable_restore_user(&saved);
 	PG_RETURN_VOID();
 }
 
@@ -404,6 +434,55 @@ ddl_target(Node *stmt, const char **refuse)
 	return raftable_table_is_replicated(relid) ? relid : InvalidOid;
 }
 
+/*
+ * raftable's triggers on a replicated table are what captures and guards
+ * its writes: dropping, renaming or replacing one would silently stop
+ * replication on this node.  unreplicate_table takes the table out of
+ * raftable.replicated first, and may then drop them.
+ */
+static void
+ddl_refuse_trigger(RangeVar *rv, const char *trigname)
+{
+	Oid			relid;
+
+	if (trigname == NULL || strncmp(trigname, "raftable_", 9) != 0 || rv == NULL)
+		return;
+	relid = RangeVarGetRelid(rv, NoLock, true);
+	if (raftable_table_is_replicated(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot change trigger \"%s\" of replicated table \"%s\"",
+						trigname, get_rel_name(relid)),
+				 errdetail("raftable's triggers carry the table's writes to the other nodes."),
+				 errhint("Unreplicate the table first.")));
+}
+
+static void
+ddl_check_raftable_triggers(Node *stmt)
+{
+	if (IsA(stmt, DropStmt) && ((DropStmt *) stmt)->removeType == OBJECT_TRIGGER)
+	{
+		ListCell   *lc;
+
+		/* each object is the table's name list with the trigger's last */
+		foreach(lc, ((DropStmt *) stmt)->objects)
+		{
+			List	   *names = lfirst(lc);
+
+			if (list_length(names) < 2)
+				continue;
+			ddl_refuse_trigger(makeRangeVarFromNameList(list_truncate(list_copy(names),
+																	  list_length(names) - 1)),
+							   strVal(llast(names)));
+		}
+	}
+	else if (IsA(stmt, RenameStmt) && ((RenameStmt *) stmt)->renameType == OBJECT_TRIGGER)
+		ddl_refuse_trigger(((RenameStmt *) stmt)->relation, ((RenameStmt *) stmt)->subname);
+	else if (IsA(stmt, CreateTrigStmt) && ((CreateTrigStmt *) stmt)->replace)
+		ddl_refuse_trigger(((CreateTrigStmt *) stmt)->relation,
+						   ((CreateTrigStmt *) stmt)->trigname);
+}
+
 static void
 ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			ProcessUtilityContext context, ParamListInfo params,
@@ -414,6 +493,9 @@ ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	Oid			relid = InvalidOid;
 	const char *refuse = NULL;
 
+	if (!raftable_applying && IsTransactionState() &&
+		(IsA(stmt, DropStmt) || IsA(stmt, RenameStmt) || IsA(stmt, CreateTrigStmt)))
+		ddl_check_raftable_triggers(stmt);
 	if (!raftable_applying && IsTransactionState() &&
 		(IsA(stmt, AlterTableStmt) || IsA(stmt, IndexStmt) || IsA(stmt, DropStmt) ||
 		 IsA(stmt, RenameStmt) || IsA(stmt, AlterObjectSchemaStmt)))

@@ -16,6 +16,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_authid.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
@@ -178,6 +179,21 @@ _PG_init(void)
 	raftable_register_bgworker("raftable_apply_main", "raftable apply worker");
 	raftable_capture_init();
 	raftable_ddl_init();
+}
+
+void
+raftable_become_superuser(RaftableSavedUser *saved)
+{
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   saved->sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+void
+raftable_restore_user(const RaftableSavedUser *saved)
+{
+	SetUserIdAndSecContext(saved->userid, saved->sec_context);
 }
 
 /*

@@ -55,6 +55,21 @@ extern int	raftable_write_timeout; /* ms */
 
 extern void raftable_check_preloaded(void);
 
+/*
+ * raftable's own tables are revoked from PUBLIC: the statements it runs on
+ * them for a user (marks, the set of replicated tables, definitions) run
+ * as the bootstrap superuser, in a security-restricted context.  An error
+ * in between needs no cleanup: transaction abort restores the user.
+ */
+typedef struct RaftableSavedUser
+{
+	Oid			userid;
+	int			sec_context;
+} RaftableSavedUser;
+
+extern void raftable_become_superuser(RaftableSavedUser *saved);
+extern void raftable_restore_user(const RaftableSavedUser *saved);
+
 typedef enum RaftableReadConsistency
 {
 	RAFTABLE_READ_STRONG,
@@ -172,6 +187,8 @@ typedef enum RaftableProposalState
 {
 	RAFTABLE_PROP_FREE = 0,
 	RAFTABLE_PROP_PENDING,		/* waiting for the worker to append it */
+	RAFTABLE_PROP_CLAIMED,		/* the worker is appending it */
+	RAFTABLE_PROP_ABANDONED,	/* the backend gave up while CLAIMED */
 	RAFTABLE_PROP_REFUSED,		/* not appended: rc says why */
 	RAFTABLE_PROP_APPENDED,		/* appended at (index, term); waiting */
 	RAFTABLE_PROP_COMMITTED,	/* committed */
@@ -267,6 +284,15 @@ typedef struct RaftableShared
 	uint64		proposal_generation;
 	RaftableProposal proposals[RAFTABLE_MAX_PROPOSALS];
 
+	/*
+	 * The last entry of this leader's term whose transaction gave up
+	 * (40003) before knowing its fate: the entry may still commit, and
+	 * then no later write may commit here before it is applied, or the
+	 * two would reach the tables out of log order (capture.c's guard).
+	 */
+	uint64		abandoned_index;
+	uint64		abandoned_term;
+
 	/* inbox: peer messages from _deliver, framed as u32 length + bytes */
 	LWLock	   *inbox_lock;
 	uint64		inbox_head;		/* bytes ever written */
@@ -285,6 +311,7 @@ extern void raftable_wake_worker(void);
 extern void raftable_wake_apply(void);
 extern RaftableStatus *raftable_status_copy(bool with_members);
 extern bool raftable_is_member(uint64 id);
+extern void raftable_abandoned(uint64 index, uint64 term);
 extern void raftable_error_not_leader(int sqlstate, const char *msg) pg_attribute_noreturn();
 
 /* ---------- the worker (worker.c) ---------- */

@@ -115,6 +115,23 @@ raftable_status_copy(bool with_members)
 	return st;
 }
 
+/*
+ * Record an entry whose transaction gave up before knowing its fate; the
+ * caller holds proposal_lock exclusively.
+ */
+void
+raftable_abandoned(uint64 index, uint64 term)
+{
+	RaftableShared *sh = raftable_shared;
+
+	if (term > sh->abandoned_term ||
+		(term == sh->abandoned_term && index > sh->abandoned_index))
+	{
+		sh->abandoned_term = term;
+		sh->abandoned_index = index;
+	}
+}
+
 /* is id a member of the configuration the worker last published? */
 bool
 raftable_is_member(uint64 id)

@@ -434,9 +434,15 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		pgstat_report_activity(STATE_IDLE, NULL);
+		PQclear(marks);
+		PQclear(tables);
+		PQclear(seqs);
 	}
 	PG_CATCH();
 	{
+		if (snapshot_buf)
+			PQfreemem(snapshot_buf);
+		snapshot_buf = NULL;
 		PQfinish(conn);
 		snapshot_conn = NULL;
 		PG_RE_THROW();

@@ -215,7 +215,8 @@ worker_want_snapshot(const raft_snapshot_meta *meta, uint64 from)
 	memcpy(worker_snap_meta, meta, sizeof(raft_snapshot_meta));
 	worker_snap_pending = true;
 	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
-	req->generation = req->done_generation + 1;
+	/* never the number of an answer still on its way from an older ask */
+	req->generation = Max(req->generation, req->done_generation) + 1;
 	req->min_index = meta->index;
 	req->source_id = from;
 	strlcpy(req->conninfo, conninfo, sizeof(req->conninfo));
@@ -232,17 +233,20 @@ worker_check_snapshot(void)
 	RaftableSnapshotRequest *req = &raftable_shared->snapshot_req;
 	bool		done;
 	bool		ok;
+	uint64		installed;
 
 	if (!worker_snap_pending)
 		return;
 	LWLockAcquire(raftable_shared->lock, LW_SHARED);
 	done = req->done_generation == req->generation;
 	ok = req->ok;
+	installed = req->installed_index;
 	LWLockRelease(raftable_shared->lock);
 	if (!done)
 		return;
 	worker_snap_pending = false;
-	if (ok)
+	/* the tables must stand at least where the snapshot's log resumes */
+	if (ok && installed >= worker_snap_meta->index)
 		raft_snapshot_installed(worker_raft, worker_snap_meta);
 }
 
@@ -696,13 +700,18 @@ worker_handle_proposals(void)
 
 		if (p->state != RAFTABLE_PROP_PENDING)	/* unlocked peek */
 			continue;
-		LWLockAcquire(sh->proposal_lock, LW_SHARED);
+		/* claimed: from now on the backend cannot withdraw it */
+		LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
 		gen = p->generation;
 		len = p->len;
 		handle = p->handle;
 		rc = p->state == RAFTABLE_PROP_PENDING ? RAFT_OK : RAFT_EINVAL;
-		if (rc == RAFT_OK && handle == DSM_HANDLE_INVALID)
-			memcpy(data, p->data, len);
+		if (rc == RAFT_OK)
+		{
+			p->state = RAFTABLE_PROP_CLAIMED;
+			if (handle == DSM_HANDLE_INVALID)
+				memcpy(data, p->data, len);
+		}
 		LWLockRelease(sh->proposal_lock);
 		if (rc != RAFT_OK)
 			continue;
@@ -721,7 +730,7 @@ worker_handle_proposals(void)
 		if (seg)
 			dsm_detach(seg);
 		LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
-		if (p->state == RAFTABLE_PROP_PENDING && p->generation == gen)
+		if (p->generation == gen && p->state == RAFTABLE_PROP_CLAIMED)
 		{
 			p->rc = rc;
 			p->index = index;
@@ -729,7 +738,14 @@ worker_handle_proposals(void)
 			p->state = rc == RAFT_OK ? RAFTABLE_PROP_APPENDED : RAFTABLE_PROP_REFUSED;
 			SetLatch(p->latch);
 		}
+		else if (p->generation == gen && p->state == RAFTABLE_PROP_ABANDONED)
+		{
+			if (rc == RAFT_OK)
+				raftable_abandoned(index, term);
+			p->state = RAFTABLE_PROP_FREE;
+		}
 		LWLockRelease(sh->proposal_lock);
+		ConditionVariableBroadcast(&sh->proposal_cv);
 		worker_settle_needed = true;
 	}
 }
@@ -765,7 +781,8 @@ worker_settle_proposals(bool exiting)
 	{
 		RaftableProposal *p = &sh->proposals[i];
 
-		if (p->state == RAFTABLE_PROP_PENDING && exiting)
+		if ((p->state == RAFTABLE_PROP_PENDING || p->state == RAFTABLE_PROP_CLAIMED) &&
+			exiting)
 		{
 			p->rc = RAFT_ELEADERLOST;
 			p->state = RAFTABLE_PROP_REFUSED;
@@ -881,6 +898,10 @@ raftable_worker_main(Datum arg)
 
 	/* "persisted" must mean flushed: the Raft log is in these tables */
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	/* whatever the server's defaults for sessions are */
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET,
+					PGC_S_OVERRIDE);
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "raftable worker",
 									   ALLOCSET_DEFAULT_SIZES);

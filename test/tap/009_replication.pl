@@ -798,6 +798,36 @@ ok(wait_applied(\@nodes, $leader), 'typed: every node applied the writes');
 }
 
 # ---------------------------------------------------------------------------
+# ordinary roles, SERIALIZABLE, deferrable keys
+# ---------------------------------------------------------------------------
+
+{
+	sql($leader, q{
+CREATE ROLE writer LOGIN;
+CREATE TABLE shared (id int PRIMARY KEY, v text);
+SELECT raftable.replicate_table('shared');
+GRANT SELECT, INSERT, UPDATE, DELETE ON shared TO writer;
+GRANT CREATE ON SCHEMA public TO writer;
+});
+	my $as_writer = sub { return $leader->psql('postgres', $_[0], extra_params => [ '-U', 'writer', '-v', 'ON_ERROR_STOP=1' ]) };
+	is($as_writer->(q{INSERT INTO shared VALUES (1, 'by writer'); UPDATE shared SET v = v || '!' WHERE id = 1}),
+		0, 'a role with table rights, not superuser, writes to a replicated table');
+	check_table('shared', 'written by an ordinary role', q{SELECT v FROM shared WHERE id = 1} => 'by writer!');
+	is($as_writer->(q{CREATE TABLE mine (id int PRIMARY KEY); CREATE INDEX ON mine (id); DROP TABLE mine}),
+		0, 'an ordinary role runs DDL on its own tables');
+
+	my $e = sql_error($leader, q{BEGIN ISOLATION LEVEL SERIALIZABLE; INSERT INTO shared VALUES (2, 'ser'); COMMIT});
+	is($e->{sqlstate}, '0A000', 'a SERIALIZABLE write to a replicated table: 0A000') or diag($e->{stderr});
+	is(sql($leader, q{BEGIN ISOLATION LEVEL REPEATABLE READ; INSERT INTO shared VALUES (3, 'rr'); COMMIT;
+					  SELECT count(*) FROM shared WHERE id = 3}), '1', 'a REPEATABLE READ write works');
+
+	sql($leader, q{CREATE TABLE defer (id int PRIMARY KEY DEFERRABLE)});
+	$e = sql_error($leader, q{SELECT raftable.replicate_table('defer')});
+	is($e->{sqlstate}, '0A000', 'a table with a deferrable primary key is refused: 0A000') or diag($e->{stderr});
+	check_table('shared', 'after the refusals', q{SELECT count(*) FROM shared} => '2');
+}
+
+# ---------------------------------------------------------------------------
 # an apply error stops apply visibly, and apply resumes once it is fixed
 # ---------------------------------------------------------------------------
 
@@ -808,12 +838,18 @@ SELECT raftable.replicate_table('clash');
 });
 	check_table('clash', 'clash replicated', q{SELECT count(*) FROM clash} => '0');
 
-	# A superuser can still break a follower's copy by hand: without
-	# raftable's triggers, a local row takes the key the leader is about to
-	# use.
+	# raftable refuses to drop its triggers on a replicated table ...
 	my $f = $followers[0];
-	sql($f, q{DROP TRIGGER raftable_guard ON clash; DROP TRIGGER raftable_capture ON clash;
-			 INSERT INTO clash VALUES (1, 'local')});
+	my $e = sql_error($f, q{DROP TRIGGER raftable_capture ON clash});
+	is($e->{sqlstate}, '0A000', 'DROP TRIGGER raftable_capture on a replicated table: 0A000')
+	  or diag($e->{stderr});
+	$e = sql_error($leader, q{ALTER TRIGGER raftable_guard ON clash RENAME TO other_name});
+	is($e->{sqlstate}, '0A000', 'renaming raftable_guard: 0A000') or diag($e->{stderr});
+
+	# ... but a superuser can still break a follower's copy on purpose,
+	# through raftable's internal _detach: without raftable's triggers, a
+	# local row takes the key the leader is about to use.
+	sql($f, q{SELECT raftable._detach('clash'); INSERT INTO clash VALUES (1, 'local')});
 	sql($leader, q{INSERT INTO clash VALUES (1, 'leader')});
 	my $ci = status_of($leader)->{commit_index};
 	my $err;
@@ -834,6 +870,7 @@ SELECT raftable.replicate_table('clash');
 	ok(wait_applied(\@nodes, $leader), $f->name . ' applies again once the cause is gone');
 	is(status_of($f)->{apply_error}, undef, 'the apply error is cleared');
 	is(sql($f, q{SELECT v FROM clash WHERE id = 1}), 'leader', "the leader's row is there");
+	sql($f, q{SELECT raftable._attach('clash')});
 	sql($leader, q{DROP TABLE clash});
 	ok(wait_applied(\@nodes, $leader), 'clash dropped everywhere');
 }
