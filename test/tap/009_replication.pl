@@ -59,34 +59,6 @@ my @followers = grep { $_ != $leader } @nodes;
 # helpers
 # ---------------------------------------------------------------------------
 
-# wait_applied(\@nodes, $leader): every node of @nodes has applied what the
-# leader had committed when this was called.  Returns true on success.
-sub wait_applied
-{
-	my ($nodes, $l) = @_;
-	my $ci = status_of($l)->{commit_index};
-	my $last = '';
-	my $ok = wait_for(
-		sub {
-			my @st = map { status_of($_) } @$nodes;
-			$last = join(', ',
-				map { $nodes->[$_]->name . ': applied ' . $st[$_]{applied_index}
-					  . (defined $st[$_]{apply_error} ? " error: $st[$_]{apply_error}" : '') }
-				  0 .. $#st);
-			return !grep { $_->{applied_index} < $ci } @st;
-		},
-		"every node applies up to index $ci",
-		timeout => 60);
-	diag("commit index $ci; $last") unless $ok;
-	return defined $ok;
-}
-
-sub checksum
-{
-	my ($node, $tbl) = @_;
-	return sql($node, "SELECT raftable.table_checksum('$tbl')");
-}
-
 # check_table($tbl, $what, $query => $expected, ...): once every node has
 # applied the leader's commit index, $tbl's checksum is the same on every
 # node, and each query gives the expected value on every node.

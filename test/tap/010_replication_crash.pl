@@ -62,12 +62,6 @@ sub wait_all_applied
 	return defined $ok;
 }
 
-sub checksum
-{
-	my ($node, $tbl) = @_;
-	return sql($node, "SELECT raftable.table_checksum('$tbl')");
-}
-
 # the same checksum of $tbl on every node of @$nodes
 sub checksums_equal
 {

@@ -63,34 +63,6 @@ my $leader_id = sql($leader, 'SELECT node_id FROM raftable.status');
 # helpers
 # ---------------------------------------------------------------------------
 
-# wait_applied(\@nodes): every node of @nodes has applied what the leader
-# had committed when this was called.
-sub wait_applied
-{
-	my ($nodes, %opts) = @_;
-	my $ci = status_of($leader)->{commit_index};
-	my $last = '';
-	my $ok = wait_for(
-		sub {
-			my @st = map { status_of($_) } @$nodes;
-			$last = join(', ',
-				map { $nodes->[$_]->name . ': applied ' . $st[$_]{applied_index}
-					  . (defined $st[$_]{apply_error} ? " error: $st[$_]{apply_error}" : '') }
-				  0 .. $#st);
-			return !grep { $_->{applied_index} < $ci } @st;
-		},
-		"every node applies up to index $ci",
-		timeout => $opts{timeout} // 60);
-	diag("commit index $ci; $last") unless $ok;
-	return defined $ok;
-}
-
-sub checksum
-{
-	my ($node, $tbl) = @_;
-	return sql($node, "SELECT raftable.table_checksum('$tbl')");
-}
-
 # on_all($query, @nodes): "name=result, ..."
 sub on_all
 {
@@ -223,7 +195,7 @@ INSERT INTO trunc_me SELECT g, 't' || g FROM generate_series(1, 15) g;
 INSERT INTO to_drop SELECT g, 'd' || g FROM generate_series(1, 5) g;
 INSERT INTO to_unrep SELECT g, 'u' || g FROM generate_series(1, 5) g;
 });
-ok(wait_applied(\@nodes), 'the tables are replicated and applied everywhere');
+ok(wait_applied(\@nodes, $leader), 'the tables are replicated and applied everywhere');
 checksums_equal('setup');
 
 # ---------------------------------------------------------------------------
@@ -265,11 +237,11 @@ DROP TABLE to_drop;
 my $si = compact_past($away_applied, 'the leader compacts its log past the stopped follower');
 ok(defined $si, "the leader's snapshot_index (" . ($si // 'none')
 	  . ") passed the stopped follower's applied index ($away_applied)");
-ok(wait_applied(\@present), 'the two running nodes applied everything');
+ok(wait_applied(\@present, $leader), 'the two running nodes applied everything');
 my %leader_max = map { $_ => sql($leader, "SELECT max(id) FROM $_") } qw(ser ident late);
 
 $away->start;
-ok(wait_applied(\@nodes), $away->name . ' restarted: it applies up to the leader\'s commit index');
+ok(wait_applied(\@nodes, $leader), $away->name . ' restarted: it applies up to the leader\'s commit index');
 my $p = progress_of($away);
 ok($p, $away->name . ': raftable.snapshot_progress has a row');
 $p //= {};
@@ -351,7 +323,7 @@ INSERT INTO ident (v) VALUES (7);
 UPDATE late SET v = v || '!' WHERE id <= 5;
 DELETE FROM trunc_me;
 });
-ok(wait_applied(\@nodes), 'writes after the snapshot are applied everywhere');
+ok(wait_applied(\@nodes, $leader), 'writes after the snapshot are applied everywhere');
 checksums_equal('writes after the snapshot');
 is(on_all(q{SELECT count(*) FROM raftable.status WHERE apply_error IS NULL}), same_on_all(1), 'no apply error on any node');
 is(sql($away, q{SELECT v || ':' || doubled FROM ident WHERE id = (SELECT max(id) FROM ident)}), '7:14',
@@ -367,7 +339,7 @@ load('big', 1, $big_n);
 my $load_idx = status_of($leader)->{commit_index};
 ok(defined compact_past($load_idx, 'the leader compacts the log past the load'),
 	'the log is compacted past the 250,000 rows');
-ok(wait_applied(\@nodes), "the $big_n rows are applied on the three members");
+ok(wait_applied(\@nodes, $leader), "the $big_n rows are applied on the three members");
 note(sprintf('loaded at %.1f s', time - $t_start));
 
 # the writer: one INSERT per transaction, "ack N" once its COMMIT returned,
@@ -483,7 +455,7 @@ note(sprintf('writer: %d commits, %d of them during the snapshot; slowest commit
 cmp_ok($during, '>', 0, 'commits happened on the leader while the new node copied its snapshot');
 ok($max_ms < 1000 * $snap_secs / 2,
 	sprintf('no commit stalled: the slowest took %.1f ms, under half the snapshot\'s %.0f ms', $max_ms, $snap_secs * 1000));
-ok(wait_applied(\@nodes), 'the four nodes applied everything');
+ok(wait_applied(\@nodes, $leader), 'the four nodes applied everything');
 is(on_all('SELECT count(*) FROM stream'), same_on_all($nacked),
 	'every acknowledged row (and no other) is on every node');
 is(on_all(q{SELECT count(*) || ':' || min(id) || ':' || max(id) FROM stream}),
@@ -507,7 +479,7 @@ my $new_count = $big_n + 100_000;
 load('big', $big_n + 1, $new_count);
 ok(defined compact_past(status_of($leader)->{commit_index}, 'the leader compacts past the new rows'),
 	'the log is compacted past the 100,000 new rows');
-ok(wait_applied(\@rest), 'the three running nodes applied the new rows');
+ok(wait_applied(\@rest, $leader), 'the three running nodes applied the new rows');
 
 $victim->start;
 my $vp = poller($victim);
@@ -570,7 +542,7 @@ note(sprintf('%s: count(*) of big seen after the restart: %s; the slowest read t
 		  . '(a read waits while the snapshot is installed)', $victim->name, $counts, $slowest_read * 1000));
 is(join(',', grep { $_ != $old_count && $_ != $new_count } keys %counts), '',
 	$victim->name . ": big always held $old_count or $new_count rows, never a part ($obs reads: $counts)");
-ok(wait_applied(\@nodes), 'every node applied the leader\'s commit index');
+ok(wait_applied(\@nodes, $leader), 'every node applied the leader\'s commit index');
 my $vpr = progress_of($victim) // {};
 is($vpr->{phase} . ':' . $vpr->{source_node_id}, "done:$leader_id", $victim->name . ': snapshot done, from the leader');
 note(sprintf('snapshot to %s after its crash, no writer: %d rows, %d bytes, %.3f s (finished_at - started_at)',

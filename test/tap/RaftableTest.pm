@@ -36,8 +36,8 @@ use Test::More;
 our @EXPORT = qw(
   make_nodes peer_conninfo form_cluster add_node node_id
   wait_for wait_for_leader wait_converged leader_of leaders
-  status_of nodes_of stats_of rows_of sql sql_error
-  kill9_node wait_pids_gone kill9_and_wait restart_node poller
+  status_of nodes_of stats_of rows_of sql sql_error checksum
+  wait_applied kill9_node wait_pids_gone kill9_and_wait restart_node poller
   $PASSWORD
 );
 
@@ -211,6 +211,36 @@ sub sql_error
 	$r{sqlstate} //= '';
 	$r{message}  //= $err;
 	return \%r;
+}
+
+# checksum($node, $table) -> raftable.table_checksum of the table there
+sub checksum
+{
+	my ($node, $tbl) = @_;
+	return sql($node, "SELECT raftable.table_checksum('$tbl')");
+}
+
+# wait_applied(\@nodes, $leader, timeout => s) -> true once every node of
+# @nodes has applied what $leader had committed when this was called
+# (diag()s each node's applied index and apply error otherwise).
+sub wait_applied
+{
+	my ($nodes, $l, %opts) = @_;
+	my $ci = status_of($l)->{commit_index};
+	my $last = '';
+	my $ok = wait_for(
+		sub {
+			my @st = map { status_of($_) } @$nodes;
+			$last = join(', ',
+				map { $nodes->[$_]->name . ': applied ' . $st[$_]{applied_index}
+					  . (defined $st[$_]{apply_error} ? " error: $st[$_]{apply_error}" : '') }
+				  0 .. $#st);
+			return !grep { $_->{applied_index} < $ci } @st;
+		},
+		"every node applies up to index $ci",
+		timeout => $opts{timeout} // 60);
+	diag("commit index $ci; $last") unless $ok;
+	return defined $ok;
 }
 
 # rows_of($node, $query) -> list of hashrefs (one per row, NULL -> undef)
