@@ -17,6 +17,9 @@
 #	                          SPEC.md beside streaming replication, in one run
 #	                          (BENCH_SECONDS per figure, default 20; installed
 #	                          extension; root or a non-root user)
+#	make bench-snapshot       test/bench/snapshot.sh: a new node copies a
+#	                          replicated table of SNAPSHOT_ROWS rows (default
+#	                          3,300,000, about 1.1 GB); times and checksums
 #	make failover-bench       test/tap/004_failover.pl with FAILOVER_RUNS=10
 #	                          (kill -9 of the leader, median and max failover)
 #	make core-check | sim SEEDS=N | sanitize | fuzz FUZZ_SECONDS=N
@@ -76,7 +79,7 @@ PG_TEST_ENV  = PATH="$(bindir):$$PATH"
 PGTAP_DB    ?= raftable_pgtap
 PROVE       ?= prove
 
-.PHONY: pgtap tap bench failover-bench
+.PHONY: pgtap tap bench bench-snapshot failover-bench
 
 pgtap:
 	$(PG_TEST_ENV) dropdb --if-exists $(PGTAP_DB)
@@ -101,6 +104,9 @@ tap:
 
 bench:
 	BENCH_SECONDS=$${BENCH_SECONDS:-20} $(PG_TEST_ENV) bash test/bench/bench.sh
+
+bench-snapshot:
+	$(PG_TEST_ENV) bash test/bench/snapshot.sh
 
 # kill -9 of the leader, FAILOVER_RUNS times (default 10): median and maximum
 # time until a new leader, printed by test/tap/004_failover.pl
