@@ -374,15 +374,6 @@ apply_row(const CsOp *op)
 
 /* ---------- ops other than rows ---------- */
 
-static void
-apply_sql(const char *sql, int nargs, Oid *types, Datum *values)
-{
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
-
-	if (rc < 0)
-		elog(ERROR, "\"%s\" failed: %s", sql, SPI_result_code_string(rc));
-}
-
 /* the statements of every batch: prepared on first use and kept */
 static SPIPlanPtr apply_state_plan;
 static SPIPlanPtr apply_log_plan;
@@ -410,16 +401,16 @@ apply_replicate(const CsOp *op, uint64 index)
 	Datum		values[2];
 	Oid			relid;
 
-	apply_sql(psprintf("DROP TABLE IF EXISTS %s", q), 0, NULL, NULL);
-	apply_sql(psprintf("CREATE SCHEMA IF NOT EXISTS %s",
+	raftable_spi(psprintf("DROP TABLE IF EXISTS %s", q), 0, NULL, NULL);
+	raftable_spi(psprintf("CREATE SCHEMA IF NOT EXISTS %s",
 					   quote_identifier(op->table->schema)), 0, NULL, NULL);
-	apply_sql(op->str1, 0, NULL, NULL);
+	raftable_spi(op->str1, 0, NULL, NULL);
 	relid = RangeVarGetRelid(makeRangeVar(op->table->schema, op->table->name, -1),
 							 NoLock, false);
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = Int64GetDatum(index);
-	apply_sql("SELECT raftable._attach($1)", 1, types, values);
-	apply_sql("UPDATE raftable.replicated SET since_index = $2 WHERE relid = $1",
+	raftable_spi("SELECT raftable._attach($1)", 1, types, values);
+	raftable_spi("UPDATE raftable.replicated SET since_index = $2 WHERE relid = $1",
 			  2, types, values);
 }
 
@@ -432,7 +423,7 @@ apply_unreplicate(const CsOp *op)
 	values[0] = ObjectIdGetDatum(RangeVarGetRelid(makeRangeVar(op->table->schema,
 															   op->table->name, -1),
 												  NoLock, false));
-	apply_sql("SELECT raftable._detach($1)", 1, types, values);
+	raftable_spi("SELECT raftable._detach($1)", 1, types, values);
 }
 
 /*
@@ -454,7 +445,7 @@ apply_ddl(const CsOp *op)
 	}
 	PG_TRY();
 	{
-		apply_sql(op->str2, 0, NULL, NULL);
+		raftable_spi(op->str2, 0, NULL, NULL);
 	}
 	PG_FINALLY();
 	{
@@ -547,7 +538,7 @@ apply_entry(uint64 index, const char *data, int len)
 		apply_cur_table = op.table;
 		if (truncate.len && op.type != CS_TRUNCATE)
 		{
-			apply_sql(truncate.data, 0, NULL, NULL);
+			raftable_spi(truncate.data, 0, NULL, NULL);
 			resetStringInfo(&truncate);
 		}
 		switch (op.type)
@@ -576,7 +567,7 @@ apply_entry(uint64 index, const char *data, int len)
 		}
 	}
 	if (truncate.len)
-		apply_sql(truncate.data, 0, NULL, NULL);
+		raftable_spi(truncate.data, 0, NULL, NULL);
 	apply_cur_table = NULL;
 }
 
@@ -747,8 +738,6 @@ apply_publish(uint64 applied, uint64 applied_now, const ErrorData *err)
 	sh->stats.entries_applied += applied_now;
 	if (err)
 	{
-		sh->apply.error_index = apply_cur_index;
-		sh->apply.error_at = GetCurrentTimestamp();
 		snprintf(sh->apply.error, sizeof(sh->apply.error), "%s%s%s",
 				 err->message ? err->message : "error",
 				 err->context ? " (" : "", err->context ? err->context : "");
@@ -756,10 +745,7 @@ apply_publish(uint64 applied, uint64 applied_now, const ErrorData *err)
 			strlcat(sh->apply.error, ")", sizeof(sh->apply.error));
 	}
 	else if (applied_now > 0)
-	{
-		sh->apply.error_index = 0;
 		sh->apply.error[0] = '\0';
-	}
 	LWLockRelease(sh->lock);
 	ConditionVariableBroadcast(&sh->status_cv);
 	if (applied_now > 0)
@@ -835,9 +821,7 @@ static void
 apply_on_exit(int code, Datum arg)
 {
 	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
-	raftable_shared->apply.running = false;
 	raftable_shared->apply.latch = NULL;
-	raftable_shared->apply.pid = 0;
 	LWLockRelease(raftable_shared->lock);
 }
 
@@ -857,10 +841,7 @@ raftable_apply_main(Datum arg)
 	raftable_applying = true;
 	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	/* whatever the server's defaults for sessions are */
-	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET,
-					PGC_S_OVERRIDE);
+	raftable_worker_session();
 	/* what row values are read under: changeset.h's fixed settings */
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_SESSION);
 	SetConfigOption("DateStyle", "ISO, YMD", PGC_SUSET, PGC_S_SESSION);
@@ -883,8 +864,6 @@ raftable_apply_main(Datum arg)
 	CacheRegisterRelcacheCallback(apply_invalidate, (Datum) 0);
 
 	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
-	raftable_shared->apply.running = true;
-	raftable_shared->apply.pid = MyProcPid;
 	raftable_shared->apply.latch = MyLatch;
 	LWLockRelease(raftable_shared->lock);
 	before_shmem_exit(apply_on_exit, (Datum) 0);

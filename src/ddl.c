@@ -52,19 +52,6 @@ PG_FUNCTION_INFO_V1(raftable_unreplicate_table);
 
 static ProcessUtility_hook_type ddl_prev_utility = NULL;
 
-/* run one statement through SPI, the caller connected */
-static void
-ddl_spi(const char *sql, Oid relid, int expect)
-{
-	Oid			types[1] = {OIDOID};
-	Datum		values[1] = {ObjectIdGetDatum(relid)};
-	int			rc = SPI_execute_with_args(sql, OidIsValid(relid) ? 1 : 0,
-										   types, values, NULL, false, 0);
-
-	if (rc != expect)
-		elog(ERROR, "raftable: \"%s\" failed: %s", sql, SPI_result_code_string(rc));
-}
-
 /*
  * Is relid a replicated table?  Only asked for DDL and by the functions
  * below, never on the write path.
@@ -179,6 +166,8 @@ Datum
 raftable_replicate_table(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
 	char	   *ddl;
 	RaftableSavedUser saved;
 
@@ -188,11 +177,11 @@ raftable_replicate_table(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	ddl_check_foreign_keys(relid);
 	capture_require_writable();
-	ddl_spi("SELECT raftable._table_ddl($1)", relid, SPI_OK_SELECT);
+	raftable_spi("SELECT raftable._table_ddl($1)", 1, types, values);
 	ddl = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	/* SPI_finish would free it: the change set copies it first */
 	capture_replicate(relid, ddl);
-	ddl_spi("SELECT raftable._attach($1)", relid, SPI_OK_SELECT);
+	raftable_spi("SELECT raftable._attach($1)", 1, types, values);
 	SPI_finish();
 	raftable_restore_user(&saved);
 	PG_RETURN_VOID();
@@ -202,6 +191,8 @@ Datum
 raftable_unreplicate_table(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
 	RaftableSavedUser saved;
 
 	ddl_check_table(relid, true);
@@ -210,7 +201,7 @@ raftable_unreplicate_table(PG_FUNCTION_ARGS)
 	raftable_become_superuser(&saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ddl_spi("SELECT raftable._detach($1)", relid, SPI_OK_SELECT);
+	raftable_spi("SELECT raftable._detach($1)", 1, types, values);
 	SPI_finish();
 	raftable_restore_user(&saved);
 	PG_RETURN_VOID();

@@ -17,6 +17,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_authid.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
@@ -179,6 +180,29 @@ _PG_init(void)
 	raftable_register_bgworker("raftable_apply_main", "raftable apply worker");
 	raftable_capture_init();
 	raftable_ddl_init();
+}
+
+/* run one statement through SPI (connected by the caller); ERROR if it fails */
+void
+raftable_spi(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	if (rc < 0)
+		elog(ERROR, "raftable: \"%s\" failed: %s", sql, SPI_result_code_string(rc));
+}
+
+/*
+ * What both workers' transactions need whatever the server's defaults for
+ * sessions are: they write, and read committed (apply reads the marks of
+ * writers it has just waited for).
+ */
+void
+raftable_worker_session(void)
+{
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET,
+					PGC_S_OVERRIDE);
 }
 
 void

@@ -68,6 +68,8 @@ typedef struct RaftableSavedUser
 } RaftableSavedUser;
 
 extern void raftable_become_superuser(RaftableSavedUser *saved);
+extern void raftable_spi(const char *sql, int nargs, Oid *types, Datum *values);
+extern void raftable_worker_session(void);
 extern void raftable_restore_user(const RaftableSavedUser *saved);
 
 typedef enum RaftableReadConsistency
@@ -219,16 +221,13 @@ typedef struct RaftableProposal
 /* what the apply worker publishes */
 typedef struct RaftableApplyStatus
 {
-	bool		running;
-	pid_t		pid;
 	Latch	   *latch;
 	uint64		applied_index;
 	uint64		durable_index;	/* applied, and flushed: what compaction
 								 * may rely on (apply commits
 								 * asynchronously) */
-	uint64		error_index;	/* entry that failed, 0: none */
-	TimestampTz error_at;
-	char		error[512];		/* its message, with the table */
+	char		error[512];		/* the last error, with its table and log
+								 * index; empty once apply succeeds again */
 } RaftableApplyStatus;
 
 /*

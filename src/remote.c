@@ -88,23 +88,15 @@ remote_connect_wait(PGconn *conn)
  */
 PGresult *
 remote_exec_wait(PGconn *conn, const char *sql, int nparams,
-			  const char *const *values, const int *lengths, const int *formats)
+				 const char *const *values, const int *lengths, const int *formats)
 {
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   REMOTE_WAIT_MS);
 	PGresult   *last = NULL;
-	PGresult   *res;
 
 	if (!PQsendQueryParams(conn, sql, nparams, NULL, values, lengths, formats, 0))
 		return NULL;
 	PG_TRY();
 	{
-		while (PQisBusy(conn))
-		{
-			if (!remote_wait_socket(conn, WL_SOCKET_READABLE, deadline) ||
-				!PQconsumeInput(conn))
-				break;
-		}
+		last = remote_collect(conn, REMOTE_WAIT_MS);
 	}
 	PG_CATCH();
 	{
@@ -112,8 +104,29 @@ remote_exec_wait(PGconn *conn, const char *sql, int nparams,
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	return last;					/* NULL: the caller finishes conn */
+}
+
+/*
+ * Wait for the query sent on conn to finish, with at most idle_ms of
+ * silence, and return its last result; NULL if the connection was lost or
+ * went silent.  Interrupts are served; conn is left to the caller.
+ */
+PGresult *
+remote_collect(PGconn *conn, int idle_ms)
+{
+	PGresult   *last = NULL;
+	PGresult   *res;
+
+	while (PQisBusy(conn))
+	{
+		if (!remote_wait_socket(conn, WL_SOCKET_READABLE,
+								TimestampTzPlusMilliseconds(GetCurrentTimestamp(), idle_ms)) ||
+			!PQconsumeInput(conn))
+			break;
+	}
 	if (PQisBusy(conn))
-		return NULL;			/* timed out or lost: the caller finishes conn */
+		return NULL;
 	while ((res = PQgetResult(conn)) != NULL)
 	{
 		PQclear(last);

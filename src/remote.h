@@ -20,6 +20,9 @@ extern PGresult *remote_exec_wait(PGconn *conn, const char *sql, int nparams,
 								  const char *const *values, const int *lengths,
 								  const int *formats);
 
+/* the last result of the query sent on conn; NULL after idle_ms of silence */
+extern PGresult *remote_collect(PGconn *conn, int idle_ms);
+
 /* as remote_exec_wait, but failure finishes conn and raises an ERROR */
 extern PGresult *remote_exec(PGconn *conn, const char *sql, int nparams,
 							 const char *const *values, const int *lengths,

@@ -243,23 +243,10 @@ static PGresult *
 snapshot_remote(PGconn *conn, const char *sql, int nparams, const char *const *values)
 {
 	PGresult   *res = NULL;
-	PGresult   *next;
 	ExecStatusType st;
 
 	if (PQsendQueryParams(conn, sql, nparams, NULL, values, NULL, NULL, 0))
-	{
-		while (PQisBusy(conn))
-			if (!remote_wait_socket(conn, WL_SOCKET_READABLE,
-									TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-																SNAPSHOT_IDLE_MS)) ||
-				!PQconsumeInput(conn))
-				break;
-		while (!PQisBusy(conn) && (next = PQgetResult(conn)) != NULL)
-		{
-			PQclear(res);
-			res = next;
-		}
-	}
+		res = remote_collect(conn, SNAPSHOT_IDLE_MS);
 	st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
 	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
@@ -273,15 +260,6 @@ snapshot_remote(PGconn *conn, const char *sql, int nparams, const char *const *v
 				 errdetail_internal("%s", msg)));
 	}
 	return res;
-}
-
-static void
-snapshot_spi(const char *sql, int nargs, Oid *types, Datum *values)
-{
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
-
-	if (rc < 0)
-		elog(ERROR, "\"%s\" failed: %s", sql, SPI_result_code_string(rc));
 }
 
 /*
@@ -356,7 +334,7 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 		 * was away, and goes; one it has but does not replicate was
 		 * unreplicated, and stays, with the rows it has here.
 		 */
-		snapshot_spi("SELECT n.nspname, c.relname FROM raftable.replicated r "
+		raftable_spi("SELECT n.nspname, c.relname FROM raftable.replicated r "
 					 "JOIN pg_catalog.pg_class c ON c.oid = r.relid "
 					 "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace",
 					 0, NULL, NULL);
@@ -364,7 +342,7 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 			SPITupleTable *ours = SPI_tuptable;
 			uint64		nours = SPI_processed;
 
-			snapshot_spi("SELECT raftable._detach(relid::regclass) FROM raftable.replicated",
+			raftable_spi("SELECT raftable._detach(relid::regclass) FROM raftable.replicated",
 						 0, NULL, NULL);
 			for (uint64 i = 0; i < nours; i++)
 			{
@@ -374,12 +352,12 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 
 				res = snapshot_remote(conn, "SELECT pg_catalog.to_regclass($1) IS NULL", 1, qp);
 				if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
-					snapshot_spi(psprintf("DROP TABLE IF EXISTS %s", q), 0, NULL, NULL);
+					raftable_spi(psprintf("DROP TABLE IF EXISTS %s", q), 0, NULL, NULL);
 				PQclear(res);
 			}
 		}
 		for (int i = PQntuples(tables) - 1; i >= 0; i--)
-			snapshot_spi(psprintf("DROP TABLE IF EXISTS %s",
+			raftable_spi(psprintf("DROP TABLE IF EXISTS %s",
 								  quote_qualified_identifier(PQgetvalue(tables, i, 0),
 															 PQgetvalue(tables, i, 1))),
 						 0, NULL, NULL);
@@ -392,13 +370,13 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 			Datum		values[2];
 
 			snapshot_progress(NULL, psprintf("%s.%s", schema, name), i);
-			snapshot_spi(PQgetvalue(tables, i, 2), 0, NULL, NULL);
+			raftable_spi(PQgetvalue(tables, i, 2), 0, NULL, NULL);
 			values[0] = ObjectIdGetDatum(RangeVarGetRelid(makeRangeVar((char *) schema,
 																	   (char *) name, -1),
 														  NoLock, false));
 			values[1] = Int64GetDatum(strtoi64(PQgetvalue(tables, i, 3), NULL, 10));
-			snapshot_spi("SELECT raftable._attach($1)", 1, types, values);
-			snapshot_spi("UPDATE raftable.replicated SET since_index = $2 WHERE relid = $1",
+			raftable_spi("SELECT raftable._attach($1)", 1, types, values);
+			raftable_spi("UPDATE raftable.replicated SET since_index = $2 WHERE relid = $1",
 						 2, types, values);
 			snapshot_copy_table(conn, schema, name);
 		}
@@ -414,19 +392,19 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 			values[0] = CStringGetTextDatum(quote_qualified_identifier(PQgetvalue(seqs, i, 0),
 																	   PQgetvalue(seqs, i, 1)));
 			values[1] = Int64GetDatum(strtoi64(PQgetvalue(seqs, i, 2), NULL, 10));
-			snapshot_spi("SELECT pg_catalog.setval($1::regclass, $2)", 2, types, values);
+			raftable_spi("SELECT pg_catalog.setval($1::regclass, $2)", 2, types, values);
 		}
 		{
 			Oid			types[1] = {INT8OID};
 			Datum		values[1] = {Int64GetDatum(applied)};
 
-			snapshot_spi("UPDATE raftable.apply_state SET applied_index = $1",
+			raftable_spi("UPDATE raftable.apply_state SET applied_index = $1",
 						 1, types, values);
-			snapshot_spi("DELETE FROM raftable.applied_marks", 0, NULL, NULL);
+			raftable_spi("DELETE FROM raftable.applied_marks", 0, NULL, NULL);
 			for (int i = 0; i < PQntuples(marks); i++)
 			{
 				values[0] = Int64GetDatum(strtoi64(PQgetvalue(marks, i, 0), NULL, 10));
-				snapshot_spi("INSERT INTO raftable.applied_marks (idx) VALUES ($1)",
+				raftable_spi("INSERT INTO raftable.applied_marks (idx) VALUES ($1)",
 							 1, types, values);
 			}
 		}

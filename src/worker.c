@@ -571,8 +571,6 @@ worker_report_applied(void)
 	applied = raftable_shared->apply.applied_index;
 	LWLockRelease(raftable_shared->lock);
 	raft_set_applied(worker_raft, applied);
-	while (worker_cycle())
-		;
 }
 
 /* a dead connection to our leader brings the election timer forward */
@@ -898,10 +896,7 @@ raftable_worker_main(Datum arg)
 
 	/* "persisted" must mean flushed: the Raft log is in these tables */
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
-	/* whatever the server's defaults for sessions are */
-	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET,
-					PGC_S_OVERRIDE);
+	raftable_worker_session();
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "raftable worker",
 									   ALLOCSET_DEFAULT_SIZES);
