@@ -36,6 +36,7 @@ OBJS = \
 	src/capture.o \
 	src/changeset.o \
 	src/ddl.o \
+	src/privilege.o \
 	src/raftable.o \
 	src/remote.o \
 	src/shmem.o \
@@ -51,7 +52,7 @@ SHLIB_LINK_INTERNAL = $(libpq)
 PGFILEDESC = "raftable - Raft among PostgreSQL instances"
 
 EXTENSION = raftable
-DATA = sql/raftable--0.1.sql
+DATA = sql/raftable--0.2.sql sql/raftable--0.1.sql sql/raftable--0.1--0.2.sql
 
 # pg_regress inputs are sql/<name>.sql and outputs expected/<name>.out
 # (pg_regress's default layout, next to the install script).

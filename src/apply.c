@@ -46,6 +46,7 @@
 #include "access/xlog.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "changeset.h"
 #include "executor/spi.h"
@@ -60,6 +61,7 @@
 #include "storage/lmgr.h"
 #include "storage/procarray.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -84,6 +86,7 @@ typedef struct ApplyTable
 	Oid		   *ioparams;
 	int32	   *typmods;
 	bool	   *always;			/* GENERATED ALWAYS AS IDENTITY */
+	Oid			owner;			/* its rows are applied as this role */
 	int			nkeys;			/* primary key columns, index order */
 	int		   *keypos;			/* their positions among the live columns */
 	SPIPlanPtr	insert_plan;
@@ -111,6 +114,9 @@ static MemoryContext apply_batch_cxt;
 /* for the error context */
 static uint64 apply_cur_index;
 static const CsTable *apply_cur_table;
+
+/* the last error as roles without pg_monitor see it (apply_catch) */
+static char apply_error_brief[256];
 
 static void
 apply_error_callback(void *arg)
@@ -187,6 +193,7 @@ apply_table(const CsTable *ct)
 	rel = table_open(relid, NoLock);
 	desc = RelationGetDescr(rel);
 	t->qname = quote_qualified_identifier(ct->schema, ct->name);
+	t->owner = rel->rd_rel->relowner;
 	t->attnums = palloc(sizeof(AttrNumber) * Max(desc->natts, 1));
 	t->types = palloc(sizeof(Oid) * Max(desc->natts, 1));
 	t->in = palloc0(sizeof(FmgrInfo) * Max(desc->natts, 1));
@@ -336,9 +343,8 @@ apply_datums(ApplyTable *t, const CsRow *row, bool key, Datum *values,
 }
 
 static void
-apply_row(const CsOp *op)
+apply_row(ApplyTable *t, const CsOp *op)
 {
-	ApplyTable *t = apply_table(op->table);
 	Datum	   *values = palloc(sizeof(Datum) * (t->natts + t->nkeys));
 	char	   *nulls = palloc(t->natts + t->nkeys + 1);
 	int			rc;
@@ -393,6 +399,11 @@ apply_sql_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
 		elog(ERROR, "\"%s\" failed: %s", sql, SPI_result_code_string(rc));
 }
 
+/*
+ * replicate_table: any table of that name here goes, and the leader's
+ * definition is created, owned by the leader's owner and created as that
+ * role (ddl_create_table); raftable's triggers and bookkeeping follow.
+ */
 static void
 apply_replicate(const CsOp *op, uint64 index)
 {
@@ -402,16 +413,17 @@ apply_replicate(const CsOp *op, uint64 index)
 	Oid			relid;
 
 	raftable_spi(psprintf("DROP TABLE IF EXISTS %s", q), 0, NULL, NULL);
-	raftable_spi(psprintf("CREATE SCHEMA IF NOT EXISTS %s",
-					   quote_identifier(op->table->schema)), 0, NULL, NULL);
-	raftable_spi(op->str1, 0, NULL, NULL);
+	/* version 1 carries no owner: such tables were the superuser's */
+	ddl_create_table(op->table->schema, op->table->name,
+					 op->role ? op->role : GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false),
+					 op->str1);
 	relid = RangeVarGetRelid(makeRangeVar(op->table->schema, op->table->name, -1),
 							 NoLock, false);
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = Int64GetDatum(index);
 	raftable_spi("SELECT raftable._attach($1)", 1, types, values);
 	raftable_spi("UPDATE raftable.replicated SET since_index = $2 WHERE relid = $1",
-			  2, types, values);
+				 2, types, values);
 }
 
 static void
@@ -427,32 +439,67 @@ apply_unreplicate(const CsOp *op)
 }
 
 /*
- * DDL runs with the settings it ran with on the leader, which its text
- * may depend on (names, date literals in defaults, ...), and then the
- * worker's own again.
+ * DDL runs as the role that ran it on the leader, in a security-restricted
+ * operation, with the settings its text depends on as they were there
+ * (only those: capture_ddl_settings), after ddl_check_replay has made sure
+ * that the text is the one statement on the table the entry says.
  */
 static void
 apply_ddl(const CsOp *op)
 {
-	static const char *const names[4] = {"search_path", "DateStyle", "IntervalStyle", "TimeZone"};
-	const char *theirs[4] = {op->str1, op->datestyle, op->intervalstyle, op->timezone};
-	char	   *ours[4];
+	Oid			role;
+	Oid			relid;
+	const char *tag = op->tag;
+	RaftableSavedUser saved;
 
-	for (int i = 0; i < 4; i++)
+	if (op->table)
 	{
-		ours[i] = pstrdup(GetConfigOption(names[i], false, false));
-		SetConfigOption(names[i], theirs[i], PGC_SUSET, PGC_S_SESSION);
+		relid = RangeVarGetRelid(makeRangeVar(op->table->schema, op->table->name, -1),
+								 NoLock, false);
+		role = get_role_oid(op->role, true);
 	}
-	PG_TRY();
+	else
 	{
-		raftable_spi(op->str2, 0, NULL, NULL);
+		/*
+		 * Version 1 says neither table nor role: the statement's own
+		 * replicated table, replayed as that table's owner.
+		 */
+		raftable_switch_user(BOOTSTRAP_SUPERUSERID, &saved);
+		for (int i = 0; i < op->nsettings; i++)
+			raftable_set_option(op->setting_names[i], op->setting_values[i]);
+		relid = ddl_replay_target(op->str1, &tag);
+		raftable_restore_user(&saved);
+		{
+			Relation	rel = table_open(relid, AccessShareLock);
+
+			role = rel->rd_rel->relowner;
+			table_close(rel, AccessShareLock);
+		}
 	}
-	PG_FINALLY();
+
+	if (!OidIsValid(role))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role \"%s\", which ran a replicated statement on the leader, does not exist on this node",
+						op->role),
+				 errhint("Create the role on this node; apply retries.")));
+	raftable_switch_user(role, &saved);
+	for (int i = 0; i < op->nsettings; i++)
 	{
-		for (int i = 0; i < 4; i++)
-			SetConfigOption(names[i], ours[i], PGC_SUSET, PGC_S_SESSION);
+		bool		known = false;
+
+		for (int k = 0; k < CAPTURE_DDL_NSETTINGS; k++)
+			known |= strcmp(op->setting_names[i], capture_ddl_settings[k]) == 0;
+		if (!known)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("replicated statement carries unexpected setting \"%s\"",
+							op->setting_names[i])));
+		raftable_set_option(op->setting_names[i], op->setting_values[i]);
 	}
-	PG_END_TRY();
+	ddl_check_replay(op->str1, tag, relid);
+	raftable_spi(op->str1, 0, NULL, NULL);
+	raftable_restore_user(&saved);
 }
 
 /* never below what the leader handed out */
@@ -523,6 +570,31 @@ apply_take_marks(uint64 from, uint64 to, bool *marked)
 	}
 }
 
+/*
+ * Row changes are applied as the table's owner, in a security-restricted
+ * operation (privilege.c), as PostgreSQL 16's logical replication does
+ * with run_as_owner off: CHECK constraints, index and generated-column
+ * expressions and domain checks run with the owner's rights, never the
+ * apply worker's.  Consecutive rows of one owner share one switch.
+ */
+typedef struct ApplyAs
+{
+	Oid			role;			/* InvalidOid: the apply worker's own */
+	RaftableSavedUser saved;
+} ApplyAs;
+
+static void
+apply_as(ApplyAs *as, Oid role)
+{
+	if (as->role == role)
+		return;
+	if (OidIsValid(as->role))
+		raftable_restore_user(&as->saved);
+	as->role = role;
+	if (OidIsValid(role))
+		raftable_switch_user(role, &as->saved);
+}
+
 static void
 apply_entry(uint64 index, const char *data, int len)
 {
@@ -530,6 +602,7 @@ apply_entry(uint64 index, const char *data, int len)
 	CsOp		op;
 	StringInfoData truncate;	/* consecutive TRUNCATEs: one statement,
 								 * as foreign keys between them need */
+	ApplyAs		as = {InvalidOid};
 
 	cs_read_header(&r, data, len);
 	initStringInfo(&truncate);
@@ -546,28 +619,45 @@ apply_entry(uint64 index, const char *data, int len)
 			case CS_INSERT:
 			case CS_UPDATE:
 			case CS_DELETE:
-				apply_row(&op);
-				break;
+				{
+					ApplyTable *t = apply_table(op.table);
+
+					apply_as(&as, t->owner);
+					apply_row(t, &op);
+					break;
+				}
 			case CS_TRUNCATE:
+				/*
+				 * As the apply worker: TRUNCATE runs no code of the owner's
+				 * (no user trigger or rule on a replicated table fires in
+				 * apply: ddl.c refuses ENABLE ALWAYS and REPLICA), and one
+				 * statement may name tables of several owners.
+				 */
+				apply_as(&as, InvalidOid);
 				appendStringInfo(&truncate, "%s%s", truncate.len ? ", " : "TRUNCATE ",
 								 apply_table(op.table)->qname);
 				break;
 			case CS_REPLICATE:
+				apply_as(&as, InvalidOid);
 				apply_replicate(&op, index);
 				break;
 			case CS_UNREPLICATE:
+				apply_as(&as, InvalidOid);
 				apply_unreplicate(&op);
 				break;
 			case CS_DDL:
+				apply_as(&as, InvalidOid);
 				apply_ddl(&op);
 				break;
 			case CS_SEQUENCE:
+				apply_as(&as, InvalidOid);
 				apply_sequence(&op);
 				break;
 		}
 	}
 	if (truncate.len)
 		raftable_spi(truncate.data, 0, NULL, NULL);
+	apply_as(&as, InvalidOid);
 	apply_cur_table = NULL;
 }
 
@@ -743,9 +833,10 @@ apply_publish(uint64 applied, uint64 applied_now, const ErrorData *err)
 				 err->context ? " (" : "", err->context ? err->context : "");
 		if (err->context)
 			strlcat(sh->apply.error, ")", sizeof(sh->apply.error));
+		strlcpy(sh->apply.error_brief, apply_error_brief, sizeof(sh->apply.error_brief));
 	}
 	else if (applied_now > 0)
-		sh->apply.error[0] = '\0';
+		sh->apply.error[0] = sh->apply.error_brief[0] = '\0';
 	LWLockRelease(sh->lock);
 	ConditionVariableBroadcast(&sh->status_cv);
 	if (applied_now > 0)
@@ -763,6 +854,15 @@ apply_catch(void)
 
 	MemoryContextSwitchTo(apply_cxt);
 	err = CopyErrorData();
+	/* before the abort frees the entry that apply_cur_table points into */
+	snprintf(apply_error_brief, sizeof(apply_error_brief),
+			 "SQLSTATE %s at log index %llu%s%s%s%s",
+			 unpack_sql_state(err->sqlerrcode), (unsigned long long) apply_cur_index,
+			 apply_cur_table ? ", table " : "",
+			 apply_cur_table ? apply_cur_table->schema : "",
+			 apply_cur_table ? "." : "",
+			 apply_cur_table ? apply_cur_table->name : "");
+	apply_cur_table = NULL;
 	EmitErrorReport();
 	FlushErrorState();
 	AbortOutOfAnyTransaction();
@@ -842,8 +942,13 @@ raftable_apply_main(Datum arg)
 	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	raftable_worker_session();
-	/* what row values are read under: changeset.h's fixed settings */
-	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_SESSION);
+	/*
+	 * What row values are read under: changeset.h's fixed settings; and
+	 * the search_path of every privileged operation (privilege.c), so that
+	 * kept plans are the same whoever apply runs as.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("standard_conforming_strings", "on", PGC_SUSET, PGC_S_SESSION);
 	SetConfigOption("DateStyle", "ISO, YMD", PGC_SUSET, PGC_S_SESSION);
 	SetConfigOption("IntervalStyle", "postgres", PGC_SUSET, PGC_S_SESSION);
 	SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_SESSION);

@@ -228,21 +228,21 @@ capture_start(void)
 	capture_ndict = 0;
 }
 
-/* the table's oid as the ops name it, with its name in the header */
+/* a table's oid as the ops name it, with its name in the header */
 static void
-capture_note_table(CaptureTable *t)
+capture_note_table(Oid relid, const char *schema, const char *name)
 {
 	for (int i = 0; i < capture_ndict; i++)
-		if (capture_dict[i].oid == t->relid)
+		if (capture_dict[i].oid == relid)
 			return;
 	if (capture_ndict == capture_dict_size)
 	{
 		capture_dict_size *= 2;
 		capture_dict = repalloc(capture_dict, sizeof(CsTable) * capture_dict_size);
 	}
-	capture_dict[capture_ndict].oid = t->relid;
-	capture_dict[capture_ndict].schema = MemoryContextStrdup(TopTransactionContext, t->schema);
-	capture_dict[capture_ndict].name = MemoryContextStrdup(TopTransactionContext, t->name);
+	capture_dict[capture_ndict].oid = relid;
+	capture_dict[capture_ndict].schema = MemoryContextStrdup(TopTransactionContext, schema);
+	capture_dict[capture_ndict].name = MemoryContextStrdup(TopTransactionContext, name);
 	capture_ndict++;
 }
 
@@ -295,7 +295,7 @@ capture_row(CsOpType type, Relation rel, HeapTuple oldtup, HeapTuple newtup)
 	CsTextSettings saved;
 
 	capture_start();
-	capture_note_table(t);
+	capture_note_table(t->relid, t->schema, t->name);
 	pq_sendbyte(capture_buf, type);
 	pq_sendint32(capture_buf, t->relid);
 	cs_text_settings_push(&saved);
@@ -315,17 +315,14 @@ capture_row(CsOpType type, Relation rel, HeapTuple oldtup, HeapTuple newtup)
 }
 
 static void
-capture_table_op(CsOpType type, Relation rel, const char *ddl)
+capture_table_op(CsOpType type, Relation rel)
 {
 	CaptureTable *t = capture_table(rel);
 
 	capture_start();
-	capture_note_table(t);
+	capture_note_table(t->relid, t->schema, t->name);
 	pq_sendbyte(capture_buf, type);
 	pq_sendint32(capture_buf, t->relid);
-	if (ddl)
-		cs_put_string(capture_buf, ddl);
-	capture_check_size();
 }
 
 /* replicate_table (ddl.c): the definition, then every current row */
@@ -337,7 +334,11 @@ capture_replicate(Oid relid, const char *ddl)
 	HeapTuple	tup;
 	Snapshot	snap;
 
-	capture_table_op(CS_REPLICATE, rel, ddl);
+	/* the table is created on every node as its owner (apply.c) */
+	capture_table_op(CS_REPLICATE, rel);
+	cs_put_string(capture_buf, GetUserNameFromId(rel->rd_rel->relowner, false));
+	cs_put_string(capture_buf, ddl);
+	capture_check_size();
 	capture_new_tables = true;
 
 	/*
@@ -361,13 +362,14 @@ capture_unreplicate(Oid relid)
 {
 	Relation	rel = table_open(relid, NoLock);
 
-	capture_table_op(CS_UNREPLICATE, rel, NULL);
+	capture_table_op(CS_UNREPLICATE, rel);
 	table_close(rel, NoLock);
 }
 
 /*
  * The schemas this session resolves names in, as a search_path another
- * session can use: "$user" means the apply worker's role elsewhere.
+ * session can use: "$user" means the apply worker's role elsewhere, and a
+ * temporary schema is this session's alone, so neither travels.
  */
 static char *
 capture_search_path(void)
@@ -379,23 +381,50 @@ capture_search_path(void)
 	initStringInfo(&buf);
 	foreach(lc, path)
 	{
-		char	   *name = get_namespace_name(lfirst_oid(lc));
+		char	   *name;
 
-		if (name)
-			appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", quote_identifier(name));
+		if (isAnyTempNamespace(lfirst_oid(lc)) ||
+			(name = get_namespace_name(lfirst_oid(lc))) == NULL)
+			continue;
+		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", quote_identifier(name));
 	}
 	return buf.len ? buf.data : "pg_catalog";
 }
 
+/*
+ * The settings that change how a statement's text lexes or what its
+ * literals mean; the apply worker sets exactly these (apply.c), and only
+ * these, when it replays the statement.
+ */
+const char *const capture_ddl_settings[CAPTURE_DDL_NSETTINGS] = {
+	"search_path", "DateStyle", "IntervalStyle", "TimeZone",
+	"standard_conforming_strings", "backslash_quote",
+};
+
+/*
+ * DDL that ran on replicated table relid (schema.name before it ran), as
+ * its text with the role that
+ * ran it, its command tag and its settings: the other nodes replay it as
+ * that role, under those settings, after checking that the text is that
+ * one statement on that table (ddl_check_replay).
+ */
 void
-capture_ddl(const char *sql)
+capture_ddl(Oid relid, const char *schema, const char *name, const char *tag,
+			const char *sql)
 {
 	capture_start();
+	capture_note_table(relid, schema, name);
 	pq_sendbyte(capture_buf, CS_DDL);
-	cs_put_string(capture_buf, capture_search_path());
-	cs_put_string(capture_buf, GetConfigOption("DateStyle", false, false));
-	cs_put_string(capture_buf, GetConfigOption("IntervalStyle", false, false));
-	cs_put_string(capture_buf, GetConfigOption("TimeZone", false, false));
+	pq_sendint32(capture_buf, relid);
+	cs_put_string(capture_buf, GetUserNameFromId(GetUserId(), false));
+	cs_put_string(capture_buf, tag);
+	pq_sendint16(capture_buf, CAPTURE_DDL_NSETTINGS);
+	for (int i = 0; i < CAPTURE_DDL_NSETTINGS; i++)
+	{
+		cs_put_string(capture_buf, capture_ddl_settings[i]);
+		cs_put_string(capture_buf, i == 0 ? capture_search_path() :
+					  GetConfigOption(capture_ddl_settings[i], false, false));
+	}
 	cs_put_string(capture_buf, sql);
 	capture_check_size();
 	/* the definitions may change: columns, keys, owned sequences */
@@ -479,7 +508,7 @@ raftable_capture(PG_FUNCTION_ARGS)
 		if (TRIGGER_FIRED_BEFORE(ev))
 			capture_require_writable();
 		else if (TRIGGER_FIRED_BY_TRUNCATE(ev))
-			capture_table_op(CS_TRUNCATE, td->tg_relation, NULL);
+			capture_table_op(CS_TRUNCATE, td->tg_relation);
 		return PointerGetDatum(NULL);
 	}
 	if (TRIGGER_FIRED_BY_INSERT(ev))
@@ -497,8 +526,17 @@ raftable_capture(PG_FUNCTION_ARGS)
 static RaftableProposal *capture_slot = NULL;
 static uint64 capture_slot_gen = 0;
 
+/*
+ * Let go of the slot at the end of the transaction.  A transaction that
+ * aborts after its entry left leaves that entry to the apply worker: it
+ * may still commit (APPENDED), or has committed in the log while the
+ * local commit failed after it (COMMITTED: a full NOTIFY queue, a
+ * terminate during the write_ack = all wait).  Either way later writes
+ * must wait until it is applied (capture_require_writable), or a later
+ * write of the same row could reach the tables before it.
+ */
 static void
-capture_release_slot(void)
+capture_release_slot(bool aborted)
 {
 	RaftableShared *sh = raftable_shared;
 
@@ -507,16 +545,13 @@ capture_release_slot(void)
 	LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
 	if (capture_slot->generation == capture_slot_gen)
 	{
-		/*
-		 * Giving up on an entry that may still commit: later writes must
-		 * wait until it is applied (capture_require_writable).  One being
-		 * appended right now is the worker's to record.
-		 */
+		/* one being appended right now is the worker's to record */
 		if (capture_slot->state == RAFTABLE_PROP_CLAIMED)
 			capture_slot->state = RAFTABLE_PROP_ABANDONED;
 		else
 		{
-			if (capture_slot->state == RAFTABLE_PROP_APPENDED)
+			if (capture_slot->state == RAFTABLE_PROP_APPENDED ||
+				(aborted && capture_slot->state == RAFTABLE_PROP_COMMITTED))
 				raftable_abandoned(capture_slot->index, capture_slot->term);
 			capture_slot->state = RAFTABLE_PROP_FREE;
 		}
@@ -888,9 +923,9 @@ capture_commit(void)
 /* ---------- transaction callbacks ---------- */
 
 static void
-capture_reset(void)
+capture_reset(bool aborted)
 {
-	capture_release_slot();
+	capture_release_slot(aborted);
 	capture_buf = NULL;
 	capture_dict = NULL;
 	capture_ndict = capture_dict_size = 0;
@@ -919,13 +954,15 @@ capture_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 			if (capture_pending_index)
 				capture_last_index = capture_pending_index;
-			capture_reset();
+			capture_reset(false);
 			break;
 		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			capture_reset(true);
+			break;
 		case XACT_EVENT_PREPARE:
 		case XACT_EVENT_PARALLEL_COMMIT:
-		case XACT_EVENT_PARALLEL_ABORT:
-			capture_reset();
+			capture_reset(false);
 			break;
 		default:
 			break;

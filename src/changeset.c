@@ -147,6 +147,7 @@ cs_row(CsReader *r, CsRow *row)
 	memcpy(&n, r->buf.data + r->buf.cursor, 2);
 	r->buf.cursor += 2;
 	row->natts = pg_ntoh16(n);
+	cs_need(r, row->natts);		/* a byte each at least: bounds the palloc */
 	row->values = palloc(sizeof(char *) * Max(row->natts, 1));
 	for (int i = 0; i < row->natts; i++)
 	{
@@ -188,7 +189,7 @@ cs_read_header(CsReader *r, const char *data, int len)
 	r->buf.maxlen = len;
 	r->buf.cursor = 0;
 	r->version = cs_byte(r);
-	if (r->version != CS_VERSION)
+	if (r->version < CS_VERSION_MIN || r->version > CS_VERSION)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("raftable change set of unknown version %d", r->version),
@@ -204,6 +205,27 @@ cs_read_header(CsReader *r, const char *data, int len)
 		r->tables[i].schema = cs_string(r);
 		r->tables[i].name = cs_string(r);
 	}
+}
+
+/*
+ * Version 1's DDL op: search_path, DateStyle, IntervalStyle, TimeZone and
+ * the statement, with neither table, role nor command tag (apply.c finds
+ * them from the statement).
+ */
+static void
+cs_ddl_v1(CsReader *r, CsOp *op)
+{
+	static const char *const names[4] = {"search_path", "DateStyle", "IntervalStyle", "TimeZone"};
+
+	op->nsettings = 4;
+	op->setting_names = palloc(sizeof(char *) * 4);
+	op->setting_values = palloc(sizeof(char *) * 4);
+	for (int i = 0; i < 4; i++)
+	{
+		op->setting_names[i] = pstrdup(names[i]);
+		op->setting_values[i] = cs_string(r);
+	}
+	op->str1 = cs_string(r);
 }
 
 /* the next op, or false at the end of the entry */
@@ -235,14 +257,31 @@ cs_next_op(CsReader *r, CsOp *op)
 			break;
 		case CS_REPLICATE:
 			op->table = cs_table(r);
+			op->role = r->version >= 2 ? cs_string(r) : NULL;
 			op->str1 = cs_string(r);
 			break;
 		case CS_DDL:
+			if (r->version < 2)
+			{
+				cs_ddl_v1(r, op);
+				break;
+			}
+			op->table = cs_table(r);
+			op->role = cs_string(r);
+			op->tag = cs_string(r);
+			cs_need(r, 2);
+			op->nsettings = (uint8) r->buf.data[r->buf.cursor] << 8 |
+				(uint8) r->buf.data[r->buf.cursor + 1];
+			r->buf.cursor += 2;
+			cs_need(r, op->nsettings * 8);	/* two lengths each: bounds the palloc */
+			op->setting_names = palloc(sizeof(char *) * Max(op->nsettings, 1));
+			op->setting_values = palloc(sizeof(char *) * Max(op->nsettings, 1));
+			for (int i = 0; i < op->nsettings; i++)
+			{
+				op->setting_names[i] = cs_string(r);
+				op->setting_values[i] = cs_string(r);
+			}
 			op->str1 = cs_string(r);
-			op->datestyle = cs_string(r);
-			op->intervalstyle = cs_string(r);
-			op->timezone = cs_string(r);
-			op->str2 = cs_string(r);
 			break;
 		case CS_SEQUENCE:
 			op->str1 = cs_string(r);

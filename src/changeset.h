@@ -9,12 +9,15 @@
  *	 ops	 until the end, each a tag byte and its fields:
  *			 'I' oid, new row			 'U' oid, old key, new row
  *			 'D' oid, old key			 'T' oid (TRUNCATE)
- *			 'A' oid, ddl script		 (replicate_table: create the table;
- *										  its rows follow as 'I')
+ *			 'A' oid, owner, ddl script	 (replicate_table: create the table,
+ *										  owned by that role; its rows
+ *										  follow as 'I')
  *			 'Z' oid					 (unreplicate_table)
- *			 'X' search_path, DateStyle, IntervalStyle, TimeZone, statement
- *										 (DDL on a replicated table, with
- *										  the settings its text depends on)
+ *			 'X' oid, role, command tag, settings, statement
+ *										 (DDL on a replicated table: the
+ *										  role that ran it, and the
+ *										  settings its text depends on, as
+ *										  u16 count and name/value pairs)
  *			 'S' schema, name, value	 (an owned sequence's high-water mark)
  *
  * Strings are u32 length and bytes; integers are in network order
@@ -33,7 +36,13 @@
 
 #include "lib/stringinfo.h"
 
-#define CS_VERSION 1
+/*
+ * 2: DDL carries its table, role, command tag and settings; A its owner.
+ * Version 1 entries (raftable 0.1) are still read: a node upgraded with
+ * such entries in its log applies them.
+ */
+#define CS_VERSION 2
+#define CS_VERSION_MIN 1
 
 typedef enum CsOpType
 {
@@ -64,14 +73,17 @@ typedef struct CsRow
 typedef struct CsOp
 {
 	CsOpType	type;
-	CsTable    *table;			/* I U D T A Z */
+	CsTable    *table;			/* I U D T A Z X (X: NULL in version 1) */
 	CsRow		key;			/* U D */
 	CsRow		row;			/* I U */
-	char	   *str1;			/* A: ddl; X: search_path; S: schema */
-	char	   *str2;			/* X: statement; S: sequence name */
-	char	   *datestyle;		/* X */
-	char	   *intervalstyle;	/* X */
-	char	   *timezone;		/* X */
+	char	   *str1;			/* A: ddl script; X: statement; S: schema */
+	char	   *str2;			/* S: sequence name */
+	char	   *role;			/* A: the table's owner; X: who ran it
+								 * (NULL in version 1) */
+	char	   *tag;			/* X: its command tag */
+	int			nsettings;		/* X */
+	char	  **setting_names;
+	char	  **setting_values;
 	int64		value;			/* S */
 } CsOp;
 

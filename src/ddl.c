@@ -27,21 +27,36 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/relation.h"
+#include "access/stratnum.h"
 #include "access/table.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "rewrite/prs2lock.h"
+#include "rewrite/rewriteDefine.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
+#include "catalog/dependency.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_depend.h"
+#include "parser/parser.h"
+#include "parser/parse_type.h"
+#include "utils/acl.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+#include "nodes/makefuncs.h"
 #include "raftable.h"
 #include "storage/lmgr.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -49,35 +64,139 @@
 
 PG_FUNCTION_INFO_V1(raftable_replicate_table);
 PG_FUNCTION_INFO_V1(raftable_unreplicate_table);
+PG_FUNCTION_INFO_V1(raftable_check_dropped);
 
 static ProcessUtility_hook_type ddl_prev_utility = NULL;
 
 /*
- * Is relid a replicated table?  Only asked for DDL and by the functions
- * below, never on the write path.
+ * Is relid a replicated table?  Asked for DDL and by the functions below,
+ * never on the write path.  An index scan of raftable.replicated, not SQL:
+ * it runs inside the caller's statement, and no name in it may resolve to
+ * an object the caller chose.  What this transaction replicated so far
+ * counts (a fresh snapshot sees our own earlier commands).
  */
 bool
 raftable_table_is_replicated(Oid relid)
 {
-	Oid			types[1] = {OIDOID};
-	Datum		values[1] = {ObjectIdGetDatum(relid)};
+	Oid			ext;
+	Oid			nsp;
+	Oid			tbl;
+	Oid			idx;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	Snapshot	snap;
 	bool		found;
-	RaftableSavedUser saved;
 
 	if (!OidIsValid(relid) || creating_extension ||
-		!OidIsValid(get_extension_oid("raftable", true)))
+		!OidIsValid(ext = get_extension_oid("raftable", true)))
 		return false;
-	raftable_become_superuser(&saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	/* not read-only: what this transaction replicated so far counts */
-	if (SPI_execute_with_args("SELECT 1 FROM raftable.replicated WHERE relid = $1",
-							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read raftable.replicated");
-	found = SPI_processed > 0;
-	SPI_finish();
-	raftable_restore_user(&saved);
+	nsp = get_namespace_oid("raftable", true);	/* raftable.control: fixed */
+	tbl = get_relname_relid("replicated", nsp);
+	idx = get_relname_relid("replicated_pkey", nsp);
+	if (!OidIsValid(tbl) || !OidIsValid(idx))
+		return false;			/* the extension is being dropped */
+	rel = table_open(tbl, AccessShareLock);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = systable_beginscan(rel, idx, true, snap, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
 	return found;
+}
+
+/*
+ * Types whose text differs between nodes: money by lc_monetary, oid and
+ * the reg* types by each node's own catalogs.
+ */
+static bool
+ddl_type_is_local(Oid type)
+{
+	Oid			elem;
+
+	type = getBaseType(type);
+	if (OidIsValid(elem = get_element_type(type)))
+		type = getBaseType(elem);
+	switch (type)
+	{
+		case MONEYOID:
+		case OIDOID:
+		case REGCLASSOID:
+		case REGCOLLATIONOID:
+		case REGCONFIGOID:
+		case REGDICTIONARYOID:
+		case REGNAMESPACEOID:
+		case REGOPERATOROID:
+		case REGOPEROID:
+		case REGPROCEDUREOID:
+		case REGPROCOID:
+		case REGROLEOID:
+		case REGTYPEOID:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * What a replicated table may not have, checked by replicate_table and
+ * after every replicated statement that changes the table: columns of a
+ * type whose values are node-local, row-level security (a snapshot must
+ * copy every row), and user triggers or rules enabled ALWAYS or REPLICA
+ * (they would run when apply writes the table on every node).
+ */
+static void
+ddl_check_definition(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	const char *name = RelationGetRelationName(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && ddl_type_is_local(att->atttypid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("column \"%s\" of replicated table \"%s\" has type %s",
+							NameStr(att->attname), name, format_type_be(att->atttypid)),
+					 errdetail("Values of this type mean different things on different nodes."),
+					 errhint("Use numeric for money, and names (text) for catalog references.")));
+	}
+	if (rel->rd_rel->relrowsecurity || rel->rd_rel->relforcerowsecurity)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" has row-level security enabled", name),
+				 errdetail("Snapshots copy every row of a replicated table; a policy would filter the copy."),
+				 errhint("ALTER TABLE %s DISABLE ROW LEVEL SECURITY, NO FORCE ROW LEVEL SECURITY.",
+						 quote_identifier(name))));
+	for (int i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *tg = &rel->trigdesc->triggers[i];
+
+		if (!tg->tgisinternal && strncmp(tg->tgname, "raftable_", 9) != 0 &&
+			(tg->tgenabled == TRIGGER_FIRES_ALWAYS ||
+			 tg->tgenabled == TRIGGER_FIRES_ON_REPLICA))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("trigger \"%s\" of table \"%s\" is enabled ALWAYS or REPLICA",
+							tg->tgname, name),
+					 errdetail("It would fire when raftable applies the table's changes on every node."),
+					 errhint("ALTER TABLE %s ENABLE TRIGGER %s.", quote_identifier(name),
+							 quote_identifier(tg->tgname))));
+	}
+	for (int i = 0; rel->rd_rules && i < rel->rd_rules->numLocks; i++)
+	{
+		RewriteRule *rule = rel->rd_rules->rules[i];
+
+		if (rule->enabled == RULE_FIRES_ALWAYS || rule->enabled == RULE_FIRES_ON_REPLICA)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("table \"%s\" has a rule enabled ALWAYS or REPLICA", name),
+					 errdetail("It would rewrite the changes raftable applies on every node.")));
+	}
 }
 
 static Oid
@@ -103,6 +222,8 @@ ddl_check_table(Oid relid, bool want_replicated)
 				 errmsg(want_replicated ? "table \"%s\" is not replicated" :
 						"table \"%s\" is already replicated",
 						RelationGetRelationName(rel))));
+	if (!want_replicated)
+		ddl_check_definition(rel);
 	if (!want_replicated && !OidIsValid(RelationGetPrimaryKeyIndex(rel)))
 	{
 		/* the relcache knows only a primary key that is not deferrable */
@@ -209,14 +330,28 @@ raftable_unreplicate_table(PG_FUNCTION_ARGS)
 
 /* ---------- the ProcessUtility hook ---------- */
 
+/*
+ * The table a statement names, by the relation's real kind and not the
+ * statement's word for it: ALTER INDEX may name a table, ALTER TABLE an
+ * index.  An index stands for its table.
+ */
 static Oid
-ddl_relid(RangeVar *rv, bool index)
+ddl_relid(RangeVar *rv)
 {
 	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
 
-	if (OidIsValid(relid) && index && get_rel_relkind(relid) == RELKIND_INDEX)
+	if (OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_INDEX)
 		relid = IndexGetRelation(relid, true);
 	return relid;
+}
+
+/* does the statement name the table itself (not one of its indexes)? */
+static bool
+ddl_names_table(RangeVar *rv)
+{
+	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+
+	return OidIsValid(relid) && get_rel_relkind(relid) != RELKIND_INDEX;
 }
 
 /* a default every node computes alike: a constant, perhaps cast */
@@ -278,6 +413,88 @@ ddl_check_constraint(Node *n)
 				 errhint("Replicate \"%s\" first.", con->pktable->relname)));
 }
 
+/* an ALTER TABLE subcommand that is refused on a replicated table */
+static void
+ddl_refuse_subcommand(const char *what, const char *detail, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot %s on a replicated table", what),
+			 errdetail("%s", detail),
+			 hint ? errhint("%s", hint) : 0));
+}
+
+/*
+ * Subcommands that would let a table's writes escape capture, let its
+ * owner's code run in apply with rights it does not have, or make one
+ * node's copy differ from the others'.
+ */
+static void
+ddl_check_subcommand(AlterTableCmd *cmd)
+{
+	bool		ours = cmd->name && strncmp(cmd->name, "raftable_", 9) == 0;
+
+	switch (cmd->subtype)
+	{
+		case AT_DisableTrigAll:
+		case AT_DisableTrigUser:
+		case AT_EnableTrigAll:
+		case AT_EnableTrigUser:
+			/* these reach raftable's triggers too: ENABLE makes them ORIGIN */
+			ddl_refuse_subcommand("enable or disable all triggers at once",
+								  "raftable's triggers must stay ENABLE ALWAYS, or writes would not reach the other nodes.",
+								  "Name the triggers one by one.");
+			break;
+		case AT_DisableTrig:
+		case AT_EnableTrig:
+		case AT_EnableReplicaTrig:
+			if (ours)
+				ddl_refuse_subcommand("change raftable's triggers",
+									  "Without them, writes would not reach the other nodes.",
+									  "Unreplicate the table first.");
+			if (cmd->subtype == AT_EnableReplicaTrig)
+				ddl_refuse_subcommand("enable a trigger ENABLE REPLICA",
+									  "It would fire when raftable applies the table's changes on every node.",
+									  "Keep the trigger ENABLE (origin only): it fires on the leader, where the write is made.");
+			break;
+		case AT_EnableAlwaysTrig:
+			if (!ours)
+				ddl_refuse_subcommand("enable a trigger ENABLE ALWAYS",
+									  "It would fire when raftable applies the table's changes on every node.",
+									  "Keep the trigger ENABLE (origin only): it fires on the leader, where the write is made.");
+			break;
+		case AT_EnableAlwaysRule:
+		case AT_EnableReplicaRule:
+			ddl_refuse_subcommand("enable a rule ENABLE ALWAYS or ENABLE REPLICA",
+								  "It would rewrite the changes raftable applies on every node.",
+								  NULL);
+			break;
+		case AT_EnableRowSecurity:
+		case AT_ForceRowSecurity:
+			ddl_refuse_subcommand("enable row-level security",
+								  "Snapshots copy every row of a replicated table; a policy would filter the copy.",
+								  "Guard the rows with privileges and views instead, or unreplicate the table.");
+			break;
+		case AT_SetUnLogged:
+			ddl_refuse_subcommand("make a replicated table unlogged",
+								  "A crash would empty it on one node only.",
+								  NULL);
+			break;
+		case AT_AddInherit:
+		case AT_DropInherit:
+		case AT_AttachPartition:
+		case AT_DetachPartition:
+		case AT_DetachPartitionFinalize:
+		case AT_AddOf:
+			ddl_refuse_subcommand("change inheritance, partitioning or the type of a replicated table",
+								  "Replicated tables are plain tables, alike on every node.",
+								  "Unreplicate the table first.");
+			break;
+		default:
+			break;
+	}
+}
+
 /*
  * Refuse what would make the nodes differ: ADD COLUMN that fills existing
  * rows with values each node computes itself, and foreign keys to tables
@@ -295,15 +512,7 @@ ddl_check_alter(AlterTableStmt *stmt)
 		ListCell   *c;
 		bool		ok = true;
 
-		if (cmd->subtype == AT_DisableTrigAll || cmd->subtype == AT_DisableTrigUser ||
-			((cmd->subtype == AT_DisableTrig || cmd->subtype == AT_EnableTrig ||
-			  cmd->subtype == AT_EnableReplicaTrig) &&
-			 cmd->name && strncmp(cmd->name, "raftable_", 9) == 0))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot change raftable's triggers on a replicated table"),
-					 errdetail("Without them, writes would not reach the other nodes."),
-					 errhint("Name the triggers to disable one by one, or unreplicate the table.")));
+		ddl_check_subcommand(cmd);
 		if (cmd->subtype == AT_AddConstraint)
 			ddl_check_constraint(cmd->def);
 		if (cmd->subtype == AT_AlterColumnType && cmd->def && IsA(cmd->def, ColumnDef) &&
@@ -362,12 +571,12 @@ ddl_target(Node *stmt, const char **refuse)
 			{
 				AlterTableStmt *s = (AlterTableStmt *) stmt;
 
-				if (s->objtype == OBJECT_TABLE || s->objtype == OBJECT_INDEX)
-					relid = ddl_relid(s->relation, s->objtype == OBJECT_INDEX);
+				if (s->objtype != OBJECT_TYPE)
+					relid = ddl_relid(s->relation);
 				break;
 			}
 		case T_IndexStmt:
-			relid = ddl_relid(((IndexStmt *) stmt)->relation, false);
+			relid = ddl_relid(((IndexStmt *) stmt)->relation);
 			if (((IndexStmt *) stmt)->concurrent)
 				*refuse = "build an index CONCURRENTLY on";
 			break;
@@ -381,8 +590,7 @@ ddl_target(Node *stmt, const char **refuse)
 					break;
 				foreach(lc, s->objects)
 				{
-					Oid			r = ddl_relid(makeRangeVarFromNameList(lfirst(lc)),
-											  s->removeType == OBJECT_INDEX);
+					Oid			r = ddl_relid(makeRangeVarFromNameList(lfirst(lc)));
 
 					if (raftable_table_is_replicated(r))
 					{
@@ -403,8 +611,13 @@ ddl_target(Node *stmt, const char **refuse)
 
 				if (s->relation == NULL)
 					break;
-				relid = ddl_relid(s->relation, s->renameType == OBJECT_INDEX);
-				if (s->renameType == OBJECT_TABLE)
+				relid = ddl_relid(s->relation);
+				/* entries name tables: the table's own name is fixed */
+				if ((s->renameType == OBJECT_TABLE || s->renameType == OBJECT_INDEX ||
+					 s->renameType == OBJECT_SEQUENCE || s->renameType == OBJECT_VIEW ||
+					 s->renameType == OBJECT_MATVIEW ||
+					 s->renameType == OBJECT_FOREIGN_TABLE) &&
+					ddl_names_table(s->relation))
 					*refuse = "rename";
 				break;
 			}
@@ -412,9 +625,9 @@ ddl_target(Node *stmt, const char **refuse)
 			{
 				AlterObjectSchemaStmt *s = (AlterObjectSchemaStmt *) stmt;
 
-				if (s->relation && s->objectType == OBJECT_TABLE)
+				if (s->relation)
 				{
-					relid = ddl_relid(s->relation, false);
+					relid = ddl_relid(s->relation);
 					*refuse = "change the schema of";
 				}
 				break;
@@ -474,6 +687,369 @@ ddl_check_raftable_triggers(Node *stmt)
 						   ((CreateTrigStmt *) stmt)->trigname);
 }
 
+/* ---------- changes a replicated table must not undergo as a side effect ---------- */
+
+/*
+ * The replicated table that uses type typid for a column, directly or
+ * through a domain or an array over it, or InvalidOid.
+ */
+static Oid
+ddl_type_user(Oid typid, int depth)
+{
+	Relation	dep;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			found = InvalidOid;
+
+	if (depth > 8)
+		return InvalidOid;
+	dep = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(TypeRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(typid));
+	scan = systable_beginscan(dep, DependReferenceIndexId, true, NULL, 2, key);
+	while (!OidIsValid(found) && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend d = (Form_pg_depend) GETSTRUCT(tup);
+
+		if (d->classid == RelationRelationId && raftable_table_is_replicated(d->objid))
+			found = d->objid;
+		else if (d->classid == TypeRelationId && d->objid != typid)
+			found = ddl_type_user(d->objid, depth + 1);
+	}
+	systable_endscan(scan);
+	table_close(dep, AccessShareLock);
+	return found;
+}
+
+static Oid
+ddl_type_of(List *names)
+{
+	return LookupTypeNameOid(NULL, makeTypeNameFromNameList(names), true);
+}
+
+/*
+ * ALTER TYPE and ALTER DOMAIN change the columns of every table that uses
+ * the type, on this node only: refused for types a replicated table uses.
+ */
+static void
+ddl_check_type_change(Node *stmt)
+{
+	Oid			typid = InvalidOid;
+	Oid			user;
+
+	switch (nodeTag(stmt))
+	{
+		case T_AlterDomainStmt:
+			typid = ddl_type_of(((AlterDomainStmt *) stmt)->typeName);
+			break;
+		case T_AlterEnumStmt:
+			typid = ddl_type_of(((AlterEnumStmt *) stmt)->typeName);
+			break;
+		case T_AlterTypeStmt:
+			typid = ddl_type_of(((AlterTypeStmt *) stmt)->typeName);
+			break;
+		case T_AlterTableStmt:
+			if (((AlterTableStmt *) stmt)->objtype == OBJECT_TYPE)
+			{
+				RangeVar   *rv = ((AlterTableStmt *) stmt)->relation;
+
+				typid = ddl_type_of(rv->schemaname ?
+									list_make2(makeString(rv->schemaname), makeString(rv->relname)) :
+									list_make1(makeString(rv->relname)));
+			}
+			break;
+		case T_RenameStmt:
+			{
+				RenameStmt *s = (RenameStmt *) stmt;
+
+				if (s->renameType == OBJECT_TYPE || s->renameType == OBJECT_DOMAIN)
+					typid = ddl_type_of(castNode(List, s->object));
+				else if (s->renameType == OBJECT_ATTRIBUTE && s->relation)
+					typid = get_rel_type_id(RangeVarGetRelid(s->relation, NoLock, true));
+				break;
+			}
+		case T_AlterObjectSchemaStmt:
+			{
+				AlterObjectSchemaStmt *s = (AlterObjectSchemaStmt *) stmt;
+
+				if (s->objectType == OBJECT_TYPE || s->objectType == OBJECT_DOMAIN)
+					typid = ddl_type_of(castNode(List, s->object));
+				break;
+			}
+		default:
+			break;
+	}
+	if (!OidIsValid(typid) || !OidIsValid(user = ddl_type_user(typid, 0)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot alter type %s: replicated table \"%s\" uses it",
+					format_type_be(typid), get_rel_name(user)),
+			 errdetail("The change would reach that table on this node only."),
+			 errhint("Unreplicate the table, change the type on every node, then replicate the table again.")));
+}
+
+/*
+ * Drops made by a statement that raftable does not replicate (DROP TYPE
+ * ... CASCADE, DROP SCHEMA ... CASCADE, DROP OWNED, ...) must not take a
+ * replicated table, or part of one, with them: that would change the table
+ * on this node only.  The sql_drop event trigger asks
+ * raftable._check_dropped() about every dropped object; the catalog rows
+ * of a dropped constraint or index are gone by then, so the parts of the
+ * replicated tables are listed before such a statement runs.
+ */
+typedef struct DdlPart
+{
+	Oid			classid;
+	Oid			objid;
+	char	   *table;
+} DdlPart;
+
+static bool ddl_replicating = false;	/* a replicated statement runs */
+static bool ddl_dropping_raftable = false;	/* DROP EXTENSION raftable */
+static DdlPart *ddl_parts = NULL;
+static int	ddl_nparts = 0;
+
+static const char *ddl_parts_sql =
+"WITH t AS (SELECT relid FROM raftable.replicated) "
+"SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, oid, conrelid::pg_catalog.regclass::text "
+"  FROM pg_catalog.pg_constraint WHERE conrelid IN (SELECT relid FROM t) "
+"UNION ALL SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass, oid, adrelid::pg_catalog.regclass::text "
+"  FROM pg_catalog.pg_attrdef WHERE adrelid IN (SELECT relid FROM t) "
+"UNION ALL SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, indexrelid, indrelid::pg_catalog.regclass::text "
+"  FROM pg_catalog.pg_index WHERE indrelid IN (SELECT relid FROM t) "
+"UNION ALL SELECT 'pg_catalog.pg_trigger'::pg_catalog.regclass, oid, tgrelid::pg_catalog.regclass::text "
+"  FROM pg_catalog.pg_trigger WHERE tgrelid IN (SELECT relid FROM t) "
+"UNION ALL SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass, oid, ev_class::pg_catalog.regclass::text "
+"  FROM pg_catalog.pg_rewrite WHERE ev_class IN (SELECT relid FROM t) "
+"UNION ALL SELECT 'pg_catalog.pg_policy'::pg_catalog.regclass, oid, polrelid::pg_catalog.regclass::text "
+"  FROM pg_catalog.pg_policy WHERE polrelid IN (SELECT relid FROM t) "
+"UNION ALL SELECT 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass, oid, stxrelid::pg_catalog.regclass::text "
+"  FROM pg_catalog.pg_statistic_ext WHERE stxrelid IN (SELECT relid FROM t) "
+"UNION ALL SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, objid, refobjid::pg_catalog.regclass::text "
+"  FROM pg_catalog.pg_depend WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+"   AND refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND deptype IN ('a', 'i') "
+"   AND refobjid IN (SELECT relid FROM t)";
+
+static void
+ddl_list_parts(void)
+{
+	RaftableSavedUser saved;
+
+	ddl_nparts = 0;
+	raftable_become_superuser(&saved);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	raftable_spi(ddl_parts_sql, 0, NULL, NULL);
+	ddl_parts = MemoryContextAlloc(TopTransactionContext,
+								   sizeof(DdlPart) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		ddl_parts[i].classid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		ddl_parts[i].objid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		ddl_parts[i].table = MemoryContextStrdup(TopTransactionContext,
+												 SPI_getvalue(tup, desc, 3));
+		ddl_nparts++;
+	}
+	SPI_finish();
+	raftable_restore_user(&saved);
+}
+
+/* may this statement drop objects it does not name? */
+static bool
+ddl_may_cascade(Node *stmt)
+{
+	if (IsA(stmt, DropStmt))
+		return ((DropStmt *) stmt)->behavior == DROP_CASCADE;
+	return IsA(stmt, DropOwnedStmt) && ((DropOwnedStmt *) stmt)->behavior == DROP_CASCADE;
+}
+
+static bool
+ddl_drops_raftable(Node *stmt)
+{
+	ListCell   *lc;
+
+	if (!IsA(stmt, DropStmt) || ((DropStmt *) stmt)->removeType != OBJECT_EXTENSION)
+		return false;
+	foreach(lc, ((DropStmt *) stmt)->objects)
+		if (strcmp(strVal(lfirst(lc)), "raftable") == 0)
+			return true;
+	return false;
+}
+
+/*
+ * raftable._check_dropped(classid, objid, objsubid, identity): called by the
+ * sql_drop event trigger for each dropped object.
+ */
+Datum
+raftable_check_dropped(PG_FUNCTION_ARGS)
+{
+	Oid			classid = PG_GETARG_OID(0);
+	Oid			objid = PG_GETARG_OID(1);
+	int32		subid = PG_GETARG_INT32(2);
+	char	   *identity = text_to_cstring(PG_GETARG_TEXT_PP(3));
+
+	if (raftable_applying || ddl_replicating || ddl_dropping_raftable)
+		PG_RETURN_VOID();
+	if (classid == RelationRelationId && raftable_table_is_replicated(objid))
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 subid == 0 ?
+				 errmsg("this statement would drop replicated table %s", identity) :
+				 errmsg("this statement would drop column %s of a replicated table", identity),
+				 errdetail("It would change the table on this node only."),
+				 errhint("Drop or alter the replicated table with DROP TABLE or ALTER TABLE first, or unreplicate it.")));
+	for (int i = 0; i < ddl_nparts; i++)
+		if (ddl_parts[i].classid == classid && ddl_parts[i].objid == objid)
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("this statement would drop %s of replicated table %s",
+							identity, ddl_parts[i].table),
+					 errdetail("It would change the table on this node only."),
+					 errhint("Drop it with ALTER TABLE or DROP INDEX on the replicated table first, or unreplicate the table.")));
+	PG_RETURN_VOID();
+}
+
+/* ---------- replaying a replicated statement ---------- */
+
+static void
+ddl_replay_mismatch(const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("replicated statement does not match its log entry"),
+			 errdetail("%s", detail)));
+}
+
+/*
+ * Before the apply worker runs a replicated statement: its text, read
+ * under the settings it ran with on the leader (the caller has set them),
+ * must be exactly one statement, of the kind the entry says, on the
+ * replicated table the entry names.  Text is only a carrier; this is what
+ * keeps it from being anything else.
+ */
+void
+ddl_check_replay(const char *sql, const char *tag, Oid relid)
+{
+	const char *is;
+
+	if (ddl_replay_target(sql, &is) != relid)
+		ddl_replay_mismatch("It does not change the table the entry names.");
+	if (strcmp(is, tag) != 0)
+		ddl_replay_mismatch(psprintf("It is %s, not %s.", is, tag));
+}
+
+/*
+ * The replicated table that sql, one statement, changes, and its command
+ * tag; anything else is an error.
+ */
+Oid
+ddl_replay_target(const char *sql, const char **tag)
+{
+	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	Node	   *stmt;
+	const char *refuse;
+	Oid			relid;
+
+	if (list_length(raw) != 1)
+		ddl_replay_mismatch(psprintf("It holds %d statements, not one.", list_length(raw)));
+	stmt = linitial_node(RawStmt, raw)->stmt;
+	*tag = CreateCommandName(stmt);
+	relid = ddl_target(stmt, &refuse);
+	if (!OidIsValid(relid) || refuse != NULL)
+		ddl_replay_mismatch("It does not change a replicated table.");
+	return relid;
+}
+
+/*
+ * Create a replicated table from its definition (raftable._table_ddl() on
+ * the leader or a snapshot's source) as its owner, in a security-restricted
+ * operation: the definition is run statement by statement, and each must
+ * be one that _table_ddl writes.  Schemas are created first by the
+ * bootstrap superuser (the owner may not have CREATE on the database).
+ */
+void
+ddl_create_table(const char *schema, const char *name, const char *owner,
+				 const char *script)
+{
+	Oid			role = get_role_oid(owner, true);
+	List	   *raw;
+	ListCell   *lc;
+	RaftableSavedUser saved;
+
+	if (!OidIsValid(role))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role \"%s\", owner of replicated table %s.%s, does not exist on this node",
+						owner, schema, name),
+				 errhint("Create the role on this node; apply retries.")));
+	raw = raw_parser(script, RAW_PARSE_DEFAULT);
+	foreach(lc, raw)
+	{
+		RawStmt    *rs = lfirst_node(RawStmt, lc);
+		Node	   *stmt = rs->stmt;
+		char	   *sql = pnstrdup(script + rs->stmt_location,
+								   rs->stmt_len > 0 ? rs->stmt_len :
+								   (int) strlen(script + rs->stmt_location));
+		bool		ok;
+
+		switch (nodeTag(stmt))
+		{
+			case T_CreateSchemaStmt:
+				ok = ((CreateSchemaStmt *) stmt)->if_not_exists &&
+					((CreateSchemaStmt *) stmt)->schemaElts == NIL &&
+					((CreateSchemaStmt *) stmt)->authrole == NULL;
+				break;
+			case T_CreateStmt:
+				{
+					RangeVar   *rv = ((CreateStmt *) stmt)->relation;
+
+					ok = rv->schemaname && strcmp(rv->schemaname, schema) == 0 &&
+						strcmp(rv->relname, name) == 0;
+					break;
+				}
+			case T_CreateSeqStmt:
+			case T_AlterSeqStmt:
+			case T_AlterTableStmt:
+			case T_IndexStmt:
+			case T_CreateStatsStmt:
+				ok = true;		/* they run as the owner */
+				break;
+			default:
+				ok = false;
+				break;
+		}
+		if (!ok)
+			ddl_replay_mismatch(psprintf("The definition of table %s.%s holds a %s statement.",
+										 schema, name, CreateCommandName(stmt)));
+		if (IsA(stmt, CreateSchemaStmt))
+		{
+			/* a schema new here belongs to the table's owner */
+			const char *nsp = ((CreateSchemaStmt *) stmt)->schemaname;
+
+			raftable_become_superuser(&saved);
+			raftable_spi(psprintf("CREATE SCHEMA IF NOT EXISTS %s AUTHORIZATION %s",
+								  quote_identifier(nsp), quote_identifier(owner)),
+						 0, NULL, NULL);
+		}
+		else
+		{
+			raftable_switch_user(role, &saved);
+			raftable_set_option("standard_conforming_strings", "on");
+			raftable_spi(sql, 0, NULL, NULL);
+		}
+		raftable_restore_user(&saved);
+		pfree(sql);
+	}
+}
+
 static void
 ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			ProcessUtilityContext context, ParamListInfo params,
@@ -483,11 +1059,19 @@ ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	Node	   *stmt = pstmt->utilityStmt;
 	Oid			relid = InvalidOid;
 	const char *refuse = NULL;
+	bool		checking = !raftable_applying && IsTransactionState();
+	bool		save_replicating = ddl_replicating;
+	bool		save_dropping = ddl_dropping_raftable;
+	bool		listed = false;
+	char	   *schema = NULL;
+	char	   *name = NULL;
 
-	if (!raftable_applying && IsTransactionState() &&
+	if (checking &&
 		(IsA(stmt, DropStmt) || IsA(stmt, RenameStmt) || IsA(stmt, CreateTrigStmt)))
 		ddl_check_raftable_triggers(stmt);
-	if (!raftable_applying && IsTransactionState() &&
+	if (checking)
+		ddl_check_type_change(stmt);
+	if (checking &&
 		(IsA(stmt, AlterTableStmt) || IsA(stmt, IndexStmt) || IsA(stmt, DropStmt) ||
 		 IsA(stmt, RenameStmt) || IsA(stmt, AlterObjectSchemaStmt)))
 		relid = ddl_target(stmt, &refuse);
@@ -499,26 +1083,57 @@ ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					 errmsg("cannot %s replicated table \"%s\"", refuse, get_rel_name(relid)),
 					 errhint("%s", IsA(stmt, RenameStmt) || IsA(stmt, AlterObjectSchemaStmt) ?
 							 "Unreplicate the table first, then replicate it again." :
-							 "Run it as a statement of its own, without CONCURRENTLY.")));
+							 IsA(stmt, DropStmt) && !((DropStmt *) stmt)->concurrent ?
+							 "Drop the replicated table in a statement of its own." :
+							 "Run it without CONCURRENTLY.")));
 		capture_require_writable();
 		if (IsA(stmt, AlterTableStmt))
 			ddl_check_alter((AlterTableStmt *) stmt);
+		/* entries name the table as it was: DROP TABLE takes the name with it */
+		schema = get_namespace_name(get_rel_namespace(relid));
+		name = get_rel_name(relid);
+	}
+	else if (checking && ddl_drops_raftable(stmt))
+		ddl_dropping_raftable = true;
+	else if (checking && ddl_may_cascade(stmt))
+	{
+		ddl_list_parts();
+		listed = true;
 	}
 
-	if (ddl_prev_utility)
-		ddl_prev_utility(pstmt, queryString, readOnlyTree, context, params,
-						 queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
+	PG_TRY();
+	{
+		ddl_replicating = OidIsValid(relid);
+		if (ddl_prev_utility)
+			ddl_prev_utility(pstmt, queryString, readOnlyTree, context, params,
+							 queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		ddl_replicating = save_replicating;
+		ddl_dropping_raftable = save_dropping;
+		if (listed)
+			ddl_nparts = 0;
+	}
+	PG_END_TRY();
 
 	if (OidIsValid(relid))
 	{
 		int			len = pstmt->stmt_len > 0 ? pstmt->stmt_len :
 			(int) strlen(queryString + Max(pstmt->stmt_location, 0));
 		char	   *sql = pnstrdup(queryString + Max(pstmt->stmt_location, 0), len);
+		Relation	rel = try_relation_open(relid, AccessShareLock);
 
-		capture_ddl(sql);
+		/* what the statement made of the table must still be replicable */
+		if (rel != NULL)
+		{
+			ddl_check_definition(rel);
+			relation_close(rel, AccessShareLock);
+		}
+		capture_ddl(relid, schema, name, CreateCommandName(stmt), sql);
 	}
 }
 

@@ -16,7 +16,6 @@
  */
 #include "postgres.h"
 
-#include "catalog/pg_authid.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -203,21 +202,6 @@ raftable_worker_session(void)
 	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET,
 					PGC_S_OVERRIDE);
-}
-
-void
-raftable_become_superuser(RaftableSavedUser *saved)
-{
-	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   saved->sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-}
-
-void
-raftable_restore_user(const RaftableSavedUser *saved)
-{
-	SetUserIdAndSecContext(saved->userid, saved->sec_context);
 }
 
 /*

@@ -29,7 +29,7 @@
 #include "storage/lwlock.h"
 #include "utils/timestamp.h"
 
-#define RAFTABLE_VERSION "0.1"
+#define RAFTABLE_VERSION "0.2"
 
 /* SQLSTATEs of SPEC.md */
 #define ERRCODE_RAFTABLE_UNAVAILABLE	MAKE_SQLSTATE('R','A','0','0','1')
@@ -56,21 +56,25 @@ extern int	raftable_write_timeout; /* ms */
 extern void raftable_check_preloaded(void);
 
 /*
- * raftable's own tables are revoked from PUBLIC: the statements it runs on
- * them for a user (marks, the set of replicated tables, definitions) run
- * as the bootstrap superuser, in a security-restricted context.  An error
- * in between needs no cleanup: transaction abort restores the user.
+ * Running code with rights other than the caller's (privilege.c): a
+ * security-restricted operation with search_path pinned to "pg_catalog,
+ * pg_temp" and its own GUC nest level.  An error in between needs no
+ * cleanup: transaction abort restores the user and the settings.
  */
 typedef struct RaftableSavedUser
 {
 	Oid			userid;
 	int			sec_context;
+	int			nestlevel;
 } RaftableSavedUser;
 
+extern void raftable_switch_user(Oid role, RaftableSavedUser *saved);
 extern void raftable_become_superuser(RaftableSavedUser *saved);
+extern void raftable_restore_user(const RaftableSavedUser *saved);
+extern void raftable_set_option(const char *name, const char *value);
+
 extern void raftable_spi(const char *sql, int nargs, Oid *types, Datum *values);
 extern void raftable_worker_session(void);
-extern void raftable_restore_user(const RaftableSavedUser *saved);
 
 typedef enum RaftableReadConsistency
 {
@@ -228,6 +232,8 @@ typedef struct RaftableApplyStatus
 								 * asynchronously) */
 	char		error[512];		/* the last error, with its table and log
 								 * index; empty once apply succeeds again */
+	char		error_brief[256];	/* its SQLSTATE, log index and table
+									 * only, for roles without pg_monitor */
 } RaftableApplyStatus;
 
 /*
@@ -329,11 +335,17 @@ extern void snapshot_failed(const char *message);
 extern void raftable_capture_init(void);
 extern void raftable_ddl_init(void);
 extern void capture_require_writable(void);
-extern void capture_ddl(const char *sql);
+#define CAPTURE_DDL_NSETTINGS 6
+extern const char *const capture_ddl_settings[CAPTURE_DDL_NSETTINGS];
+extern void capture_ddl(Oid relid, const char *schema, const char *name,
+						const char *tag, const char *sql);
 extern void capture_replicate(Oid relid, const char *ddl);
 extern void capture_unreplicate(Oid relid);
 extern bool raftable_table_is_replicated(Oid relid);
-extern void raftable_forget_table(Oid relid);
+extern void ddl_check_replay(const char *sql, const char *tag, Oid relid);
+extern Oid	ddl_replay_target(const char *sql, const char **tag);
+extern void ddl_create_table(const char *schema, const char *name,
+							 const char *owner, const char *script);
 
 /* ---------- storage (storage.c), worker only ---------- */
 typedef struct RaftableIdentity

@@ -69,7 +69,8 @@ static const char *snapshot_tables_sql =
 "depth(relid, d) AS (SELECT relid, 0 FROM t "
 "       UNION ALL SELECT fk.child, depth.d + 1 FROM depth JOIN fk ON fk.parent = depth.relid "
 "       WHERE depth.d < 64) "
-"SELECT n.nspname, c.relname, raftable._table_ddl(c.oid), r.since_index "
+"SELECT n.nspname, c.relname, raftable._table_ddl(c.oid), r.since_index, "
+"       pg_catalog.pg_get_userbyid(c.relowner) "
 "  FROM (SELECT relid, max(d) AS d FROM depth GROUP BY relid) o "
 "  JOIN pg_catalog.pg_class c ON c.oid = o.relid "
 "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
@@ -170,10 +171,15 @@ snapshot_read(void *outbuf, int minread, int maxread)
 	return n;
 }
 
-/* stream one table from the source into the local table of that name */
+/*
+ * Stream one table from the source into the local table of that name, as
+ * the table's owner (COPY FROM runs its CHECKs, defaults and index
+ * expressions: the owner's code, with the owner's rights).
+ */
 static void
 snapshot_copy_table(PGconn *conn, const char *schema, const char *name)
 {
+	RaftableSavedUser saved;
 	char	   *q = quote_qualified_identifier(schema, name);
 	Relation	rel;
 	ParseState *pstate;
@@ -211,6 +217,7 @@ snapshot_copy_table(PGconn *conn, const char *schema, const char *name)
 
 	rel = table_open(RangeVarGetRelid(makeRangeVar((char *) schema, (char *) name, -1),
 									  RowExclusiveLock, false), NoLock);
+	raftable_switch_user(rel->rd_rel->relowner, &saved);
 	/* CopyFrom finds the relation through the range table, as for COPY */
 	pstate = make_parsestate(NULL);
 	(void) addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL,
@@ -219,6 +226,7 @@ snapshot_copy_table(PGconn *conn, const char *schema, const char *name)
 	(void) CopyFrom(cstate);
 	EndCopyFrom(cstate);
 	free_parsestate(pstate);
+	raftable_restore_user(&saved);
 	table_close(rel, NoLock);
 
 	if (snapshot_buf)
@@ -291,8 +299,13 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 	conn = remote_connect(conninfo, true);
 	PG_TRY();
 	{
-		/* COPY's text as the apply worker reads it (changeset.h) */
+		/*
+		 * COPY's text as the apply worker reads it (changeset.h); and every
+		 * row or an error, never a copy filtered by a row-level security
+		 * policy (replicated tables have none: ddl.c refuses them).
+		 */
 		PQclear(snapshot_remote(conn, "SELECT pg_catalog.set_config('datestyle', 'ISO, YMD', false), "
+								"pg_catalog.set_config('row_security', 'off', false), "
 								"pg_catalog.set_config('intervalstyle', 'postgres', false), "
 								"pg_catalog.set_config('timezone', 'UTC', false), "
 								"pg_catalog.set_config('extra_float_digits', '3', false), "
@@ -370,7 +383,7 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 			Datum		values[2];
 
 			snapshot_progress(NULL, psprintf("%s.%s", schema, name), i);
-			raftable_spi(PQgetvalue(tables, i, 2), 0, NULL, NULL);
+			ddl_create_table(schema, name, PQgetvalue(tables, i, 4), PQgetvalue(tables, i, 2));
 			values[0] = ObjectIdGetDatum(RangeVarGetRelid(makeRangeVar((char *) schema,
 																	   (char *) name, -1),
 														  NoLock, false));

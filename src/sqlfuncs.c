@@ -26,8 +26,10 @@
 #include "pgstat.h"
 #include "commands/dbcommands.h"
 #include "postmaster/postmaster.h"
+#include "catalog/pg_authid.h"
 #include "raftable.h"
 #include "remote.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -949,8 +951,16 @@ raftable_status(PG_FUNCTION_ARGS)
 	values[11] = Int64GetDatum(st->role == RAFT_LEADER ? 0 :
 							   (GetCurrentTimestamp() - st->leader_contact_at) / 1000);
 	nulls[11] = !in;
+	/*
+	 * The full error may quote row values and statement text: for
+	 * superusers and pg_monitor; others see its SQLSTATE, log index and
+	 * table.
+	 */
 	LWLockAcquire(raftable_shared->lock, LW_SHARED);
-	strlcpy(apply_error, raftable_shared->apply.error, sizeof(apply_error));
+	strlcpy(apply_error,
+			has_privs_of_role(GetUserId(), ROLE_PG_MONITOR) ?
+			raftable_shared->apply.error : raftable_shared->apply.error_brief,
+			sizeof(apply_error));
 	LWLockRelease(raftable_shared->lock);
 	values[12] = CStringGetTextDatum(apply_error);
 	nulls[12] = apply_error[0] == '\0';

@@ -28,7 +28,7 @@ SELECT function_returns('raftable', 'version', ARRAY[]::name[], 'text',
 SELECT function_lang_is('raftable', 'version', ARRAY[]::name[], 'c',
 	'raftable.version() is a C function');
 
-SELECT is(raftable.version(), '0.1', 'raftable.version() is 0.1');
+SELECT is(raftable.version(), '0.2', 'raftable.version() is 0.2');
 SELECT is(raftable.version(),
 	(SELECT extversion FROM pg_extension WHERE extname = 'raftable'),
 	'the loaded library matches the installed SQL script');

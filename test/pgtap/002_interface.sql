@@ -18,7 +18,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION raftable;
 
-SELECT plan(166);
+SELECT plan(169);
 
 -- ---------------------------------------------------------------------------
 -- functions: existence, signature, argument names and defaults, return type
@@ -84,7 +84,31 @@ SELECT ok(NOT has_function_privilege('public', p, 'EXECUTE'),
 	'raftable._capture()',
 	'raftable._attach(regclass)',
 	'raftable._detach(regclass)',
-	'raftable._table_ddl(regclass)']) AS p;							-- 13
+	'raftable._table_ddl(regclass)',
+	'raftable._check_dropped(oid,oid,integer,text)']) AS p;			-- 14
+
+-- and no other function of raftable's is, but for what the views and
+-- users call: a new privileged function must be revoked from PUBLIC
+SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
+				 WHERE p.pronamespace = 'raftable'::regnamespace
+				   AND has_function_privilege('public', p.oid, 'EXECUTE')
+				 ORDER BY 1),
+	ARRAY['raftable._nodes()', 'raftable._snapshot_progress()',
+		  'raftable._stats()', 'raftable._status()',
+		  'raftable.last_write_index()', 'raftable.table_checksum(regclass)',
+		  'raftable.version()'],
+	'PUBLIC may execute only the functions behind the views and for users');	-- 1
+
+-- SQL-language code of raftable's that may run as a superuser, or as its
+-- definer, resolves no name in a schema its caller chose (privilege.c)
+SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
+				 WHERE p.pronamespace = 'raftable'::regnamespace
+				   AND (p.prosecdef OR p.prolang IN
+						(SELECT oid FROM pg_language WHERE lanname IN ('plpgsql', 'sql')))
+				   AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
+				 ORDER BY 1),
+	'{}'::text[],
+	'every SQL or PL/pgSQL function of raftable pins search_path to pg_catalog, pg_temp');	-- 1
 
 -- ---------------------------------------------------------------------------
 -- views: columns, in order, and their types

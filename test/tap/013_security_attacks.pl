@@ -1,0 +1,295 @@
+# test/tap/013_security_attacks.pl
+#	An ordinary role against raftable's privileged paths, on a three-node
+#	cluster.  Each attack is one that worked before raftable ran its
+#	privileged code safely; after each, the attacker is still not a
+#	superuser on any node, the statement was refused with its errcode (or
+#	replicated correctly), and the nodes agree.
+#
+#	The attacker, "mallory", is a LOGIN role with no special rights that
+#	owns a schema and a replicated table in it, as an application owner
+#	would.  Every new hook or privileged SQL path gets a row here.
+#
+#	 1. operators planted in mallory's schema, first in her search_path,
+#	    while raftable checks DDL and records writes as a superuser;
+#	 2. a "regclass" domain planted in pg_temp, while raftable's SECURITY
+#	    DEFINER sql_drop trigger runs;
+#	 3. DDL under standard_conforming_strings = off whose text, read under
+#	    other settings, is three statements;
+#	 4. the owner's code (a CHECK constraint) run by apply on the followers;
+#	    triggers enabled ALWAYS or REPLICA, rules, row-level security;
+#	 7. divergence: SET UNLOGGED, ENABLE TRIGGER ALL, ALTER INDEX on the
+#	    table, ALTER TABLE on its index, DROP ... CASCADE reaching the table,
+#	    ALTER TYPE of a column's type, node-local types (money, oid, reg*),
+#	    DDL under a search_path with a schema only the leader has;
+#	 8. raftable.status.apply_error: the SQLSTATE, index and table for
+#	    everyone, the full text only for pg_monitor.
+#	Items 5 and 6 (peer identity, secrets) are in 014_security_peers.pl.
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use RaftableTest;
+
+my @nodes = make_nodes(3);
+form_cluster(@nodes);
+my $leader = wait_converged(\@nodes);
+ok($leader, 'three-node cluster formed') or BAIL_OUT('no cluster');
+my @followers = grep { $_ != $leader } @nodes;
+
+# mallory exists on every node (roles are not replicated), owns schema mal
+foreach my $n (@nodes)
+{
+	sql($n, q{
+		CREATE ROLE mallory LOGIN;
+		CREATE SCHEMA mal AUTHORIZATION mallory;
+	});
+}
+
+sub as_mallory
+{
+	my ($node, $query) = @_;
+	return sql_error($node, $query,
+		connstr => $node->connstr('postgres') . ' user=mallory');
+}
+
+sub superuser_anywhere
+{
+	return grep {
+		sql($_, q{SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'}) eq 't'
+	} @nodes;
+}
+
+sub agree
+{
+	my ($table, $what) = @_;
+	ok(wait_applied(\@nodes, $leader), "$what: every node applied it");
+	my @sums = map { checksum($_, $table) } @nodes;
+	is(scalar(grep { $_ eq $sums[0] } @sums), 3, "$what: $table is equal on every node");
+	my @errors = grep { defined status_of($_)->{apply_error} } @nodes;
+	is(scalar(@errors), 0, "$what: no node has an apply error");
+}
+
+# the function every attack tries to get run with a superuser's rights
+foreach my $n (@nodes)
+{
+	is(as_mallory($n, q{
+		CREATE FUNCTION mal.pwn() RETURNS boolean LANGUAGE plpgsql AS $$
+		BEGIN
+			IF (SELECT rolsuper FROM pg_catalog.pg_roles
+				 WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN
+				ALTER ROLE mallory SUPERUSER;
+			END IF;
+			RETURN true;
+		END $$;
+	})->{ok}, 1, $n->name . ': mallory defines her function');
+}
+
+is(as_mallory($leader, q{
+	CREATE TABLE mal.t (id int PRIMARY KEY, v text);
+	INSERT INTO mal.t VALUES (1, 'one');
+})->{ok}, 1, 'mallory creates mal.t');
+sql($leader, q{SELECT raftable.replicate_table('mal.t')});
+agree('mal.t', 'replicate_table of mallory\'s table');
+is(sql($followers[0], q{SELECT tableowner FROM pg_tables WHERE schemaname = 'mal' AND tablename = 't'}),
+	'mallory', 'a follower\'s copy of mal.t is owned by mallory');
+
+# ---------------------------------------------------------------------------
+# 1. operators planted first in the search_path
+# ---------------------------------------------------------------------------
+
+my $r = as_mallory($leader, q{
+	CREATE FUNCTION mal.eq_oid(oid, oid) RETURNS boolean LANGUAGE sql
+		AS $$ SELECT mal.pwn() AND $1 OPERATOR(pg_catalog.=) $2 $$;
+	CREATE OPERATOR mal.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = mal.eq_oid);
+	CREATE FUNCTION mal.eq_84(bigint, integer) RETURNS boolean LANGUAGE sql
+		AS $$ SELECT mal.pwn() AND $1 OPERATOR(pg_catalog.=) $2 $$;
+	CREATE OPERATOR mal.= (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = mal.eq_84);
+	CREATE FUNCTION mal.eq_88(bigint, bigint) RETURNS boolean LANGUAGE sql
+		AS $$ SELECT mal.pwn() AND $1 OPERATOR(pg_catalog.=) $2 $$;
+	CREATE OPERATOR mal.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = mal.eq_88);
+	SET search_path = mal, pg_catalog;
+	ALTER TABLE mal.t ADD COLUMN w int;
+	CREATE INDEX ON mal.t (w);
+	INSERT INTO mal.t VALUES (2, 'two', 2);
+	UPDATE mal.t SET v = 'uno' WHERE id = 1;
+});
+is($r->{ok}, 1, '1: DDL and writes with planted operators first in the search_path work')
+  or diag($r->{stderr});
+is(scalar(superuser_anywhere()), 0, '1: mallory is not a superuser on any node');
+agree('mal.t', '1');
+
+# ---------------------------------------------------------------------------
+# 2. a regclass domain in pg_temp, then a drop (the sql_drop trigger)
+# ---------------------------------------------------------------------------
+
+$r = as_mallory($leader, q{
+	CREATE DOMAIN pg_temp.regclass AS pg_catalog.oid CHECK (mal.pwn());
+	CREATE FUNCTION pg_temp.pg_event_trigger_dropped_objects() RETURNS SETOF oid
+		LANGUAGE sql AS $$ SELECT 0::oid WHERE mal.pwn() $$;
+	CREATE TEMP TABLE scratch (x int);
+	DROP TABLE scratch;
+	CREATE TABLE mal.local (x int);
+	DROP TABLE mal.local;
+});
+is($r->{ok}, 1, '2: drops with a planted pg_temp.regclass work') or diag($r->{stderr});
+is(scalar(superuser_anywhere()), 0, '2: mallory is not a superuser on any node');
+
+# ---------------------------------------------------------------------------
+# 3. DDL text that lexes differently under other settings
+# ---------------------------------------------------------------------------
+
+$r = as_mallory($leader, q{
+	SET standard_conforming_strings = off;
+	SET escape_string_warning = off;
+	ALTER TABLE mal.t ADD CONSTRAINT c_inj CHECK (v <> 'a\' ); ALTER ROLE mallory SUPERUSER; --');
+});
+is($r->{ok}, 1, '3: ALTER TABLE under standard_conforming_strings = off runs on the leader')
+  or diag($r->{stderr});
+agree('mal.t', '3');
+is(scalar(superuser_anywhere()), 0, '3: mallory is not a superuser on any node');
+foreach my $f (@followers)
+{
+	is(sql($f, q{SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'c_inj'}),
+		sql($leader, q{SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'c_inj'}),
+		'3: ' . $f->name . ' has the same constraint as the leader, as one literal');
+}
+
+# ---------------------------------------------------------------------------
+# 4. the owner's code in apply; triggers, rules and row security
+# ---------------------------------------------------------------------------
+
+$r = as_mallory($leader, q{
+	ALTER TABLE mal.t ADD CONSTRAINT c_pwn CHECK (mal.pwn());
+	INSERT INTO mal.t VALUES (3, 'three', 3);
+	UPDATE mal.t SET w = 30 WHERE id = 3;
+});
+is($r->{ok}, 1, '4: a CHECK calling mallory\'s function, then writes') or diag($r->{stderr});
+agree('mal.t', '4');
+is(scalar(superuser_anywhere()), 0,
+	'4: apply ran mallory\'s CHECK on the followers without making her a superuser');
+
+as_mallory($leader, q{
+	CREATE FUNCTION mal.trg() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN PERFORM mal.pwn(); RETURN NEW; END $$;
+	CREATE TRIGGER t_pwn BEFORE INSERT ON mal.t FOR EACH ROW EXECUTE FUNCTION mal.trg();
+	CREATE RULE r_pwn AS ON INSERT TO mal.t WHERE mal.pwn() DO ALSO NOTIFY pwn;
+});
+foreach my $case (
+	[ 'ENABLE ALWAYS TRIGGER t_pwn',  '0A000' ],
+	[ 'ENABLE REPLICA TRIGGER t_pwn', '0A000' ],
+	[ 'ENABLE ALWAYS RULE r_pwn',     '0A000' ],
+	[ 'ENABLE REPLICA RULE r_pwn',    '0A000' ],
+	[ 'ENABLE ROW LEVEL SECURITY',    '0A000' ],
+	[ 'FORCE ROW LEVEL SECURITY',     '0A000' ],
+	[ 'ENABLE TRIGGER ALL',           '0A000' ],
+	[ 'ENABLE TRIGGER USER',          '0A000' ],
+	[ 'DISABLE TRIGGER ALL',          '0A000' ],
+	[ 'SET UNLOGGED',                 '0A000' ])
+{
+	my ($cmd, $code) = @$case;
+	$r = as_mallory($leader, "ALTER TABLE mal.t $cmd");
+	is($r->{sqlstate}, $code, "4/7: ALTER TABLE ... $cmd is refused with $code")
+	  or diag($r->{stderr});
+}
+is(sql($leader, q{SELECT relpersistence FROM pg_class WHERE oid = 'mal.t'::regclass}),
+	'p', '7: mal.t is still logged');
+
+# a table with such a trigger cannot be replicated either
+sql($leader, q{
+	CREATE TABLE public.trg_always (id int PRIMARY KEY);
+	CREATE TRIGGER t BEFORE INSERT ON public.trg_always FOR EACH ROW EXECUTE FUNCTION mal.trg();
+	ALTER TABLE public.trg_always ENABLE ALWAYS TRIGGER t;
+	CREATE TABLE public.rls (id int PRIMARY KEY);
+	ALTER TABLE public.rls ENABLE ROW LEVEL SECURITY;
+	CREATE TABLE public.local_types (id int PRIMARY KEY, m money);
+	CREATE TABLE public.reg_types (id int PRIMARY KEY, r regclass[]);
+});
+foreach my $t (qw(trg_always rls local_types reg_types))
+{
+	$r = sql_error($leader, "SELECT raftable.replicate_table('public.$t')");
+	is($r->{sqlstate}, '0A000', "replicate_table of public.$t is refused with 0A000")
+	  or diag($r->{stderr});
+}
+
+# ---------------------------------------------------------------------------
+# 7. divergence holes
+# ---------------------------------------------------------------------------
+
+$r = as_mallory($leader, 'ALTER INDEX mal.t RENAME TO t_renamed');
+is($r->{sqlstate}, '0A000', '7: ALTER INDEX on the table itself cannot rename it')
+  or diag($r->{stderr});
+$r = as_mallory($leader, 'ALTER TABLE mal.t_pkey SET (fillfactor = 70)');
+is($r->{ok}, 1, '7: ALTER TABLE on the table\'s index is accepted') or diag($r->{stderr});
+agree('mal.t', '7 (ALTER TABLE on an index)');
+foreach my $f (@followers)
+{
+	is(sql($f, q{SELECT reloptions FROM pg_class WHERE oid = 'mal.t_pkey'::regclass}),
+		'{fillfactor=70}', '7: ' . $f->name . ' got the index\'s new fillfactor');
+}
+
+foreach my $n (@nodes)
+{
+	sql($n, q{CREATE TYPE public.mood AS ENUM ('sad', 'ok')});
+}
+sql($leader, q{ALTER TABLE mal.t ADD COLUMN m public.mood});
+agree('mal.t', '7 (a column of an enum type)');
+foreach my $case (
+	[ q{DROP TYPE public.mood CASCADE},              '2BP01' ],
+	[ q{ALTER TYPE public.mood ADD VALUE 'happy'},   '0A000' ],
+	[ q{ALTER TYPE public.mood RENAME VALUE 'ok' TO 'fine'}, '0A000' ],
+	[ q{ALTER TYPE public.mood RENAME TO feeling},   '0A000' ],
+	[ q{DROP FUNCTION mal.pwn() CASCADE},            '2BP01' ],
+	[ q{DROP SCHEMA mal CASCADE},                    '2BP01' ],
+	[ q{DROP OWNED BY mallory CASCADE},              '2BP01' ],
+	[ q{ALTER TABLE mal.t ADD COLUMN cash money},    '0A000' ],
+	[ q{ALTER TABLE mal.t ADD COLUMN o oid},         '0A000' ],
+	[ q{ALTER TABLE mal.t ADD COLUMN rc regclass},   '0A000' ],
+	[ q{ALTER TABLE mal.t ALTER COLUMN w TYPE regtype USING NULL}, '0A000' ])
+{
+	my ($stmt, $code) = @$case;
+	$r = sql_error($leader, $stmt);
+	is($r->{sqlstate}, $code, "7: $stmt is refused with $code") or diag($r->{stderr});
+}
+is(sql($leader, q{SELECT count(*) FROM pg_attribute WHERE attrelid = 'mal.t'::regclass AND attname = 'm'}),
+	'1', '7: mal.t still has its enum column on the leader');
+
+# DDL under a search_path naming a schema only the leader has
+sql($leader, q{CREATE SCHEMA only_here AUTHORIZATION mallory});
+$r = as_mallory($leader, q{
+	SET search_path = only_here, mal;
+	ALTER TABLE t ADD COLUMN z int;
+	CREATE INDEX t_z ON t (z);
+	INSERT INTO t (id, v, z) VALUES (4, 'four', 4);
+});
+is($r->{ok}, 1, '7: DDL with a leader-only schema in the search_path') or diag($r->{stderr});
+agree('mal.t', '7 (leader-only schema in the search_path)');
+
+is(scalar(superuser_anywhere()), 0, 'after everything, mallory is not a superuser on any node');
+
+# ---------------------------------------------------------------------------
+# 8. what apply_error tells whom
+# ---------------------------------------------------------------------------
+
+# bob exists only on the leader: the follower cannot replay OWNER TO bob
+sql($leader, q{CREATE ROLE bob; ALTER TABLE mal.t OWNER TO bob});
+my $f = $followers[0];
+ok(wait_for(sub { defined status_of($f)->{apply_error} }, 'the follower reports an apply error'),
+	'8: OWNER TO a role the follower lacks stops apply there, visibly');
+my $full = status_of($f)->{apply_error};
+like($full, qr/bob/, '8: a superuser sees the whole error');
+my $brief = as_mallory($f, q{SELECT apply_error FROM raftable.status})->{out};
+like($brief, qr/^SQLSTATE [0-9A-Z]{5} at log index \d+, table mal\.t$/,
+	'8: an ordinary role sees the SQLSTATE, log index and table');
+unlike($brief, qr/bob|ALTER/, '8: ... and not the statement or its names');
+sql($f, q{GRANT pg_monitor TO mallory});
+like(as_mallory($f, q{SELECT apply_error FROM raftable.status})->{out}, qr/bob/,
+	'8: a member of pg_monitor sees the whole error');
+sql($_, q{CREATE ROLE bob}) foreach @followers;
+agree('mal.t', '8 (once the role exists, apply goes on)');
+is(sql($f, q{SELECT tableowner FROM pg_tables WHERE schemaname = 'mal' AND tablename = 't'}),
+	'bob', '8: the follower\'s mal.t is owned by bob, as on the leader');
+
+done_testing();
