@@ -491,18 +491,18 @@ BEGIN
 	END LOOP;
 
 	/* storage parameters, the TOAST table's prefixed with "toast." */
-	SELECT array_agg(format('%s=%s', opt.name, quote_literal(opt.value))
+	SELECT array_agg(format('%s%I=%L', opt.prefix, opt.name, opt.value)
 					 ORDER BY opt.src, opt.ord)
 	  INTO relopts
-	  FROM (SELECT 0, o.ord, split_part(o.opt, '=', 1),
+	  FROM (SELECT 0, o.ord, '', split_part(o.opt, '=', 1),
 				   substr(o.opt, strpos(o.opt, '=') + 1)
 			  FROM unnest(rel.reloptions) WITH ORDINALITY AS o(opt, ord)
 			UNION ALL
-			SELECT 1, o.ord, 'toast.' || split_part(o.opt, '=', 1),
+			SELECT 1, o.ord, 'toast.', split_part(o.opt, '=', 1),
 				   substr(o.opt, strpos(o.opt, '=') + 1)
 			  FROM pg_class tc,
 				   unnest(tc.reloptions) WITH ORDINALITY AS o(opt, ord)
-			 WHERE tc.oid = rel.reltoastrelid) AS opt(src, ord, name, value);
+			 WHERE tc.oid = rel.reltoastrelid) AS opt(src, ord, prefix, name, value);
 
 	stmts := stmts ||
 		(format('CREATE TABLE %s (%s) USING %I', qtbl,
@@ -512,8 +512,8 @@ BEGIN
 	/* per-column settings that CREATE TABLE cannot say */
 	FOR r IN
 		SELECT a.attname, a.attstorage, t.typstorage, a.attstattarget,
-			   (SELECT string_agg(format('%s=%s', split_part(o.opt, '=', 1),
-										 quote_literal(substr(o.opt, strpos(o.opt, '=') + 1))),
+			   (SELECT string_agg(format('%I=%L', split_part(o.opt, '=', 1),
+										 substr(o.opt, strpos(o.opt, '=') + 1)),
 								  ', ' ORDER BY o.ord)
 				  FROM unnest(a.attoptions) WITH ORDINALITY AS o(opt, ord)
 				 WHERE split_part(o.opt, '=', 1) <> 'pg_attver') AS attopts
@@ -563,8 +563,8 @@ BEGIN
 
 	FOR r IN
 		SELECT c.conname, pg_get_constraintdef(c.oid) AS def,
-			   (SELECT string_agg(format('%s=%s', split_part(o.opt, '=', 1),
-										 quote_literal(substr(o.opt, strpos(o.opt, '=') + 1))),
+			   (SELECT string_agg(format('%I=%L', split_part(o.opt, '=', 1),
+										 substr(o.opt, strpos(o.opt, '=') + 1)),
 								  ', ' ORDER BY o.ord)
 				  FROM pg_class ic,
 					   unnest(ic.reloptions) WITH ORDINALITY AS o(opt, ord)
