@@ -31,6 +31,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run ();
 use RaftableTest;
 
 my @nodes = make_nodes(3);
@@ -266,6 +267,59 @@ $r = as_mallory($leader, q{
 });
 is($r->{ok}, 1, '7: DDL with a leader-only schema in the search_path') or diag($r->{stderr});
 agree('mal.t', '7 (leader-only schema in the search_path)');
+
+# A transaction whose entry committed in the log but which then aborted here
+# (terminated during the write_ack = all wait) leaves its entry to apply:
+# a later write of the same row must wait until it is applied, not commit
+# ahead of it (which would leave the leader with the older value).
+sql($leader, q{
+	CREATE TABLE public.ab (id int PRIMARY KEY, v text);
+	SELECT raftable.replicate_table('public.ab');
+	INSERT INTO public.ab VALUES (1, 'zero');
+});
+agree('public.ab', '7 (committed, then aborted: setup)');
+my @held = map { poller($_) } @followers;
+$_->query('BEGIN; LOCK TABLE public.ab IN ACCESS EXCLUSIVE MODE') foreach @held;
+my $apply_lock = poller($leader);
+$apply_lock->query('BEGIN; SELECT 1 FROM raftable.apply_state FOR UPDATE');
+
+sub start_psql
+{
+	my ($node, $sql) = @_;
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ $node->installed_command('psql'), '-XAtq', '-d', $node->connstr('postgres'),
+		  '-c', $sql ],
+		'>', \$out, '2>', \$err, IPC::Run::timeout(120));
+	return { h => $h, out => \$out, err => \$err };
+}
+
+my $ci = status_of($leader)->{commit_index};
+my $w = start_psql($leader, q{SET raftable.write_ack = 'all'; SET raftable.write_timeout = '100s';
+	SET application_name = 'w_all'; UPDATE public.ab SET v = 'first' WHERE id = 1});
+ok(wait_for(sub {
+		status_of($leader)->{commit_index} > $ci
+		  && sql($leader, q{SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = 'w_all' AND wait_event_type = 'Extension'}) eq '1' },
+		'the write_ack = all write is committed in the log and waits for the followers'),
+	'7: a write_ack = all write commits in the log, then waits');
+sql($leader, q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'w_all'});
+eval { $w->{h}->finish };
+my $later = start_psql($leader, q{SET application_name = 'w_later';
+	UPDATE public.ab SET v = 'later' WHERE id = 1});
+ok(wait_for(sub {
+		sql($leader, q{SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = 'w_later' AND wait_event_type = 'Extension'}) eq '1' },
+		'the later write waits'),
+	'7: a later write of the row waits for the entry whose transaction aborted here');
+$apply_lock->query('COMMIT');
+$_->query('COMMIT') foreach @held;
+$_->quit foreach @held, $apply_lock;
+$later->{h}->finish;
+is(${ $later->{err} }, '', '7: the later write then commits');
+agree('public.ab', '7 (committed, then aborted)');
+is(sql($_, q{SELECT v FROM public.ab WHERE id = 1}), 'later',
+	'7: ' . $_->name . ' holds the later value') foreach @nodes;
 
 is(scalar(superuser_anywhere()), 0, 'after everything, mallory is not a superuser on any node');
 
