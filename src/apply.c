@@ -30,8 +30,11 @@
  * A snapshot brings the marks of its source along (snapshot.c).
  *
  * An error stops the batch; its message, with the table and the log index
- * from the error context, is published in raftable.status and logged, and
- * the batch is retried with a growing pause.  Nothing is skipped.
+ * from the error context, is published in raftable.status and logged.  The
+ * entries before the failing one are then applied at once, in a batch of
+ * their own, and the failing entry is retried alone, with a growing
+ * pause.  Nothing is skipped, and nothing before a failing entry waits
+ * for it.
  *
  * IDENTIFICATION
  *	  src/apply.c
@@ -662,6 +665,25 @@ apply_entry(uint64 index, const char *data, int len)
 }
 
 /*
+ * The entry that failed last, until apply gets past it: the entries before
+ * it are applied without it, in a batch of their own, and it is then
+ * retried alone, so that one failing entry holds back nothing before it.
+ */
+static uint64 apply_failed_at = 0;
+
+static uint64
+apply_upper_bound(uint64 applied, uint64 commit)
+{
+	uint64		upper = Min(commit, applied + APPLY_BATCH_ENTRIES);
+
+	if (apply_failed_at > applied + 1)
+		upper = Min(upper, apply_failed_at - 1);
+	else if (apply_failed_at == applied + 1)
+		upper = Min(upper, apply_failed_at);
+	return upper;
+}
+
+/*
  * Apply the committed entries after applied, up to commit, in one
  * transaction.  Returns the new applied index.
  */
@@ -698,7 +720,7 @@ apply_batch(uint64 commit)
 	if (commit > applied)
 	{
 		values[0] = Int64GetDatum(applied);
-		values[1] = Int64GetDatum(Min(commit, applied + APPLY_BATCH_ENTRIES));
+		values[1] = Int64GetDatum(apply_upper_bound(applied, commit));
 		apply_sql_kept(&apply_log_plan,
 					   "SELECT idx, kind, data FROM raftable.log "
 					   "WHERE idx > $1 AND idx <= $2 ORDER BY idx", 2, types, values);
@@ -835,8 +857,8 @@ apply_publish(uint64 applied, uint64 applied_now, const ErrorData *err)
 			strlcat(sh->apply.error, ")", sizeof(sh->apply.error));
 		strlcpy(sh->apply.error_brief, apply_error_brief, sizeof(sh->apply.error_brief));
 	}
-	else if (applied_now > 0)
-		sh->apply.error[0] = sh->apply.error_brief[0] = '\0';
+	else if (applied_now > 0 && apply_failed_at == 0)
+		sh->apply.error[0] = sh->apply.error_brief[0] = '\0';	/* past it */
 	LWLockRelease(sh->lock);
 	ConditionVariableBroadcast(&sh->status_cv);
 	if (applied_now > 0)
@@ -1007,6 +1029,8 @@ raftable_apply_main(Datum arg)
 			{
 				uint64		now = apply_batch(commit);
 
+				if (now >= apply_failed_at)
+					apply_failed_at = 0;
 				apply_publish(now, now > applied ? now - applied : 0, NULL);
 				pause_ms = 0;
 				if (now > applied && now < commit)
@@ -1014,14 +1038,24 @@ raftable_apply_main(Datum arg)
 			}
 			PG_CATCH();
 			{
+				uint64		failed_at = apply_cur_index;
 				ErrorData  *err = apply_catch();
 
 				apply_publish(applied, 0, err);
 				FreeErrorData(err);
-				apply_cur_table = NULL;
 				apply_cur_index = 0;
-				pause_ms = Min(Max(pause_ms * 2, 100), 10000);
-				wait_ms = pause_ms;
+				if (failed_at > applied + 1)
+				{
+					/* at once: the entries before it, without it */
+					apply_failed_at = failed_at;
+					wait_ms = 0;
+				}
+				else
+				{
+					apply_failed_at = failed_at;
+					pause_ms = Min(Max(pause_ms * 2, 100), 10000);
+					wait_ms = pause_ms;
+				}
 			}
 			PG_END_TRY();
 		}
