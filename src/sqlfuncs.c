@@ -138,11 +138,18 @@ raftable_random_id(void)
 	return id;
 }
 
+/*
+ * A conninfo given for a member: it must parse, fit, and hold no secret.
+ * It goes into the Raft log and every node's raftable.node_state; each
+ * node finds its own password (.pgpass, passfile) or uses a client
+ * certificate.
+ */
 static void
 sql_check_conninfo(const char *conninfo)
 {
 	char	   *err = NULL;
 	PQconninfoOption *opts;
+	const char *secret = NULL;
 
 	if (conninfo == NULL)
 		ereport(ERROR,
@@ -159,7 +166,18 @@ sql_check_conninfo(const char *conninfo)
 				 errmsg("invalid connection string"),
 				 errhint("Use key=value pairs or a postgresql:// URI.")));
 	}
+	/* '*' marks secrets: password, sslpassword */
+	for (PQconninfoOption *o = opts; o->keyword && secret == NULL; o++)
+		if (o->dispchar[0] == '*' && o->val != NULL && o->val[0] != '\0')
+			secret = pstrdup(o->keyword);
 	PQconninfoFree(opts);
+	if (secret)
+		ereport(ERROR,
+				(errhidestmt(true), errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("connection string must not contain a password"),
+				 errdetail("It holds option \"%s\". A member's connection string is kept in the Raft log and on every node.",
+						   secret),
+				 errhint("Give each node its password in its own ~/.pgpass or passfile, or use client certificates.")));
 	if (strlen(conninfo) >= RAFTABLE_CONNINFO_LEN - RAFTABLE_NAME_LEN)
 		ereport(ERROR,
 				(errhidestmt(true), errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
