@@ -32,9 +32,11 @@
  * a peer's queue is capped at TP_QUEUE_MAX bytes, and whatever is queued
  * for a peer whose connection fails is thrown away.  Raft retransmits.
  *
- * Connection strings carry no password (sqlfuncs.c refuses those), and
- * are not logged; only libpq's error messages (PQerrorMessage, the
- * server's error fields) are.
+ * A peer's conninfo is the one its membership records (never with a
+ * password: sqlfuncs.c refuses those), with our own role as the user
+ * (peer.c): the worker hands it over ready.  Conninfos are not logged,
+ * only libpq's error messages (PQerrorMessage, the server's error fields)
+ * are.
  *
  * Everything here runs in the Raft background worker, and an ERROR would
  * kill it, so nothing here raises one: problems are logged at LOG.
@@ -128,7 +130,7 @@ typedef struct TpRateLimit
 typedef struct TpPeer
 {
 	uint64		id;
-	char	   *conninfo;		/* the peer's, as the membership holds it */
+	char	   *conninfo;		/* as we connect: our role as its user */
 	bool		conninfo_ok;	/* PQconninfoParse accepts it */
 	bool		has_dbname;		/* it names a database itself */
 

@@ -13,9 +13,10 @@
 #	and on TCP 127.0.0.1 at the same port, with trust authentication
 #	(initdb -A trust), so peers can reach each other through a conninfo of
 #	the form host=127.0.0.1 port=P user=U.  By default U is the bootstrap
-#	superuser.  raftable refuses a conninfo with a password:
-#	$RaftableTest::PASSWORD is the secret the tests try to slip in, and
-#	look for in the server logs.
+#	superuser, which may act as any member; production gives every node
+#	its own role (test/tap/014_security_peers.pl does too).  raftable
+#	refuses a conninfo with a password: $RaftableTest::PASSWORD is the
+#	secret the tests try to slip in, and look for in the server logs.
 #
 #	Synchronisation is always by polling a condition with a deadline
 #	(wait_for), never by sleeping.
@@ -97,7 +98,8 @@ max_connections = 50
 	return @nodes;
 }
 
-# peer_conninfo($node, %opts): how peers reach $node.
+# peer_conninfo($node, %opts): how peers reach $node, and (its user) the
+# role $node connects to its peers as.
 #	opts: port => P (e.g. a proxy's port instead of the node's), user =>
 #	      name (default: the bootstrap superuser), password => '...'
 #	      (default none; raftable refuses it)
