@@ -36,6 +36,7 @@ OBJS = \
 	src/capture.o \
 	src/changeset.o \
 	src/ddl.o \
+	src/peer.o \
 	src/privilege.o \
 	src/raftable.o \
 	src/remote.o \
@@ -67,7 +68,7 @@ include $(PGXS)
 include test/core/core.mk
 
 # PGXS tracks no header dependencies: every object depends on the headers
-$(OBJS): src/raftable.h src/changeset.h src/remote.h src/core/raft.h
+$(OBJS): src/raftable.h src/changeset.h src/peer.h src/remote.h src/core/raft.h
 
 # ---------------------------------------------------------------------------
 # Test tiers that need PostgreSQL (besides installcheck, from PGXS)

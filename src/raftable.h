@@ -180,7 +180,7 @@ typedef struct RaftableRequest
 	uint64		node_id;
 	uint64		cluster_id;
 	char		name[RAFTABLE_NAME_LEN];
-	char		conninfo[RAFTABLE_CONNINFO_LEN];	/* full, with password */
+	char		conninfo[RAFTABLE_CONNINFO_LEN];	/* as recorded (never a password) */
 	uint32		members_len;	/* JOIN: raft_conf_encode()d members */
 	uint8		members[RAFTABLE_MAX_CONF_BYTES];
 	/* answer */
@@ -247,7 +247,7 @@ typedef struct RaftableSnapshotRequest
 	bool		ok;
 	uint64		min_index;		/* the offered snapshot's index */
 	uint64		source_id;
-	char		conninfo[RAFTABLE_CONNINFO_LEN];	/* full, with password */
+	char		conninfo[RAFTABLE_CONNINFO_LEN];	/* as recorded (never a password) */
 	uint64		installed_index;	/* the source's applied index copied */
 } RaftableSnapshotRequest;
 
@@ -315,7 +315,6 @@ extern uint32 raftable_inbox_pop(uint8 *buf, uint32 bufsize);
 extern void raftable_wake_worker(void);
 extern void raftable_wake_apply(void);
 extern RaftableStatus *raftable_status_copy(bool with_members);
-extern bool raftable_is_member(uint64 id);
 extern void raftable_abandoned(uint64 index, uint64 term);
 extern void raftable_error_not_leader(int sqlstate, const char *msg) pg_attribute_noreturn();
 
@@ -381,7 +380,7 @@ extern void transport_shutdown(void);
 /* this node's id: sent as application_name "raftable-node-<id>" */
 extern void transport_set_self(uint64 id);
 
-/* peers to talk to: id and full conninfo (with password); others dropped */
+/* peers to talk to: id and conninfo as recorded; others dropped */
 extern void transport_set_peer(uint64 id, const char *conninfo);
 extern void transport_forget_peers_except(const uint64 *ids, int n);
 

@@ -18,6 +18,7 @@
 
 #include "libpq-fe.h"
 #include "miscadmin.h"
+#include "peer.h"
 #include "raftable.h"
 #include "remote.h"
 #include "storage/latch.h"
@@ -137,18 +138,28 @@ remote_collect(PGconn *conn, int idle_ms)
 
 /*
  * Connect from this backend to another node, waiting interruptibly and at
- * most REMOTE_WAIT_MS (keepalives on; statements there time out too);
- * a conninfo without dbname means raftable.database, as for the worker.
+ * most REMOTE_WAIT_MS (keepalives on; statements there time out too).
+ * conninfo is the node's, as the membership records it: we connect as
+ * this node's own role (peer.c), and without dbname to raftable.database,
+ * as the worker does.
  */
 PGconn *
 remote_connect_nothrow(const char *conninfo, bool long_running)
 {
+	char		self_role[NAMEDATALEN];
+	char	   *ours;
 	const char *keys[] = {"dbname", "connect_timeout", "application_name",
 		"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
 	"options", NULL, NULL};
-	const char *vals[] = {conninfo, "10", "raftable", "1", "5", "2", "3",
+	const char *vals[] = {NULL, "10", "raftable", "1", "5", "2", "3",
 		long_running ? "-c statement_timeout=0" : "-c statement_timeout=30s", NULL, NULL};
-	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	PQconninfoOption *opts;
+	PGconn	   *conn;
+
+	peer_self_role(self_role);
+	ours = peer_conninfo_as(conninfo, self_role);
+	vals[0] = ours;
+	opts = PQconninfoParse(ours, NULL);
 
 	if (opts)
 	{
@@ -164,7 +175,9 @@ remote_connect_nothrow(const char *conninfo, bool long_running)
 			vals[8] = raftable_database;
 		}
 	}
-	return remote_connect_wait(PQconnectStartParams(keys, vals, true));
+	conn = remote_connect_wait(PQconnectStartParams(keys, vals, true));
+	pfree(ours);
+	return conn;
 }
 
 PGconn *

@@ -9,8 +9,10 @@
 #include "utils/timestamp.h"
 
 /*
- * A conninfo without dbname means raftable.database.  long_running: no
- * statement_timeout there (a snapshot's COPY); otherwise 30 s.
+ * conninfo is the node's, as the membership records it; the connection
+ * is made as this node's own role (peer.c).  A conninfo without dbname
+ * means raftable.database.  long_running: no statement_timeout there (a
+ * snapshot's COPY); otherwise 30 s.
  */
 extern PGconn *remote_connect_nothrow(const char *conninfo, bool long_running);
 extern PGconn *remote_connect(const char *conninfo, bool long_running);

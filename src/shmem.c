@@ -7,10 +7,11 @@
  *
  * One segment, asked for through shmem_request_hook and laid out in
  * shmem_startup_hook, with a named LWLock tranche ("raftable"): one lock
- * for the status, the apply status and the requests; one for the inbox,
- * which every backend running raftable._deliver writes and the worker
- * reads (messages can be megabytes: too long a copy for a spinlock); one
- * for the proposals of committing transactions.
+ * for the status (and the members' roles beside it, which peer.c lays
+ * out), the apply status and the requests; one for the inbox, which every
+ * backend running raftable._deliver writes and the worker reads (messages
+ * can be megabytes: too long a copy for a spinlock); one for the
+ * proposals of committing transactions.
  *
  * IDENTIFICATION
  *	  src/shmem.c
@@ -20,6 +21,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "peer.h"
 #include "raftable.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
@@ -34,7 +36,7 @@ raftable_shmem_request_hook(void)
 {
 	if (raftable_prev_shmem_request_hook)
 		raftable_prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(RaftableShared)));
+	RequestAddinShmemSpace(MAXALIGN(sizeof(RaftableShared)) + peer_shmem_size());
 	RequestNamedLWLockTranche("raftable", 3);
 }
 
@@ -61,6 +63,7 @@ raftable_shmem_startup_hook(void)
 		ConditionVariableInit(&raftable_shared->request_cv);
 		ConditionVariableInit(&raftable_shared->status_cv);
 	}
+	peer_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -130,19 +133,6 @@ raftable_abandoned(uint64 index, uint64 term)
 		sh->abandoned_term = term;
 		sh->abandoned_index = index;
 	}
-}
-
-/* is id a member of the configuration the worker last published? */
-bool
-raftable_is_member(uint64 id)
-{
-	bool		found = false;
-
-	LWLockAcquire(raftable_shared->lock, LW_SHARED);
-	for (int i = 0; i < raftable_shared->status.n_members && !found; i++)
-		found = raftable_shared->status.members[i].id == id;
-	LWLockRelease(raftable_shared->lock);
-	return found;
 }
 
 /*

