@@ -43,7 +43,9 @@
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
+#include "catalog/catalog.h"
 #include "catalog/dependency.h"
+#include "catalog/pg_attrdef.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_depend.h"
 #include "parser/parser.h"
@@ -141,8 +143,100 @@ ddl_type_is_local(Oid type)
 }
 
 /*
- * What a replicated table may not have, checked by replicate_table and
- * after every replicated statement that changes the table: columns of a
+ * Apply goes by primary key: a replicated table needs one, not deferrable,
+ * from replicate_table on and after every statement that changes it.
+ */
+static void
+ddl_check_primary_key(Relation rel)
+{
+	List	   *indexes;
+	ListCell   *lc;
+
+	if (OidIsValid(RelationGetPrimaryKeyIndex(rel)))
+		return;
+	/* the relcache knows only a primary key that is not deferrable */
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
+		bool		primary = idx->rd_index->indisprimary;
+
+		index_close(idx, AccessShareLock);
+		if (primary)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("table \"%s\" has a deferrable primary key",
+							RelationGetRelationName(rel)),
+					 errdetail("Its rows may share a key within a statement, which apply by key cannot follow."),
+					 errhint("Make the primary key NOT DEFERRABLE.")));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+			 errmsg("table \"%s\" has no primary key", RelationGetRelationName(rel)),
+			 errdetail("raftable applies changes by primary key."),
+			 errhint("A replicated table keeps its primary key; add one before replicating a table.")));
+}
+
+/*
+ * A column default may use only sequences the table owns: those travel
+ * with it (_table_ddl) and are kept in step (capture.c); another node would
+ * not have any other, or not at the same value.
+ */
+static void
+ddl_check_default_sequences(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	List	   *owned = getOwnedSequences(relid);
+	Relation	attrdef = table_open(AttrDefaultRelationId, AccessShareLock);
+	Relation	depend = table_open(DependRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	ScanKeyInit(&key, Anum_pg_attrdef_adrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(attrdef, AttrDefaultIndexId, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_attrdef def = (Form_pg_attrdef) GETSTRUCT(tup);
+		ScanKeyData dkey[2];
+		SysScanDesc dscan;
+		HeapTuple	dtup;
+
+		ScanKeyInit(&dkey[0], Anum_pg_depend_classid, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(AttrDefaultRelationId));
+		ScanKeyInit(&dkey[1], Anum_pg_depend_objid, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(def->oid));
+		dscan = systable_beginscan(depend, DependDependerIndexId, true, NULL, 2, dkey);
+		while (HeapTupleIsValid(dtup = systable_getnext(dscan)))
+		{
+			Form_pg_depend d = (Form_pg_depend) GETSTRUCT(dtup);
+
+			if (d->refclassid == RelationRelationId &&
+				get_rel_relkind(d->refobjid) == RELKIND_SEQUENCE &&
+				!list_member_oid(owned, d->refobjid))
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("default of column \"%s\" of replicated table \"%s\" uses sequence \"%s\", which the table does not own",
+								get_attname(relid, def->adnum, false),
+								RelationGetRelationName(rel), get_rel_name(d->refobjid)),
+						 errdetail("Only sequences owned by the table's columns are carried with it."),
+						 errhint("Make the table own it: ALTER SEQUENCE %s OWNED BY %s.%s.",
+								 quote_identifier(get_rel_name(d->refobjid)),
+								 quote_identifier(RelationGetRelationName(rel)),
+								 quote_identifier(get_attname(relid, def->adnum, false)))));
+		}
+		systable_endscan(dscan);
+	}
+	systable_endscan(scan);
+	table_close(depend, AccessShareLock);
+	table_close(attrdef, AccessShareLock);
+}
+
+/*
+ * What a replicated table must have and may not have, checked by
+ * replicate_table and after every replicated statement that changes the
+ * table: a primary key, defaults on its own sequences only; columns of a
  * type whose values are node-local, row-level security (a snapshot must
  * copy every row), and user triggers or rules enabled ALWAYS or REPLICA
  * (they would run when apply writes the table on every node).
@@ -152,6 +246,9 @@ ddl_check_definition(Relation rel)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	const char *name = RelationGetRelationName(rel);
+
+	ddl_check_primary_key(rel);
+	ddl_check_default_sequences(rel);
 
 	for (int i = 0; i < desc->natts; i++)
 	{
@@ -199,11 +296,40 @@ ddl_check_definition(Relation rel)
 	}
 }
 
+/*
+ * Why a table is each node's own, or NULL: raftable's own tables (their
+ * rows are each node's Raft state), the system catalogs, and tables that
+ * belong to an extension (each node's CREATE EXTENSION makes them).
+ */
+static const char *
+ddl_is_local_by_nature(Oid relid)
+{
+	Oid			ext;
+
+	if (get_rel_namespace(relid) == get_namespace_oid("raftable", true))
+		return "It is one of raftable's own tables, which hold each node's Raft state.";
+	if (IsCatalogRelationOid(relid) || IsCatalogNamespace(get_rel_namespace(relid)) ||
+		IsToastNamespace(get_rel_namespace(relid)) ||
+		strcmp(get_namespace_name(get_rel_namespace(relid)), "information_schema") == 0)
+		return "It is a system catalog.";
+	if (OidIsValid(ext = getExtensionOfObject(RelationRelationId, relid)))
+		return psprintf("It belongs to extension \"%s\", which each node creates itself.",
+						get_extension_name(ext));
+	return NULL;
+}
+
 static Oid
 ddl_check_table(Oid relid, bool want_replicated)
 {
 	Relation	rel;
 
+	const char *local = want_replicated ? NULL : ddl_is_local_by_nature(relid);
+
+	if (local)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" cannot be replicated", get_rel_name(relid)),
+				 errdetail("%s", local)));
 	LockRelationOid(relid, ExclusiveLock);	/* no writes until we commit */
 	rel = table_open(relid, NoLock);
 	if (rel->rd_rel->relkind != RELKIND_RELATION)
@@ -224,32 +350,6 @@ ddl_check_table(Oid relid, bool want_replicated)
 						RelationGetRelationName(rel))));
 	if (!want_replicated)
 		ddl_check_definition(rel);
-	if (!want_replicated && !OidIsValid(RelationGetPrimaryKeyIndex(rel)))
-	{
-		/* the relcache knows only a primary key that is not deferrable */
-		List	   *indexes = RelationGetIndexList(rel);
-		ListCell   *lc;
-
-		foreach(lc, indexes)
-		{
-			Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
-			bool		primary = idx->rd_index->indisprimary;
-
-			index_close(idx, AccessShareLock);
-			if (primary)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("table \"%s\" has a deferrable primary key",
-								RelationGetRelationName(rel)),
-						 errdetail("Its rows may share a key within a statement, which apply by key cannot follow."),
-						 errhint("Make the primary key NOT DEFERRABLE.")));
-		}
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
-				 errmsg("table \"%s\" has no primary key", RelationGetRelationName(rel)),
-				 errdetail("raftable applies changes by primary key."),
-				 errhint("Add a primary key, then replicate the table.")));
-	}
 	table_close(rel, NoLock);
 	return relid;
 }
@@ -492,6 +592,45 @@ ddl_check_subcommand(AlterTableCmd *cmd)
 			break;
 		default:
 			break;
+	}
+}
+
+/*
+ * Statements on another table that would tie a replicated one to it: a
+ * partition attached to or detached from a parent, a new table inheriting
+ * from or partitioning a replicated one.  Replicated tables stand alone.
+ */
+static void
+ddl_check_relatives(Node *stmt)
+{
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	if (IsA(stmt, AlterTableStmt))
+	{
+		foreach(lc, ((AlterTableStmt *) stmt)->cmds)
+		{
+			AlterTableCmd *cmd = lfirst(lc);
+
+			if ((cmd->subtype == AT_AttachPartition || cmd->subtype == AT_DetachPartition ||
+				 cmd->subtype == AT_DetachPartitionFinalize) &&
+				cmd->def && IsA(cmd->def, PartitionCmd))
+				names = lappend(names, ((PartitionCmd *) cmd->def)->name);
+		}
+	}
+	else if (IsA(stmt, CreateStmt))
+		names = ((CreateStmt *) stmt)->inhRelations;
+	foreach(lc, names)
+	{
+		Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
+
+		if (raftable_table_is_replicated(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("replicated table \"%s\" cannot be a partition, a parent or a child",
+							get_rel_name(relid)),
+					 errdetail("Replicated tables are plain tables, alike on every node."),
+					 errhint("Unreplicate the table first.")));
 	}
 }
 
@@ -1070,7 +1209,10 @@ ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		(IsA(stmt, DropStmt) || IsA(stmt, RenameStmt) || IsA(stmt, CreateTrigStmt)))
 		ddl_check_raftable_triggers(stmt);
 	if (checking)
+	{
 		ddl_check_type_change(stmt);
+		ddl_check_relatives(stmt);
+	}
 	if (checking &&
 		(IsA(stmt, AlterTableStmt) || IsA(stmt, IndexStmt) || IsA(stmt, DropStmt) ||
 		 IsA(stmt, RenameStmt) || IsA(stmt, AlterObjectSchemaStmt)))

@@ -84,23 +84,32 @@ sub settle
 	return;
 }
 
-# the grants README.md gives a peer role, on one node
+my $su = getpwuid($<);
+
+# the grants README.md gives the peer roles, on one node: the group role
+# raftable_peers holds the narrowest rights the peers need (no
+# pg_read_all_data): the peer entry points, raftable's own tables that a
+# snapshot reads, and SELECT on the tables the table owner (here the
+# superuser) creates, which includes the replicated ones on every node
 sub grant_peer
 {
 	my ($node, @roles) = @_;
 	my $list = join(', ', @roles);
 	sql($node, join("\n",
 		(map { "CREATE ROLE $_ LOGIN;" } @roles),
-		"GRANT USAGE ON SCHEMA raftable TO $list;",
+		q{DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'raftable_peers') THEN
+			CREATE ROLE raftable_peers NOLOGIN; END IF; END$$;},
+		"GRANT raftable_peers TO $list;",
 		'GRANT EXECUTE ON FUNCTION raftable._deliver(bytea),',
 		'    raftable._join(bigint, bigint, text, text, bytea),',
-		"    raftable._leave(bigint, bigint) TO $list;",
-		"GRANT pg_read_all_data TO $list;",
-		"GRANT EXECUTE ON FUNCTION raftable._table_ddl(regclass) TO $list;"));
+		'    raftable._leave(bigint, bigint),',
+		'    raftable._table_ddl(regclass) TO raftable_peers;',
+		'GRANT SELECT ON raftable.apply_state, raftable.applied_marks,',
+		'    raftable.replicated TO raftable_peers;',
+		"ALTER DEFAULT PRIVILEGES FOR ROLE \"$su\" GRANT SELECT ON TABLES TO raftable_peers;",
+		"ALTER DEFAULT PRIVILEGES FOR ROLE \"$su\" GRANT SELECT ON SEQUENCES TO raftable_peers;"));
 	return;
 }
-
-my $su = getpwuid($<);
 
 # ---------------------------------------------------------------------------
 # cluster A: the nodes connect as the superuser; mallory is bound to none

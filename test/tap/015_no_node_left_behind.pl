@@ -76,4 +76,50 @@ healthy('a failing entry, once its role exists');
 is(sql($f, q{SELECT tableowner FROM pg_tables WHERE tablename = 't'}), 'bob',
 	'the follower\'s t is owned by bob, as on the leader');
 
+# ---------------------------------------------------------------------------
+# what can never be replicated
+# ---------------------------------------------------------------------------
+
+foreach my $t (qw(raftable.applied_marks raftable.log raftable.replicated pg_catalog.pg_class
+	information_schema.sql_features))
+{
+	my $r = sql_error($leader, "SELECT raftable.replicate_table('$t')");
+	is($r->{sqlstate}, '0A000', "replicate_table('$t') is refused with 0A000")
+	  or diag($r->{stderr});
+}
+healthy('own tables and catalogs refused');
+
+# ---------------------------------------------------------------------------
+# DDL that would break a replicated table, refused before the log
+# ---------------------------------------------------------------------------
+
+sql($leader, q{
+	CREATE SEQUENCE freeseq;
+	CREATE TABLE parted (id int PRIMARY KEY) PARTITION BY RANGE (id);
+	CREATE TABLE parent (id int PRIMARY KEY);
+});
+foreach my $case (
+	[ q{ALTER TABLE t DROP CONSTRAINT t_pkey},                        '42P16' ],
+	[ q{ALTER TABLE t DROP COLUMN id},                                '42P16' ],
+	[ q{ALTER TABLE t ALTER COLUMN v SET DEFAULT nextval('freeseq')}, '0A000' ],
+	[ q{ALTER TABLE t ADD COLUMN n bigint; ALTER TABLE t ALTER COLUMN n SET DEFAULT nextval('freeseq')}, '0A000' ],
+	[ q{ALTER TABLE t INHERIT parent},                                '0A000' ],
+	[ q{ALTER TABLE parted ATTACH PARTITION t FOR VALUES FROM (0) TO (1000000)}, '0A000' ],
+	[ q{CREATE TABLE child () INHERITS (t)},                          '0A000' ],
+	[ q{CREATE TABLE tpart PARTITION OF t FOR VALUES FROM (0) TO (10)}, '0A000' ],
+	[ q{DROP TABLE t, parent},                                        '0A000' ])
+{
+	my ($stmt, $code) = @$case;
+	my $r = sql_error($leader, $stmt);
+	is($r->{sqlstate}, $code, "$stmt: refused with $code") or diag($r->{stderr});
+	if ($stmt =~ /^DROP TABLE t, parent/)
+	{
+		like($r->{hint} // '', qr/statement of its own/, '... with a hint that says what to do');
+		unlike($r->{hint} // '', qr/CONCURRENTLY/, '... and does not speak of CONCURRENTLY');
+	}
+}
+is(sql($leader, q{SELECT count(*) FROM pg_constraint WHERE conrelid = 't'::regclass AND contype = 'p'}),
+	'1', 't still has its primary key');
+healthy('invariant-breaking DDL refused');
+
 done_testing();
