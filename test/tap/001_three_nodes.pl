@@ -56,7 +56,7 @@ foreach my $node (@nodes)
 
 	$node->safe_psql('postgres', 'CREATE EXTENSION raftable');
 	is($node->safe_psql('postgres', 'SELECT raftable.version()'),
-		'0.1', "$name: raftable.version() is 0.1");
+		'0.2', "$name: raftable.version() is 0.2");
 	is( $node->safe_psql(
 			'postgres',
 			"SELECT raftable.version() = extversion FROM pg_extension WHERE extname = 'raftable'"
