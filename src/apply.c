@@ -685,10 +685,11 @@ apply_upper_bound(uint64 applied, uint64 commit)
 
 /*
  * Apply the committed entries after applied, up to commit, in one
- * transaction.  Returns the new applied index.
+ * transaction.  Returns the new applied index; *from is the one it started
+ * from.
  */
 static uint64
-apply_batch(uint64 commit)
+apply_batch(uint64 commit, uint64 *from)
 {
 	Oid			types[2] = {INT8OID, INT8OID};
 	Datum		values[2];
@@ -716,6 +717,7 @@ apply_batch(uint64 commit)
 		elog(ERROR, "raftable.apply_state must hold one row");
 	applied = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 										  1, &isnull));
+	*from = applied;
 	last = applied;
 	if (commit > applied)
 	{
@@ -918,7 +920,7 @@ apply_maybe_snapshot(void)
 	{
 		ErrorData  *err = apply_catch();
 
-		snapshot_failed(err->message);
+		snapshot_failed(err);
 		FreeErrorData(err);
 	}
 	PG_END_TRY();
@@ -1027,11 +1029,13 @@ raftable_apply_main(Datum arg)
 			applied = raftable_shared->apply.applied_index;
 			PG_TRY();
 			{
-				uint64		now = apply_batch(commit);
+				uint64		from;
+				uint64		now = apply_batch(commit, &from);
 
+				/* counted from the table's index: the shared one is 0 at start */
 				if (now >= apply_failed_at)
 					apply_failed_at = 0;
-				apply_publish(now, now > applied ? now - applied : 0, NULL);
+				apply_publish(now, now - from, NULL);
 				pause_ms = 0;
 				if (now > applied && now < commit)
 					wait_ms = 0;	/* more to do */

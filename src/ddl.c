@@ -433,15 +433,21 @@ raftable_unreplicate_table(PG_FUNCTION_ARGS)
 /*
  * The table a statement names, by the relation's real kind and not the
  * statement's word for it: ALTER INDEX may name a table, ALTER TABLE an
- * index.  An index stands for its table.
+ * index.  An index, and a sequence the table owns, stand for the table.
  */
 static Oid
 ddl_relid(RangeVar *rv)
 {
 	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+	Oid			table;
+	int32		column;
 
 	if (OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_INDEX)
 		relid = IndexGetRelation(relid, true);
+	else if (OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_SEQUENCE &&
+			 (sequenceIsOwned(relid, DEPENDENCY_AUTO, &table, &column) ||
+			  sequenceIsOwned(relid, DEPENDENCY_INTERNAL, &table, &column)))
+		relid = table;			/* an owned sequence goes with its table */
 	return relid;
 }
 
@@ -725,6 +731,15 @@ ddl_target(Node *stmt, const char **refuse)
 				ListCell   *lc;
 				int			n = 0;
 
+				if (s->removeType == OBJECT_POLICY)
+				{
+					/* one policy: the table's name list, the policy's name last */
+					List	   *names = linitial(s->objects);
+
+					relid = ddl_relid(makeRangeVarFromNameList(list_truncate(list_copy(names),
+																			 list_length(names) - 1)));
+					break;
+				}
 				if (s->removeType != OBJECT_TABLE && s->removeType != OBJECT_INDEX)
 					break;
 				foreach(lc, s->objects)
@@ -744,6 +759,35 @@ ddl_target(Node *stmt, const char **refuse)
 					*refuse = "drop an index CONCURRENTLY on";
 				return relid;
 			}
+		case T_GrantStmt:
+			{
+				GrantStmt  *s = (GrantStmt *) stmt;
+				ListCell   *lc;
+				int			n = 0;
+
+				if (s->targtype != ACL_TARGET_OBJECT ||
+					(s->objtype != OBJECT_TABLE && s->objtype != OBJECT_SEQUENCE))
+					break;
+				foreach(lc, s->objects)
+				{
+					Oid			r = ddl_relid(lfirst_node(RangeVar, lc));
+
+					if (raftable_table_is_replicated(r))
+					{
+						relid = r;
+						n++;
+					}
+				}
+				if (n > 0 && n < list_length(s->objects))
+					*refuse = "grant or revoke on other objects in the same statement as";
+				return relid;
+			}
+		case T_CreatePolicyStmt:
+			relid = ddl_relid(((CreatePolicyStmt *) stmt)->table);
+			break;
+		case T_AlterPolicyStmt:
+			relid = ddl_relid(((AlterPolicyStmt *) stmt)->table);
+			break;
 		case T_RenameStmt:
 			{
 				RenameStmt *s = (RenameStmt *) stmt;
@@ -757,7 +801,8 @@ ddl_target(Node *stmt, const char **refuse)
 					 s->renameType == OBJECT_MATVIEW ||
 					 s->renameType == OBJECT_FOREIGN_TABLE) &&
 					ddl_names_table(s->relation))
-					*refuse = "rename";
+					*refuse = get_rel_relkind(RangeVarGetRelid(s->relation, NoLock, true)) ==
+						RELKIND_SEQUENCE ? "rename a sequence of" : "rename";
 				break;
 			}
 		case T_AlterObjectSchemaStmt:
@@ -1024,6 +1069,32 @@ ddl_drops_raftable(Node *stmt)
 }
 
 /*
+ * DROP EXTENSION raftable on a member of a cluster with other members
+ * would leave them a voter that answers every message with an error: the
+ * node leaves the cluster first.  A node alone in its cluster, or in none,
+ * may drop it.
+ */
+static void
+ddl_refuse_drop_member(void)
+{
+	RaftableStatus *st;
+	uint64		id;
+
+	if (raftable_shared == NULL)
+		return;					/* not preloaded: there is no cluster */
+	st = raftable_status_copy(true);
+	id = st->node_id;
+	if (st->in_cluster && st->n_members > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot drop extension raftable on a member of a raftable cluster"),
+				 errdetail("The other members would keep this node as a member that answers nothing."),
+				 errhint("Remove this node first: SELECT raftable.remove_node(%llu) on the leader.",
+						 (unsigned long long) id)));
+	pfree(st);
+}
+
+/*
  * raftable._check_dropped(classid, objid, objsubid, identity): called by the
  * sql_drop event trigger for each dropped object.
  */
@@ -1189,6 +1260,47 @@ ddl_create_table(const char *schema, const char *name, const char *owner,
 	}
 }
 
+/*
+ * GRANT or REVOKE ... ON ALL TABLES (SEQUENCES) IN SCHEMA reaches this
+ * node's tables only: say so when the schema holds replicated tables,
+ * whose privileges follow them only when they are named.
+ */
+static void
+ddl_warn_grant_in_schema(GrantStmt *stmt)
+{
+	ListCell   *lc;
+	RaftableSavedUser saved;
+
+	if (stmt->targtype != ACL_TARGET_ALL_IN_SCHEMA ||
+		(stmt->objtype != OBJECT_TABLE && stmt->objtype != OBJECT_SEQUENCE))
+		return;
+	foreach(lc, stmt->objects)
+	{
+		Oid			nsp = get_namespace_oid(strVal(lfirst(lc)), true);
+		Oid			types[1] = {OIDOID};
+		Datum		values[1] = {ObjectIdGetDatum(nsp)};
+		bool		found;
+
+		if (!OidIsValid(nsp))
+			continue;
+		raftable_become_superuser(&saved);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		raftable_spi("SELECT 1 FROM raftable.replicated r JOIN pg_catalog.pg_class c "
+					 "ON c.oid OPERATOR(pg_catalog.=) r.relid "
+					 "WHERE c.relnamespace OPERATOR(pg_catalog.=) $1 LIMIT 1",
+					 1, types, values);
+		found = SPI_processed > 0;
+		SPI_finish();
+		raftable_restore_user(&saved);
+		if (found)
+			ereport(WARNING,
+					(errmsg("privileges granted or revoked on all tables in schema \"%s\" change its replicated tables on this node only",
+							strVal(lfirst(lc))),
+					 errhint("GRANT or REVOKE on the replicated tables by name, on the leader, to change them on every node.")));
+	}
+}
+
 static void
 ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			ProcessUtilityContext context, ParamListInfo params,
@@ -1215,8 +1327,12 @@ ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	}
 	if (checking &&
 		(IsA(stmt, AlterTableStmt) || IsA(stmt, IndexStmt) || IsA(stmt, DropStmt) ||
-		 IsA(stmt, RenameStmt) || IsA(stmt, AlterObjectSchemaStmt)))
+		 IsA(stmt, RenameStmt) || IsA(stmt, AlterObjectSchemaStmt) ||
+		 IsA(stmt, GrantStmt) || IsA(stmt, CreatePolicyStmt) ||
+		 IsA(stmt, AlterPolicyStmt)))
 		relid = ddl_target(stmt, &refuse);
+	if (checking && !OidIsValid(relid) && IsA(stmt, GrantStmt))
+		ddl_warn_grant_in_schema((GrantStmt *) stmt);
 	if (OidIsValid(relid))
 	{
 		if (refuse)
@@ -1225,6 +1341,8 @@ ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					 errmsg("cannot %s replicated table \"%s\"", refuse, get_rel_name(relid)),
 					 errhint("%s", IsA(stmt, RenameStmt) || IsA(stmt, AlterObjectSchemaStmt) ?
 							 "Unreplicate the table first, then replicate it again." :
+							 IsA(stmt, GrantStmt) ?
+							 "Name the replicated tables in a statement of their own." :
 							 IsA(stmt, DropStmt) && !((DropStmt *) stmt)->concurrent ?
 							 "Drop the replicated table in a statement of its own." :
 							 "Run it without CONCURRENTLY.")));
@@ -1236,7 +1354,10 @@ ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		name = get_rel_name(relid);
 	}
 	else if (checking && ddl_drops_raftable(stmt))
+	{
+		ddl_refuse_drop_member();
 		ddl_dropping_raftable = true;
+	}
 	else if (checking && ddl_may_cascade(stmt))
 	{
 		ddl_list_parts();

@@ -265,7 +265,9 @@ typedef struct RaftableSnapshotProgress
 	uint64		bytes_copied;
 	TimestampTz started_at;
 	TimestampTz finished_at;
-	char		error[256];
+	char		error[256];		/* message of a failed attempt */
+	char		error_detail[512];	/* its detail: the source's own error,
+									 * shown to pg_monitor */
 } RaftableSnapshotProgress;
 
 typedef struct RaftableShared
@@ -328,7 +330,7 @@ extern bool raftable_applying;	/* this process applies: capture nothing */
 /* ---------- snapshots (snapshot.c), in the apply worker ---------- */
 extern uint64 snapshot_install(const char *conninfo, uint64 source_id,
 							   uint64 min_index);
-extern void snapshot_failed(const char *message);
+extern void snapshot_failed(const ErrorData *err);
 
 /* ---------- capture (capture.c) and DDL (ddl.c), in backends ---------- */
 extern void raftable_capture_init(void);

@@ -40,6 +40,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "commands/copy.h"
 #include "executor/spi.h"
@@ -51,6 +52,7 @@
 #include "pgstat.h"
 #include "raftable.h"
 #include "remote.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
 #include "utils/wait_event.h"
@@ -452,15 +454,20 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 	return applied;
 }
 
-/* after a failure: the view says so until the next attempt */
+/*
+ * After a failure: the view says so until the next attempt, with the
+ * error's detail, which for a failure on the source is the source's own
+ * error (a missing privilege, say).
+ */
 void
-snapshot_failed(const char *message)
+snapshot_failed(const ErrorData *err)
 {
 	RaftableSnapshotProgress *p = &raftable_shared->snapshot;
 
 	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
 	strlcpy(p->phase, "failed", sizeof(p->phase));
-	strlcpy(p->error, message ? message : "", sizeof(p->error));
+	strlcpy(p->error, err->message ? err->message : "", sizeof(p->error));
+	strlcpy(p->error_detail, err->detail ? err->detail : "", sizeof(p->error_detail));
 	p->finished_at = GetCurrentTimestamp();
 	LWLockRelease(raftable_shared->lock);
 }
@@ -493,7 +500,10 @@ raftable_snapshot_progress(PG_FUNCTION_ARGS)
 	values[8] = TimestampTzGetDatum(p.started_at);
 	values[9] = TimestampTzGetDatum(p.finished_at);
 	nulls[9] = p.finished_at == 0;
-	values[10] = CStringGetTextDatum(p.error);
+	/* the detail may quote the source's data: for pg_monitor */
+	values[10] = CStringGetTextDatum(p.error_detail[0] &&
+									 has_privs_of_role(GetUserId(), ROLE_PG_MONITOR) ?
+									 psprintf("%s: %s", p.error, p.error_detail) : p.error);
 	nulls[10] = p.error[0] == '\0';
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;

@@ -19,15 +19,16 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_authid.h"
+#include "commands/dbcommands.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "libpq-fe.h"
 #include "miscadmin.h"
-#include "pgstat.h"
-#include "commands/dbcommands.h"
 #include "peer.h"
+#include "pgstat.h"
 #include "postmaster/postmaster.h"
-#include "catalog/pg_authid.h"
 #include "raftable.h"
 #include "remote.h"
 #include "utils/acl.h"
@@ -237,6 +238,18 @@ sql_member(const RaftableStatus *st, uint64 id)
 		if (st->members[i].id == id)
 			return &st->members[i];
 	return NULL;
+}
+
+/* the voters besides this node */
+static int
+sql_other_voters(const RaftableStatus *st)
+{
+	int			n = 0;
+
+	for (int i = 0; i < st->n_members; i++)
+		if (st->members[i].voter && !st->members[i].is_self)
+			n++;
+	return n;
 }
 
 /* this node has a cluster identity (it may not be a member yet: joining) */
@@ -517,6 +530,153 @@ sql_hiding_statement(Datum (*fn) (FunctionCallInfo), FunctionCallInfo fcinfo)
 	return result;
 }
 
+/*
+ * A node's default name: the host and port its conninfo reaches it at
+ * ("db2.example.net:5432"), unique in a cluster whose nodes are reached at
+ * different places.
+ */
+static char *
+sql_default_name(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	const char *host = NULL;
+	const char *port = NULL;
+	char	   *name;
+
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+	{
+		if (strcmp(o->keyword, "host") == 0 && o->val && o->val[0])
+			host = o->val;
+		else if (strcmp(o->keyword, "hostaddr") == 0 && o->val && o->val[0] && host == NULL)
+			host = o->val;
+		else if (strcmp(o->keyword, "port") == 0 && o->val && o->val[0])
+			port = o->val;
+	}
+	name = psprintf("%.*s:%s", (int) strcspn(host ? host : "localhost", ","),
+					host ? host : "localhost",
+					port ? port : psprintf("%d", DEF_PGPORT));
+	if (opts)
+		PQconninfoFree(opts);
+	if (strlen(name) >= RAFTABLE_NAME_LEN)
+		name[RAFTABLE_NAME_LEN - 1] = '\0';
+	return name;
+}
+
+/*
+ * What must be the same on every node for apply and indexes to agree: the
+ * major version, the server encoding, the database's collation and
+ * character classification, and its collation's version.  The same query
+ * here and on the node that is to join; a difference names the setting.
+ */
+static const char *sql_compat_sql =
+"SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4 "
+"       OPERATOR(pg_catalog./) 10000, "
+"       pg_catalog.pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, "
+"       pg_catalog.pg_database_collation_actual_version(d.oid) "
+"  FROM pg_catalog.pg_database d "
+" WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()";
+
+static void
+sql_check_compatible(PGconn *conn)
+{
+	static const char *const what[5] = {
+		"PostgreSQL major version", "server encoding", "LC_COLLATE", "LC_CTYPE",
+		"collation version"
+	};
+	PGresult   *res = remote_exec(conn, sql_compat_sql, 0, NULL, NULL, NULL,
+								  "checking the node's settings");
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	raftable_spi(sql_compat_sql, 0, NULL, NULL);
+	for (int i = 0; i < 5 && PQntuples(res) == 1 && SPI_processed == 1; i++)
+	{
+		char	   *ours = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1);
+		char	   *theirs = PQgetisnull(res, 0, i) ? NULL : PQgetvalue(res, 0, i);
+
+		if ((ours == NULL) != (theirs == NULL) ||
+			(ours && strcmp(ours, theirs) != 0))
+		{
+			char	   *detail = psprintf("It has %s \"%s\"; this node has \"%s\".",
+										  what[i], theirs ? theirs : "none",
+										  ours ? ours : "none");
+
+			PQclear(res);
+			PQfinish(conn);
+			ereport(ERROR,
+					(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("that node cannot join: its %s differs", what[i]),
+					 errdetail("%s", detail),
+					 errhint("Nodes must agree on what orders and compares text; create its database like this one's.")));
+		}
+	}
+	SPI_finish();
+	PQclear(res);
+}
+
+/*
+ * The roles the replicated tables name here: owners, grantees of the
+ * tables and their sequences, and roles of their policies.  Apply creates
+ * and writes each table as its owner and replays GRANT and policies, so a
+ * node without one of them could not apply.
+ */
+static const char *sql_roles_sql =
+"WITH t AS (SELECT relid FROM raftable.replicated "
+"           UNION SELECT d.objid FROM pg_catalog.pg_depend d "
+"            WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+"              AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+"              AND d.deptype OPERATOR(pg_catalog.=) ANY ('{a,i}'::pg_catalog.\"char\"[]) "
+"              AND d.refobjid IN (SELECT relid FROM raftable.replicated)), "
+"r AS (SELECT c.relowner AS role FROM pg_catalog.pg_class c WHERE c.oid IN (SELECT relid FROM t) "
+"      UNION SELECT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a "
+"       WHERE c.oid IN (SELECT relid FROM t) "
+"      UNION SELECT a.grantee FROM pg_catalog.pg_attribute att, pg_catalog.aclexplode(att.attacl) a "
+"       WHERE att.attrelid IN (SELECT relid FROM t) "
+"      UNION SELECT pr FROM pg_catalog.pg_policy p, pg_catalog.unnest(p.polroles) pr "
+"       WHERE p.polrelid IN (SELECT relid FROM t)) "
+"SELECT pg_catalog.array_agg(a.rolname ORDER BY a.rolname) "
+"  FROM r JOIN pg_catalog.pg_authid a ON a.oid OPERATOR(pg_catalog.=) r.role";
+
+static void
+sql_check_roles(PGconn *conn)
+{
+	RaftableSavedUser saved;
+	char	   *roles;
+	PGresult   *res;
+	const char *values[1];
+
+	raftable_become_superuser(&saved);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	raftable_spi(sql_roles_sql, 0, NULL, NULL);
+	roles = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	roles = roles ? MemoryContextStrdup(TopTransactionContext, roles) : NULL;
+	SPI_finish();
+	raftable_restore_user(&saved);
+	if (roles == NULL)
+		return;
+	values[0] = roles;
+	res = remote_exec(conn,
+					  "SELECT r FROM pg_catalog.unnest($1::pg_catalog.text[]) AS r "
+					  " WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles p "
+					  "                    WHERE p.rolname OPERATOR(pg_catalog.=) r) "
+					  " ORDER BY 1 LIMIT 1",
+					  1, values, NULL, NULL, "checking the node's roles");
+	if (PQntuples(res) > 0)
+	{
+		char	   *missing = pstrdup(PQgetvalue(res, 0, 0));
+
+		PQclear(res);
+		PQfinish(conn);
+		ereport(ERROR,
+				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("that node cannot join: it has no role \"%s\"", missing),
+				 errdetail("Replicated tables are owned by, grant to, or have policies for that role, and apply needs it."),
+				 errhint("Create the role on that node, then add it.")));
+	}
+	PQclear(res);
+}
+
 static Datum
 raftable_create_cluster_impl(FunctionCallInfo fcinfo)
 {
@@ -528,7 +688,7 @@ raftable_create_cluster_impl(FunctionCallInfo fcinfo)
 
 	sql_check_conninfo(conninfo);
 	sql_require_served_database();
-	name = PG_ARGISNULL(1) ? psprintf("node-%d", PostPortNumber) :
+	name = PG_ARGISNULL(1) ? sql_default_name(conninfo) :
 		text_to_cstring(PG_GETARG_TEXT_PP(1));
 	sql_check_name(name);
 	st = sql_status();
@@ -580,6 +740,15 @@ raftable_add_node_impl(FunctionCallInfo fcinfo)
 	sql_require_leader(st);
 	conf = sql_full_conf();
 
+	if (name == NULL)
+		name = sql_default_name(conninfo);
+	for (int i = 0; i < st->n_members; i++)
+		if (strcmp(st->members[i].name, name) == 0)
+			ereport(ERROR,
+					(errhidestmt(true), errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("a member of this cluster is already named \"%s\"", name),
+					 errhint("Give the new node another name: raftable.add_node(conninfo, node_name).")));
+
 	conn = remote_connect(conninfo, false);
 	res = remote_exec(conn, "SELECT role FROM raftable.status", 0, NULL, NULL, NULL,
 					 "checking raftable");
@@ -593,13 +762,8 @@ raftable_add_node_impl(FunctionCallInfo fcinfo)
 				 errhint("Remove it from its cluster first.")));
 	}
 	PQclear(res);
-	if (name == NULL)
-	{
-		res = remote_exec(conn, "SELECT 'node-' || current_setting('port')", 0, NULL,
-						 NULL, NULL, "naming the node");
-		name = pstrdup(PQgetvalue(res, 0, 0));
-		PQclear(res);
-	}
+	sql_check_compatible(conn);
+	sql_check_roles(conn);
 
 	/* give it its identity and the current membership, then propose */
 	members_len = raft_conf_encoded_size(conf);
@@ -678,6 +842,12 @@ raftable_remove_node(PG_FUNCTION_ARGS)
 	conf = sql_full_conf();
 	sql_full_conninfo(conf, id, conninfo);
 
+	if (id == st->node_id && sql_other_voters(st) == 0)
+		ereport(ERROR,
+				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot remove the last voter of a cluster"),
+				 errdetail("This node is the only voter of its cluster; without it the cluster could not commit anything."),
+				 errhint("To leave the cluster for good, DROP EXTENSION raftable on this node.")));
 	if (id == st->node_id)
 	{
 		/* hand leadership over first, then let the new leader remove us */
@@ -740,6 +910,12 @@ raftable_transfer_leadership(PG_FUNCTION_ARGS)
 		if (id == st->node_id)
 			PG_RETURN_INT64((int64) id);
 	}
+	if (id == 0 && sql_other_voters(st) == 0)
+		ereport(ERROR,
+				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("there is no other voter to transfer leadership to"),
+				 errdetail("This node is the only voter of its cluster."),
+				 errhint("Add a node with raftable.add_node() first.")));
 	req = palloc0(sizeof(RaftableRequest));
 	req->type = RAFTABLE_REQ_TRANSFER;
 	req->node_id = id;

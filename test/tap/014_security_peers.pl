@@ -208,9 +208,21 @@ sql($leader, q{
 ok( defined wait_for(sub { status_of($leader)->{snapshot_index} > 0 },
 		'the leader compacts its log', timeout => 30),
 	'the leader compacted its log (log_keep = 0)');
-add_node($leader, $b3, conninfo => $ci->($b3));
+# without SELECT on acct, b3's snapshot fails, and says why to pg_monitor
+sql($leader, q{REVOKE SELECT ON acct FROM raftable_peers});
+add_node($leader, $b3, conninfo => $ci->($b3), wait => 0);
+ok(wait_for(sub { sql($b3, q{SELECT phase FROM raftable.snapshot_progress}) eq 'failed' },
+		'b3\'s snapshot fails', timeout => 60),
+	'without SELECT on a replicated table, a snapshot fails');
+like(sql($b3, q{SELECT error FROM raftable.snapshot_progress}), qr/permission denied for table acct/,
+	'... and snapshot_progress.error gives the source\'s reason to a superuser');
+sql($b3, q{CREATE ROLE watcher LOGIN});
+unlike(sql_error($b3, q{SELECT error FROM raftable.snapshot_progress},
+		connstr => $b3->connstr('postgres') . ' user=watcher')->{out},
+	qr/permission denied/, '... and not to a role without pg_monitor');
+sql($leader, q{GRANT SELECT ON acct TO raftable_peers});
 $leader = wait_converged(\@b);
-ok($leader, 'b3 added: three nodes converge');
+ok($leader, 'once granted, b3 copies the tables: three nodes converge');
 sql($leader, q{INSERT INTO acct VALUES (101, 'late', 1)});
 ok(wait_applied(\@b, $leader), 'every node applied the writes');
 is(checksum($_, 'acct'), checksum($leader, 'acct'), $_->name . ': acct has the leader\'s rows')

@@ -9,7 +9,10 @@
 #	- raftable's own tables, extension members and catalogs cannot be
 #	  replicated;
 #	- DDL that would break a replicated table's invariants is refused on the
-#	  leader before anything reaches the log.
+#	  leader before anything reaches the log;
+#	- GRANT, REVOKE and policies on a replicated table (and its sequences)
+#	  reach every node, so an application role keeps its rights after a
+#	  failover.
 #	After each: every node's apply_error is NULL, a later write reaches
 #	every node, and the checksums are equal.
 
@@ -40,7 +43,7 @@ sub healthy
 	sql($leader, "INSERT INTO t VALUES (1000 + $n, 'after: $what')");
 	ok(wait_applied(\@nodes, $leader), "$what: a later write reaches every node");
 	my @sums = map { checksum($_, 't') } @nodes;
-	is(scalar(grep { $_ eq $sums[0] } @sums), 3, "$what: t is equal on every node");
+	is(scalar(grep { $_ eq $sums[0] } @sums), scalar(@nodes), "$what: t is equal on every node");
 	is(scalar(grep { defined status_of($_)->{apply_error} } @nodes), 0,
 		"$what: no node has an apply error");
 }
@@ -121,5 +124,112 @@ foreach my $case (
 is(sql($leader, q{SELECT count(*) FROM pg_constraint WHERE conrelid = 't'::regclass AND contype = 'p'}),
 	'1', 't still has its primary key');
 healthy('invariant-breaking DDL refused');
+
+# ---------------------------------------------------------------------------
+# privileges and policies follow the table
+# ---------------------------------------------------------------------------
+
+sql($_, q{CREATE ROLE app}) foreach @nodes;
+sql($leader, q{
+	CREATE TABLE s2 (id serial PRIMARY KEY, v text);
+	SELECT raftable.replicate_table('s2');
+	CREATE TABLE loose (id int PRIMARY KEY);
+	GRANT SELECT, INSERT, UPDATE ON t TO app;
+	GRANT USAGE ON SEQUENCE s2_id_seq TO app;
+	GRANT INSERT (v) ON s2 TO app;
+	REVOKE UPDATE ON t FROM app;
+	CREATE POLICY p_read ON t FOR SELECT TO app USING (id > 0);
+	ALTER POLICY p_read ON t USING (id > 1);
+	CREATE POLICY p_gone ON t USING (true);
+	DROP POLICY p_gone ON t;
+});
+ok(wait_applied(\@nodes, $leader), 'grants and policies applied everywhere');
+foreach my $node (@followers)
+{
+	my $name = $node->name;
+	is(sql($node, q{SELECT has_table_privilege('app', 't', 'SELECT'), has_table_privilege('app', 't', 'INSERT'),
+		has_table_privilege('app', 't', 'UPDATE'), has_sequence_privilege('app', 's2_id_seq', 'USAGE'),
+		has_column_privilege('app', 's2', 'v', 'INSERT')}),
+		't|t|f|t|t', "$name: app has the leader's privileges on t, s2 and its sequence");
+	is(sql($node, q{SELECT string_agg(policyname || ':' || qual, ',' ORDER BY policyname) FROM pg_policies WHERE tablename = 't'}),
+		'p_read:(id > 1)', "$name: t has the leader's policies");
+}
+my $r = sql_error($leader, q{GRANT SELECT ON t, loose TO app});
+is($r->{sqlstate}, '0A000', 'GRANT on a replicated and a local table together is refused');
+$r = sql_error($leader, q{ALTER SEQUENCE s2_id_seq RENAME TO s2_seq});
+is($r->{sqlstate}, '0A000', 'renaming a replicated table\'s sequence is refused');
+$r = sql_error($leader, q{GRANT SELECT ON ALL TABLES IN SCHEMA public TO app});
+ok($r->{ok}, 'GRANT ON ALL TABLES IN SCHEMA runs');
+like($r->{stderr}, qr/WARNING:.*on this node only/, '... and warns that it stays on this node');
+healthy('privileges and policies');
+
+# ---------------------------------------------------------------------------
+# DROP EXTENSION on a member
+# ---------------------------------------------------------------------------
+
+foreach my $stmt ('DROP EXTENSION raftable', 'DROP EXTENSION raftable CASCADE')
+{
+	$r = sql_error($followers[1], $stmt);
+	is($r->{sqlstate}, '55000', "$stmt on a member is refused with 55000");
+	like($r->{hint} // '', qr/raftable\.remove_node\(\d+\)/, '... and the hint says how to leave first');
+}
+healthy('DROP EXTENSION refused on a member');
+
+# ---------------------------------------------------------------------------
+# views that tell the truth: entries_applied counts since start
+# ---------------------------------------------------------------------------
+
+{
+	my $node = $followers[1];
+	$node->restart;
+	ok(wait_applied(\@nodes, $leader), 'a restarted follower catches up');
+	my $applied = status_of($node)->{applied_index};
+	my $e0 = stats_of($node)->{entries_applied};
+	cmp_ok($e0, '<', $applied / 2,
+		"after a restart entries_applied ($e0) counts what was applied since, not the applied index ($applied)");
+	sql($leader, "INSERT INTO t SELECT g, 'x' FROM generate_series(2001, 2005) g");
+	sql($leader, "INSERT INTO t VALUES (2006, 'y')");
+	ok(wait_applied(\@nodes, $leader), 'two more entries applied');
+	is(stats_of($node)->{entries_applied} - $e0, status_of($node)->{applied_index} - $applied,
+		'... and entries_applied grows by the entries applied');
+}
+
+# ---------------------------------------------------------------------------
+# nodes that must not join as they are
+# ---------------------------------------------------------------------------
+
+my $ours = sql($leader, q{SELECT datcollate FROM pg_database WHERE datname = current_database()});
+my $other_locale = $ours eq 'C' ? 'C.UTF-8' : 'C';
+my ($odd) = make_nodes(1, prefix => 'odd', initdb => [ "--locale=$other_locale", '--encoding=UTF8' ]);
+$r = sql_error($leader, "SELECT raftable.add_node(" . RaftableTest::_q(peer_conninfo($odd)) . ", 'odd')");
+is($r->{sqlstate}, '55000', 'add_node of a node with another locale is refused with 55000')
+  or diag($r->{stderr});
+like($r->{message}, qr/differs/, '... naming what differs: ' . ($r->{detail} // ''));
+is(status_of($odd)->{role}, 'none', '... and the node stays out of any cluster');
+
+# a one-node cluster: what cannot be done says why
+my $oid = sql($odd, "SELECT raftable.create_cluster(" . RaftableTest::_q(peer_conninfo($odd)) . ", 'odd')");
+ok(wait_for(sub { status_of($odd)->{role} eq 'leader' }, 'odd leads its own cluster'), 'a one-node cluster');
+$r = sql_error($odd, "SELECT raftable.remove_node($oid)");
+is($r->{sqlstate}, '55000', 'remove_node of the only voter: 55000');
+like($r->{message}, qr/last voter/, '... saying it is the last voter');
+$r = sql_error($odd, "SELECT raftable.transfer_leadership()");
+is($r->{sqlstate}, '55000', 'transfer_leadership in a one-node cluster: 55000');
+like($r->{message}, qr/no other voter/, '... saying there is no other voter');
+
+my ($dup) = make_nodes(1, prefix => 'dup');
+$r = sql_error($leader, "SELECT raftable.add_node(" . RaftableTest::_q(peer_conninfo($dup)) . ", "
+	  . RaftableTest::_q($followers[0]->name) . ")");
+is($r->{sqlstate}, '42710', 'add_node with a member\'s name is refused with 42710')
+  or diag($r->{stderr});
+$r = sql_error($leader, "SELECT raftable.add_node(" . RaftableTest::_q(peer_conninfo($dup)) . ")");
+is($r->{sqlstate}, '55000', 'add_node of a node without the roles the replicated tables use: 55000');
+like($r->{message}, qr/no role "(app|bob)"/, '... naming the role');
+sql($dup, q{CREATE ROLE bob; CREATE ROLE app});
+add_node($leader, $dup, name => undef);
+like((grep { $_->{node_id} == node_id($dup) } nodes_of($leader))[0]{node_name},
+	qr/^127\.0\.0\.1:\d+$/, 'a node added without a name is named host:port');
+push @nodes, $dup;
+healthy('a fourth node, without a name');
 
 done_testing();
