@@ -48,6 +48,7 @@
 #include "access/transam.h"
 #include "access/xlog.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
@@ -512,11 +513,17 @@ apply_sequence(const CsOp *op)
 	Oid			seq = RangeVarGetRelid(makeRangeVar(op->str1, op->str2, -1),
 									   NoLock, true);
 	Datum		cur;
+	Oid			table;
+	int32		column;
 
 	LOCAL_FCINFO(fcinfo, 1);
 
-	if (!OidIsValid(seq))
-		return;					/* dropped since */
+	/* only a sequence of a replicated table here: never another's */
+	if (!OidIsValid(seq) ||
+		!(sequenceIsOwned(seq, DEPENDENCY_AUTO, &table, &column) ||
+		  sequenceIsOwned(seq, DEPENDENCY_INTERNAL, &table, &column)) ||
+		!raftable_table_is_replicated(table))
+		return;					/* dropped since, or not ours here */
 	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = ObjectIdGetDatum(seq);
 	fcinfo->args[0].isnull = false;
@@ -606,6 +613,7 @@ apply_entry(uint64 index, const char *data, int len)
 	StringInfoData truncate;	/* consecutive TRUNCATEs: one statement,
 								 * as foreign keys between them need */
 	ApplyAs		as = {InvalidOid};
+	Oid			truncate_owner = InvalidOid;
 
 	cs_read_header(&r, data, len);
 	initStringInfo(&truncate);
@@ -614,6 +622,7 @@ apply_entry(uint64 index, const char *data, int len)
 		apply_cur_table = op.table;
 		if (truncate.len && op.type != CS_TRUNCATE)
 		{
+			apply_as(&as, truncate_owner);
 			raftable_spi(truncate.data, 0, NULL, NULL);
 			resetStringInfo(&truncate);
 		}
@@ -630,16 +639,25 @@ apply_entry(uint64 index, const char *data, int len)
 					break;
 				}
 			case CS_TRUNCATE:
-				/*
-				 * As the apply worker: TRUNCATE runs no code of the owner's
-				 * (no user trigger or rule on a replicated table fires in
-				 * apply: ddl.c refuses ENABLE ALWAYS and REPLICA), and one
-				 * statement may name tables of several owners.
-				 */
-				apply_as(&as, InvalidOid);
-				appendStringInfo(&truncate, "%s%s", truncate.len ? ", " : "TRUNCATE ",
-								 apply_table(op.table)->qname);
-				break;
+				{
+					/*
+					 * As the tables' owner, like rows.  Consecutive TRUNCATEs
+					 * of one owner are one statement (foreign keys between
+					 * them need that); a TRUNCATE of tables of several owners
+					 * runs as the apply worker, which is safe only because
+					 * no user trigger or rule of a replicated table can fire
+					 * in apply (ddl.c refuses ENABLE ALWAYS and REPLICA).
+					 */
+					ApplyTable *t = apply_table(op.table);
+
+					if (truncate.len == 0)
+						truncate_owner = t->owner;
+					else if (truncate_owner != t->owner)
+						truncate_owner = InvalidOid;
+					appendStringInfo(&truncate, "%s%s", truncate.len ? ", " : "TRUNCATE ",
+									 t->qname);
+					break;
+				}
 			case CS_REPLICATE:
 				apply_as(&as, InvalidOid);
 				apply_replicate(&op, index);
@@ -659,7 +677,10 @@ apply_entry(uint64 index, const char *data, int len)
 		}
 	}
 	if (truncate.len)
+	{
+		apply_as(&as, truncate_owner);
 		raftable_spi(truncate.data, 0, NULL, NULL);
+	}
 	apply_as(&as, InvalidOid);
 	apply_cur_table = NULL;
 }
@@ -967,12 +988,11 @@ raftable_apply_main(Datum arg)
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	raftable_worker_session();
 	/*
-	 * What row values are read under: changeset.h's fixed settings; and
-	 * the search_path of every privileged operation (privilege.c), so that
-	 * kept plans are the same whoever apply runs as.
+	 * What row values are read under: changeset.h's fixed settings.  The
+	 * search_path is privilege.c's (raftable_worker_session), so that kept
+	 * plans are the same whoever apply runs as.
 	 */
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
-	SetConfigOption("standard_conforming_strings", "on", PGC_SUSET, PGC_S_SESSION);
+
 	SetConfigOption("DateStyle", "ISO, YMD", PGC_SUSET, PGC_S_SESSION);
 	SetConfigOption("IntervalStyle", "postgres", PGC_SUSET, PGC_S_SESSION);
 	SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_SESSION);

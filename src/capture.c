@@ -809,19 +809,17 @@ capture_sequences(void)
 		for (int j = 0; j < t->nseqs; j++)
 		{
 			Datum		d;
-			Oid			save_userid;
-			int			save_sec;
+			RaftableSavedUser saved;
 
 			LOCAL_FCINFO(fcinfo, 1);
 
 			/* as the owner: a writer need not have rights on the sequence */
-			GetUserIdAndSecContext(&save_userid, &save_sec);
-			SetUserIdAndSecContext(t->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+			raftable_switch_user(t->owner, &saved);
 			InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
 			fcinfo->args[0].value = ObjectIdGetDatum(t->seqs[j]);
 			fcinfo->args[0].isnull = false;
 			d = pg_sequence_last_value(fcinfo);
-			SetUserIdAndSecContext(save_userid, save_sec);
+			raftable_restore_user(&saved);
 			if (fcinfo->isnull)
 				continue;
 			pq_sendbyte(capture_buf, CS_SEQUENCE);

@@ -34,6 +34,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "rewrite/prs2lock.h"
@@ -49,6 +50,7 @@
 #include "catalog/indexing.h"
 #include "catalog/pg_depend.h"
 #include "parser/parser.h"
+#include "parser/parse_func.h"
 #include "parser/parse_type.h"
 #include "utils/acl.h"
 #include "utils/memutils.h"
@@ -59,6 +61,7 @@
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/formatting.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -140,6 +143,32 @@ ddl_type_is_local(Oid type)
 		default:
 			return false;
 	}
+}
+
+/*
+ * raftable's own triggers are the ones that run raftable._capture(), not
+ * the ones named raftable_*: a table owner may name a trigger anything.
+ */
+static Oid
+ddl_capture_function(void)
+{
+	return LookupFuncName(list_make2(makeString("raftable"), makeString("_capture")),
+						  0, NULL, true);
+}
+
+static bool
+ddl_trigger_is_ours(Relation rel, const char *name)
+{
+	Oid			capture = ddl_capture_function();
+
+	for (int i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *tg = &rel->trigdesc->triggers[i];
+
+		if (strcmp(tg->tgname, name) == 0)
+			return OidIsValid(capture) && tg->tgfoid == capture;
+	}
+	return false;
 }
 
 /*
@@ -273,7 +302,7 @@ ddl_check_definition(Relation rel)
 	{
 		Trigger    *tg = &rel->trigdesc->triggers[i];
 
-		if (!tg->tgisinternal && strncmp(tg->tgname, "raftable_", 9) != 0 &&
+		if (!tg->tgisinternal && !ddl_trigger_is_ours(rel, tg->tgname) &&
 			(tg->tgenabled == TRIGGER_FIRES_ALWAYS ||
 			 tg->tgenabled == TRIGGER_FIRES_ON_REPLICA))
 			ereport(ERROR,
@@ -383,6 +412,16 @@ ddl_check_foreign_keys(Oid relid)
 	}
 }
 
+static Oid
+ddl_rel_owner(Oid relid)
+{
+	Relation	rel = table_open(relid, NoLock);	/* ddl_check_table locked it */
+	Oid			owner = rel->rd_rel->relowner;
+
+	table_close(rel, NoLock);
+	return owner;
+}
+
 Datum
 raftable_replicate_table(PG_FUNCTION_ARGS)
 {
@@ -393,6 +432,8 @@ raftable_replicate_table(PG_FUNCTION_ARGS)
 	RaftableSavedUser saved;
 
 	ddl_check_table(relid, false);
+	/* every node creates the table as its owner */
+	raftable_require_roles_everywhere(list_make1(GetUserNameFromId(ddl_rel_owner(relid), false)));
 	raftable_become_superuser(&saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -460,15 +501,33 @@ ddl_names_table(RangeVar *rv)
 	return OidIsValid(relid) && get_rel_relkind(relid) != RELKIND_INDEX;
 }
 
-/* a default every node computes alike: a constant, perhaps cast */
+/*
+ * A default every node computes alike: a constant, perhaps cast, but not
+ * one of the date and time words that read the clock ('now', 'today', ...).
+ */
 static bool
 ddl_constant(Node *n)
 {
+	static const char *const clock_words[] = {"now", "today", "tomorrow", "yesterday"};
+
 	if (n == NULL)
 		return true;
 	if (IsA(n, TypeCast))
 		return ddl_constant(((TypeCast *) n)->arg);
-	return IsA(n, A_Const);
+	if (!IsA(n, A_Const))
+		return false;
+	if (!((A_Const *) n)->isnull && IsA(&((A_Const *) n)->val, String))
+	{
+		char	   *v = str_tolower(strVal(&((A_Const *) n)->val),
+									strlen(strVal(&((A_Const *) n)->val)), DEFAULT_COLLATION_OID);
+
+		/* any whitespace-separated word of it: 'tomorrow 10:00' reads the clock */
+		for (char *w = strtok(v, " \t\n\r"); w; w = strtok(NULL, " \t\n\r"))
+			for (int i = 0; i < lengthof(clock_words); i++)
+				if (strcmp(w, clock_words[i]) == 0)
+					return false;
+	}
+	return true;
 }
 
 /*
@@ -536,9 +595,9 @@ ddl_refuse_subcommand(const char *what, const char *detail, const char *hint)
  * node's copy differ from the others'.
  */
 static void
-ddl_check_subcommand(AlterTableCmd *cmd)
+ddl_check_subcommand(Relation rel, AlterTableCmd *cmd)
 {
-	bool		ours = cmd->name && strncmp(cmd->name, "raftable_", 9) == 0;
+	bool		ours = cmd->name && ddl_trigger_is_ours(rel, cmd->name);
 
 	switch (cmd->subtype)
 	{
@@ -641,14 +700,31 @@ ddl_check_relatives(Node *stmt)
 }
 
 /*
+ * A new CHECK is validated against the existing rows on every node: one
+ * that calls a function that is not immutable could pass on one node and
+ * fail on another, and stop apply there.
+ */
+static void
+ddl_check_check(Constraint *con)
+{
+	if (con->contype == CONSTR_CHECK && ddl_nondeterministic(con->raw_expr, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot add a CHECK constraint that is not immutable to a replicated table"),
+				 errdetail("Each node validates its rows itself; the result must be the same everywhere."),
+				 errhint("Use only immutable functions in the constraint.")));
+}
+
+/*
  * Refuse what would make the nodes differ: ADD COLUMN that fills existing
  * rows with values each node computes itself, and foreign keys to tables
  * the other nodes may not have.
  */
 static void
-ddl_check_alter(AlterTableStmt *stmt)
+ddl_check_alter(Oid relid, AlterTableStmt *stmt)
 {
 	ListCell   *lc;
+	Relation	rel = table_open(relid, AccessShareLock);
 
 	foreach(lc, stmt->cmds)
 	{
@@ -657,9 +733,16 @@ ddl_check_alter(AlterTableStmt *stmt)
 		ListCell   *c;
 		bool		ok = true;
 
-		ddl_check_subcommand(cmd);
+		ddl_check_subcommand(rel, cmd);
 		if (cmd->subtype == AT_AddConstraint)
 			ddl_check_constraint(cmd->def);
+		if (cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint))
+			ddl_check_check((Constraint *) cmd->def);
+		if (cmd->subtype == AT_AddColumn && IsA(cmd->def, ColumnDef))
+		{
+			foreach(c, ((ColumnDef *) cmd->def)->constraints)
+				ddl_check_check(lfirst(c));
+		}
 		if (cmd->subtype == AT_AlterColumnType && cmd->def && IsA(cmd->def, ColumnDef) &&
 			ddl_nondeterministic(((ColumnDef *) cmd->def)->raw_default, NULL))
 			ereport(ERROR,
@@ -698,12 +781,42 @@ ddl_check_alter(AlterTableStmt *stmt)
 					 errdetail("Each node would compute its own values for the existing rows."),
 					 errhint("Add the column without a default, fill it with UPDATE, then set the default.")));
 	}
+	table_close(rel, AccessShareLock);
 }
 
 /*
  * The replicated table a statement changes, or InvalidOid.  *refuse is
  * set for what cannot be replicated at all.
  */
+/* statements ddl_target knows */
+static bool
+ddl_may_be_replicated(Node *stmt)
+{
+	return IsA(stmt, AlterTableStmt) || IsA(stmt, IndexStmt) || IsA(stmt, DropStmt) ||
+		IsA(stmt, RenameStmt) || IsA(stmt, AlterObjectSchemaStmt) ||
+		IsA(stmt, GrantStmt) || IsA(stmt, CreatePolicyStmt) ||
+		IsA(stmt, AlterPolicyStmt) || IsA(stmt, AlterSeqStmt);
+}
+
+/*
+ * ALTER SEQUENCE on a replicated table's sequence is replicated; OWNED BY
+ * would take the sequence away from the table (or give it to another),
+ * and is refused.
+ */
+static void
+ddl_check_alter_sequence(AlterSeqStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->options)
+		if (strcmp(lfirst_node(DefElem, lc)->defname, "owned_by") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot change which column owns a sequence of a replicated table"),
+					 errdetail("The sequence goes with its table to every node."),
+					 errhint("Unreplicate the table first.")));
+}
+
 static Oid
 ddl_target(Node *stmt, const char **refuse)
 {
@@ -785,6 +898,9 @@ ddl_target(Node *stmt, const char **refuse)
 		case T_CreatePolicyStmt:
 			relid = ddl_relid(((CreatePolicyStmt *) stmt)->table);
 			break;
+		case T_AlterSeqStmt:
+			relid = ddl_relid(((AlterSeqStmt *) stmt)->sequence);
+			break;
 		case T_AlterPolicyStmt:
 			relid = ddl_relid(((AlterPolicyStmt *) stmt)->table);
 			break;
@@ -792,7 +908,9 @@ ddl_target(Node *stmt, const char **refuse)
 			{
 				RenameStmt *s = (RenameStmt *) stmt;
 
-				if (s->relation == NULL)
+				/* triggers and rules are each node's own */
+				if (s->relation == NULL || s->renameType == OBJECT_TRIGGER ||
+					s->renameType == OBJECT_RULE)
 					break;
 				relid = ddl_relid(s->relation);
 				/* entries name tables: the table's own name is fixed */
@@ -1230,6 +1348,7 @@ ddl_create_table(const char *schema, const char *name, const char *owner,
 			case T_AlterTableStmt:
 			case T_IndexStmt:
 			case T_CreateStatsStmt:
+			case T_AlterStatsStmt:
 				ok = true;		/* they run as the owner */
 				break;
 			default:
@@ -1301,6 +1420,125 @@ ddl_warn_grant_in_schema(GrantStmt *stmt)
 	}
 }
 
+/*
+ * ALTER TABLE subcommands that change only objects each node keeps for
+ * itself (its triggers and rules, which are not replicated): such a
+ * statement is checked but stays local.  Mixed with others, it is refused,
+ * since the other nodes do not have those objects.
+ */
+static bool
+ddl_alter_is_local(AlterTableStmt *stmt, bool *mixed)
+{
+	ListCell   *lc;
+	int			local = 0;
+
+	foreach(lc, stmt->cmds)
+	{
+		switch (((AlterTableCmd *) lfirst(lc))->subtype)
+		{
+			case AT_EnableTrig:
+			case AT_EnableAlwaysTrig:
+			case AT_EnableReplicaTrig:
+			case AT_DisableTrig:
+			case AT_EnableRule:
+			case AT_EnableAlwaysRule:
+			case AT_EnableReplicaRule:
+			case AT_DisableRule:
+				local++;
+				break;
+			default:
+				break;
+		}
+	}
+	*mixed = local > 0 && local < list_length(stmt->cmds);
+	return local > 0 && !*mixed;
+}
+
+/*
+ * Trigger names beginning with raftable_ are raftable's: a table owner's
+ * trigger of that name would pass for one of raftable's.
+ */
+static void
+ddl_check_trigger_name(CreateTrigStmt *stmt)
+{
+	Oid			capture;
+
+	if (strncmp(stmt->trigname, "raftable_", 9) != 0)
+		return;
+	capture = ddl_capture_function();
+	if (!OidIsValid(capture) ||
+		LookupFuncName(stmt->funcname, 0, NULL, true) != capture)
+		ereport(ERROR,
+				(errcode(ERRCODE_RESERVED_NAME),
+				 errmsg("trigger name \"%s\" is reserved", stmt->trigname),
+				 errdetail("Trigger names beginning with \"raftable_\" are reserved for raftable."),
+				 errhint("Choose another name.")));
+}
+
+/*
+ * The text of a replicated statement is what the other nodes parse: it
+ * must read, under the settings captured with it (the current ones), as
+ * the very statement that ran.  It may not: a multi-statement query string
+ * is lexed whole before a SET in it takes effect.
+ */
+static void
+ddl_check_text(const char *sql, Node *ran)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *raw = NIL;
+	bool		same;
+
+	PG_TRY();
+	{
+		raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		/* it does not even parse any more: that is a difference too */
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		raw = NIL;
+	}
+	PG_END_TRY();
+	same = list_length(raw) == 1 && equal(linitial_node(RawStmt, raw)->stmt, ran);
+	if (!same)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot replicate a statement whose text reads differently under the current settings"),
+				 errdetail("A setting that changes how text is read (standard_conforming_strings, backslash_quote) changed after the statement was read."),
+				 errhint("Send the SET and the statement as separate queries.")));
+}
+
+/* the roles a replicated statement names, which every node must have */
+static List *
+ddl_named_roles(Node *stmt)
+{
+	List	   *specs = NIL;
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	if (IsA(stmt, GrantStmt))
+		specs = ((GrantStmt *) stmt)->grantees;
+	else if (IsA(stmt, CreatePolicyStmt))
+		specs = ((CreatePolicyStmt *) stmt)->roles;
+	else if (IsA(stmt, AlterPolicyStmt))
+		specs = ((AlterPolicyStmt *) stmt)->roles;
+	else if (IsA(stmt, AlterTableStmt))
+	{
+		foreach(lc, ((AlterTableStmt *) stmt)->cmds)
+			if (((AlterTableCmd *) lfirst(lc))->subtype == AT_ChangeOwner)
+				specs = lappend(specs, ((AlterTableCmd *) lfirst(lc))->newowner);
+	}
+	foreach(lc, specs)
+	{
+		RoleSpec   *spec = lfirst(lc);
+
+		if (spec->roletype != ROLESPEC_PUBLIC)
+			names = lappend(names, get_rolespec_name(spec));
+	}
+	return names;
+}
+
 static void
 ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			ProcessUtilityContext context, ParamListInfo params,
@@ -1311,47 +1549,62 @@ ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	Oid			relid = InvalidOid;
 	const char *refuse = NULL;
 	bool		checking = !raftable_applying && IsTransactionState();
+	bool		capture = false;
 	bool		save_replicating = ddl_replicating;
 	bool		save_dropping = ddl_dropping_raftable;
 	bool		listed = false;
 	char	   *schema = NULL;
 	char	   *name = NULL;
+	Node	   *ran = NULL;
 
 	if (checking &&
 		(IsA(stmt, DropStmt) || IsA(stmt, RenameStmt) || IsA(stmt, CreateTrigStmt)))
 		ddl_check_raftable_triggers(stmt);
+	if (checking && IsA(stmt, CreateTrigStmt))
+		ddl_check_trigger_name((CreateTrigStmt *) stmt);
 	if (checking)
 	{
 		ddl_check_type_change(stmt);
 		ddl_check_relatives(stmt);
 	}
-	if (checking &&
-		(IsA(stmt, AlterTableStmt) || IsA(stmt, IndexStmt) || IsA(stmt, DropStmt) ||
-		 IsA(stmt, RenameStmt) || IsA(stmt, AlterObjectSchemaStmt) ||
-		 IsA(stmt, GrantStmt) || IsA(stmt, CreatePolicyStmt) ||
-		 IsA(stmt, AlterPolicyStmt)))
+	if (checking && ddl_may_be_replicated(stmt))
 		relid = ddl_target(stmt, &refuse);
 	if (checking && !OidIsValid(relid) && IsA(stmt, GrantStmt))
 		ddl_warn_grant_in_schema((GrantStmt *) stmt);
 	if (OidIsValid(relid))
 	{
+		bool		mixed = false;
+
+		capture = !(IsA(stmt, AlterTableStmt) &&
+					ddl_alter_is_local((AlterTableStmt *) stmt, &mixed));
+		if (mixed)
+			refuse = "change triggers or rules together with other things of";
 		if (refuse)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot %s replicated table \"%s\"", refuse, get_rel_name(relid)),
 					 errhint("%s", IsA(stmt, RenameStmt) || IsA(stmt, AlterObjectSchemaStmt) ?
 							 "Unreplicate the table first, then replicate it again." :
+							 mixed ?
+							 "Triggers and rules are each node's own: change them in a statement of their own." :
 							 IsA(stmt, GrantStmt) ?
 							 "Name the replicated tables in a statement of their own." :
 							 IsA(stmt, DropStmt) && !((DropStmt *) stmt)->concurrent ?
 							 "Drop the replicated table in a statement of its own." :
 							 "Run it without CONCURRENTLY.")));
-		capture_require_writable();
 		if (IsA(stmt, AlterTableStmt))
-			ddl_check_alter((AlterTableStmt *) stmt);
+			ddl_check_alter(relid, (AlterTableStmt *) stmt);
+		if (IsA(stmt, AlterSeqStmt))
+			ddl_check_alter_sequence((AlterSeqStmt *) stmt);
+	}
+	if (capture)
+	{
+		capture_require_writable();
+		raftable_require_roles_everywhere(ddl_named_roles(stmt));
 		/* entries name the table as it was: DROP TABLE takes the name with it */
 		schema = get_namespace_name(get_rel_namespace(relid));
 		name = get_rel_name(relid);
+		ran = copyObject(stmt);
 	}
 	else if (checking && ddl_drops_raftable(stmt))
 	{
@@ -1366,7 +1619,7 @@ ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 
 	PG_TRY();
 	{
-		ddl_replicating = OidIsValid(relid);
+		ddl_replicating = capture;
 		if (ddl_prev_utility)
 			ddl_prev_utility(pstmt, queryString, readOnlyTree, context, params,
 							 queryEnv, dest, qc);
@@ -1383,20 +1636,35 @@ ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	}
 	PG_END_TRY();
 
-	if (OidIsValid(relid))
+	/*
+	 * The statement now holds its lock on the table: a replicate_table or
+	 * unreplicate_table that committed between the check above and that
+	 * lock would leave a statement captured for a table the other nodes do
+	 * not replicate, or not captured for one they do.
+	 */
+	if (checking && ddl_may_be_replicated(stmt) &&
+		(capture ? !raftable_table_is_replicated(relid) && SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)) :
+		 !OidIsValid(relid) && OidIsValid(ddl_target(stmt, &refuse))))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("the table was replicated or unreplicated while this statement waited for it"),
+				 errhint("Run the statement again.")));
+
+	if (capture)
 	{
 		int			len = pstmt->stmt_len > 0 ? pstmt->stmt_len :
 			(int) strlen(queryString + Max(pstmt->stmt_location, 0));
 		char	   *sql = pnstrdup(queryString + Max(pstmt->stmt_location, 0), len);
 		Relation	rel = try_relation_open(relid, AccessShareLock);
 
+		ddl_check_text(sql, ran);
 		/* what the statement made of the table must still be replicable */
 		if (rel != NULL)
 		{
 			ddl_check_definition(rel);
 			relation_close(rel, AccessShareLock);
 		}
-		capture_ddl(relid, schema, name, CreateCommandName(stmt), sql);
+		capture_ddl(relid, schema, name, CreateCommandName(ran), sql);
 	}
 }
 

@@ -283,6 +283,45 @@ peer_report_dropped(uint64 from, int level)
 }
 
 /*
+ * raftable.remove_node called by a peer role: a leader that removes itself
+ * hands leadership over and then asks the new leader, as its own role, to
+ * remove it.  So a role bound to a member may remove that member and no
+ * other; otherwise any member's credentials could remove the others.  Any
+ * other role granted EXECUTE (an operator's) may remove any member.
+ */
+void
+peer_check_remove(uint64 id)
+{
+	Oid			user = GetSessionUserId();
+	char	   *name;
+	const RaftableStatus *st;
+	bool		bound = false;
+	bool		self = false;
+
+	raftable_check_preloaded();
+	if (superuser_arg(user))
+		return;
+	st = &raftable_shared->status;
+	name = GetUserNameFromId(user, false);
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	for (int i = 0; i < st->n_members; i++)
+	{
+		if (strcmp(peer_shared->roles[i], name) != 0)
+			continue;
+		bound = true;
+		self |= st->members[i].id == id;
+	}
+	LWLockRelease(raftable_shared->lock);
+	if (bound && !self)
+		ereport(ERROR,
+				(errhidestmt(true), errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" may not remove node %llu", name,
+						(unsigned long long) id),
+				 errdetail("A role bound to a member may remove only that member.")));
+	pfree(name);
+}
+
+/*
  * raftable._leave makes this node forget its cluster.  A remover is the
  * leader that committed the removal (remove_node's sql_tell_leave), or
  * the leader that gave a node its identity and then failed to add it

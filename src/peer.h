@@ -52,6 +52,9 @@ extern bool peer_sender_ok(uint64 from, bool *is_member);
 /* _deliver dropped a message from `from`: NOTICE at level, LOG (limited) */
 extern void peer_report_dropped(uint64 from, int level);
 
+/* remove_node: ERROR if this session is a member's role removing another */
+extern void peer_check_remove(uint64 id);
+
 /* _leave: ERROR unless this session may tell this node it was removed */
 extern void peer_check_leave(void);
 

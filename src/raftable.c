@@ -202,6 +202,22 @@ raftable_worker_session(void)
 	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET,
 					PGC_S_OVERRIDE);
+
+	/*
+	 * The workers run as the bootstrap superuser: nothing the database's
+	 * owner sets for its sessions (ALTER DATABASE ... SET) may resolve a
+	 * name or time out a statement in them.  How values are read back
+	 * (array_nulls, xmloption) is fixed too.  At session level, which
+	 * outranks the database's settings and lets privilege.c's switches
+	 * set their own on top.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("idle_in_transaction_session_timeout", "0", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("array_nulls", "on", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("xmloption", "content", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("standard_conforming_strings", "on", PGC_SUSET, PGC_S_SESSION);
 }
 
 /*

@@ -23,6 +23,7 @@
 #include "postgres.h"
 
 #include "core/raft.h"
+#include "nodes/pg_list.h"
 #include "storage/condition_variable.h"
 #include "storage/dsm.h"
 #include "storage/latch.h"
@@ -266,6 +267,7 @@ typedef struct RaftableSnapshotProgress
 	TimestampTz started_at;
 	TimestampTz finished_at;
 	char		error[256];		/* message of a failed attempt */
+	int			error_code;		/* its SQLSTATE */
 	char		error_detail[512];	/* its detail: the source's own error,
 									 * shown to pg_monitor */
 } RaftableSnapshotProgress;
@@ -400,6 +402,7 @@ extern bool transport_peer_reachable(uint64 id);
 extern uint64 transport_messages_sent(void);
 
 /* ---------- helpers (sqlfuncs.c) ---------- */
+extern void raftable_require_roles_everywhere(List *roles);
 extern uint64 raftable_random_id(void);
 extern void raftable_strip_password(const char *conninfo, char *out,
 									size_t outlen);

@@ -302,11 +302,14 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 	PG_TRY();
 	{
 		/*
-		 * COPY's text as the apply worker reads it (changeset.h); and every
-		 * row or an error, never a copy filtered by a row-level security
-		 * policy (replicated tables have none: ddl.c refuses them).
+		 * No name in the queries below resolves in a schema of anyone's
+		 * choosing (the peer role may be a superuser here); COPY's text as
+		 * the apply worker reads it (changeset.h); and every row or an
+		 * error, never a copy filtered by a row-level security policy
+		 * (replicated tables have none: ddl.c refuses them).
 		 */
-		PQclear(snapshot_remote(conn, "SELECT pg_catalog.set_config('datestyle', 'ISO, YMD', false), "
+		PQclear(snapshot_remote(conn, "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false), "
+								"pg_catalog.set_config('datestyle', 'ISO, YMD', false), "
 								"pg_catalog.set_config('row_security', 'off', false), "
 								"pg_catalog.set_config('intervalstyle', 'postgres', false), "
 								"pg_catalog.set_config('timezone', 'UTC', false), "
@@ -467,6 +470,7 @@ snapshot_failed(const ErrorData *err)
 	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
 	strlcpy(p->phase, "failed", sizeof(p->phase));
 	strlcpy(p->error, err->message ? err->message : "", sizeof(p->error));
+	p->error_code = err->sqlerrcode;
 	strlcpy(p->error_detail, err->detail ? err->detail : "", sizeof(p->error_detail));
 	p->finished_at = GetCurrentTimestamp();
 	LWLockRelease(raftable_shared->lock);
@@ -500,10 +504,18 @@ raftable_snapshot_progress(PG_FUNCTION_ARGS)
 	values[8] = TimestampTzGetDatum(p.started_at);
 	values[9] = TimestampTzGetDatum(p.finished_at);
 	nulls[9] = p.finished_at == 0;
-	/* the detail may quote the source's data: for pg_monitor */
-	values[10] = CStringGetTextDatum(p.error_detail[0] &&
-									 has_privs_of_role(GetUserId(), ROLE_PG_MONITOR) ?
-									 psprintf("%s: %s", p.error, p.error_detail) : p.error);
+	/*
+	 * The message and its detail may quote the tables' data (a value COPY
+	 * could not read): in full for pg_monitor, as its SQLSTATE for others,
+	 * as raftable.status.apply_error.
+	 */
+	if (!has_privs_of_role(GetUserId(), ROLE_PG_MONITOR))
+		values[10] = CStringGetTextDatum(psprintf("SQLSTATE %s",
+												  unpack_sql_state(p.error_code)));
+	else if (p.error_detail[0])
+		values[10] = CStringGetTextDatum(psprintf("%s: %s", p.error, p.error_detail));
+	else
+		values[10] = CStringGetTextDatum(p.error);
 	nulls[10] = p.error[0] == '\0';
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;

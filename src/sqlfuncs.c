@@ -193,23 +193,51 @@ sql_check_name(const char *name)
 
 /* ---------- status snapshot and waiting ---------- */
 
+/* how long a membership call waits for a starting worker */
+#define SQL_WORKER_START_MS 5000
+
 static RaftableStatus *
-sql_status_of(bool with_members)
+sql_status_of(bool with_members, int wait_ms)
 {
 	RaftableStatus *st = raftable_status_copy(with_members);
+	TimestampTz start = GetCurrentTimestamp();
 
+	/*
+	 * A worker that is starting (the server just started, or it exited
+	 * because raftable.database did not exist yet and restarts a second
+	 * later) gets wait_ms before this fails: membership calls wait, views
+	 * and peer calls answer at once.
+	 */
+	while (!st->worker_running &&
+		   !TimestampDifferenceExceeds(start, GetCurrentTimestamp(), wait_ms))
+	{
+		pfree(st);
+		(void) ConditionVariableTimedSleep(&raftable_shared->status_cv, 100,
+										   PG_WAIT_EXTENSION);
+		st = raftable_status_copy(with_members);
+	}
+	ConditionVariableCancelSleep();
 	if (!st->worker_running)
 		ereport(ERROR,
 				(errhidestmt(true), errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
 				 errmsg("the raftable worker is not running"),
-				 errhint("Check the server log; the worker restarts by itself.")));
+				 wait_ms > 0 ? errdetail("It did not start within %d seconds.", wait_ms / 1000) : 0,
+				 errhint("Check that raftable.database (\"%s\") exists, and the server log; the worker restarts by itself.",
+						 raftable_database)));
 	return st;
 }
 
 static RaftableStatus *
 sql_status(void)
 {
-	return sql_status_of(true);
+	return sql_status_of(true, 0);
+}
+
+/* for the membership functions: a starting worker gets a few seconds */
+static RaftableStatus *
+sql_status_starting(void)
+{
+	return sql_status_of(true, SQL_WORKER_START_MS);
 }
 
 /* membership and peer calls only make sense where the worker serves */
@@ -637,13 +665,32 @@ static const char *sql_roles_sql =
 "SELECT pg_catalog.array_agg(a.rolname ORDER BY a.rolname) "
 "  FROM r JOIN pg_catalog.pg_authid a ON a.oid OPERATOR(pg_catalog.=) r.role";
 
+/* the first of roles (a text[] literal) that the node at conn lacks, or NULL */
+static char *
+sql_missing_role(PGconn *conn, const char *roles)
+{
+	const char *values[1] = {roles};
+	PGresult   *res;
+	char	   *missing = NULL;
+
+	res = remote_exec(conn,
+					  "SELECT r FROM pg_catalog.unnest($1::pg_catalog.text[]) AS r "
+					  " WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles p "
+					  "                    WHERE p.rolname OPERATOR(pg_catalog.=) r) "
+					  " ORDER BY 1 LIMIT 1",
+					  1, values, NULL, NULL, "checking the node's roles");
+	if (PQntuples(res) > 0)
+		missing = pstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return missing;
+}
+
 static void
 sql_check_roles(PGconn *conn)
 {
 	RaftableSavedUser saved;
 	char	   *roles;
-	PGresult   *res;
-	const char *values[1];
+	char	   *missing;
 
 	raftable_become_superuser(&saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -655,18 +702,9 @@ sql_check_roles(PGconn *conn)
 	raftable_restore_user(&saved);
 	if (roles == NULL)
 		return;
-	values[0] = roles;
-	res = remote_exec(conn,
-					  "SELECT r FROM pg_catalog.unnest($1::pg_catalog.text[]) AS r "
-					  " WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles p "
-					  "                    WHERE p.rolname OPERATOR(pg_catalog.=) r) "
-					  " ORDER BY 1 LIMIT 1",
-					  1, values, NULL, NULL, "checking the node's roles");
-	if (PQntuples(res) > 0)
+	missing = sql_missing_role(conn, roles);
+	if (missing)
 	{
-		char	   *missing = pstrdup(PQgetvalue(res, 0, 0));
-
-		PQclear(res);
 		PQfinish(conn);
 		ereport(ERROR,
 				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -674,7 +712,74 @@ sql_check_roles(PGconn *conn)
 				 errdetail("Replicated tables are owned by, grant to, or have policies for that role, and apply needs it."),
 				 errhint("Create the role on that node, then add it.")));
 	}
-	PQclear(res);
+}
+
+/*
+ * Before a statement that names roles (GRANT, OWNER TO, a policy's roles,
+ * a replicated table's owner) is replicated: every other member that can
+ * be asked must have them, or the statement fails naming the node and the
+ * role.  A member that cannot be reached gets a WARNING instead: refusing
+ * would make a minority that is down block what the majority can commit.
+ */
+void
+raftable_require_roles_everywhere(List *roles)
+{
+	RaftableStatus *st;
+	StringInfoData arr;
+	ListCell   *lc;
+
+	if (roles == NIL)
+		return;
+	initStringInfo(&arr);
+	appendStringInfoChar(&arr, '{');
+	foreach(lc, roles)
+	{
+		if (arr.len > 1)
+			appendStringInfoChar(&arr, ',');
+		appendStringInfoChar(&arr, '"');
+		for (const char *c = lfirst(lc); *c; c++)
+		{
+			if (*c == '"' || *c == '\\')
+				appendStringInfoChar(&arr, '\\');
+			appendStringInfoChar(&arr, *c);
+		}
+		appendStringInfoChar(&arr, '"');
+	}
+	appendStringInfoChar(&arr, '}');
+	st = raftable_status_copy(true);
+	for (int i = 0; i < st->n_members; i++)
+	{
+		const RaftableMemberInfo *m = &st->members[i];
+		PGconn	   *conn;
+		char	   *missing;
+
+		if (m->is_self)
+			continue;
+		conn = remote_connect_nothrow(m->conninfo, false);
+		if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+		{
+			/*
+			 * A member that is down does not make the cluster refuse what
+			 * a majority can commit; it is told, and its apply stops at
+			 * this entry, visibly, if it lacks a role when it returns.
+			 */
+			PQfinish(conn);
+			ereport(WARNING,
+					(errmsg("could not check that node \"%s\" has the roles this statement names", m->name),
+					 errdetail("The node cannot be reached."),
+					 errhint("Make sure it has them before it returns, or its apply stops at this statement until they are created there.")));
+			continue;
+		}
+		missing = sql_missing_role(conn, arr.data);
+		PQfinish(conn);
+		if (missing)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("role \"%s\" does not exist on node \"%s\"", missing, m->name),
+					 errdetail("Roles are each node's own; the statement would stop apply there."),
+					 errhint("Create the role on every node first.")));
+	}
+	pfree(st);
 }
 
 static Datum
@@ -691,7 +796,7 @@ raftable_create_cluster_impl(FunctionCallInfo fcinfo)
 	name = PG_ARGISNULL(1) ? sql_default_name(conninfo) :
 		text_to_cstring(PG_GETARG_TEXT_PP(1));
 	sql_check_name(name);
-	st = sql_status();
+	st = sql_status_starting();
 	if (st->in_cluster)
 		ereport(ERROR,
 				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -736,7 +841,7 @@ raftable_add_node_impl(FunctionCallInfo fcinfo)
 	sql_check_conninfo(conninfo);
 	sql_check_name(name);
 	sql_require_served_database();
-	st = sql_status();
+	st = sql_status_starting();
 	sql_require_leader(st);
 	conf = sql_full_conf();
 
@@ -832,7 +937,8 @@ raftable_remove_node(PG_FUNCTION_ARGS)
 				 errmsg("node_id must not be null")));
 	id = (uint64) PG_GETARG_INT64(0);
 	sql_require_served_database();
-	st = sql_status();
+	peer_check_remove(id);
+	st = sql_status_starting();
 	sql_require_leader(st);
 	if (sql_member(st, id) == NULL)
 		ereport(ERROR,
@@ -891,7 +997,7 @@ raftable_transfer_leadership(PG_FUNCTION_ARGS)
 	RaftableRequest *ans;
 
 	sql_require_served_database();
-	st = sql_status();
+	st = sql_status_starting();
 	sql_require_leader(st);
 	if (id != 0)
 	{
@@ -973,7 +1079,7 @@ raftable_deliver(PG_FUNCTION_ARGS)
 	bool		checked_member = false;
 
 	sql_require_served_database();
-	st = sql_status_of(false);	/* every batch: not the members' details */
+	st = sql_status_of(false, 0);	/* every batch: not the members' details */
 	sql_require_cluster(st);
 	while (left > 0)
 	{

@@ -772,8 +772,12 @@ ok(wait_applied(\@nodes, $leader), 'typed: every node applied the writes');
 # ---------------------------------------------------------------------------
 
 {
+	# roles are each node's own: GRANT replicates only to roles every node has
+	my $e0 = sql_error($leader, q{BEGIN; CREATE ROLE writer LOGIN; CREATE TABLE shared (id int PRIMARY KEY, v text);
+		SELECT raftable.replicate_table('shared'); GRANT SELECT ON shared TO writer; COMMIT});
+	is($e0->{sqlstate}, '42704', 'a GRANT to a role the followers lack is refused (42704)') or diag($e0->{stderr});
+	sql($_, q{CREATE ROLE writer LOGIN}) foreach @nodes;
 	sql($leader, q{
-CREATE ROLE writer LOGIN;
 CREATE TABLE shared (id int PRIMARY KEY, v text);
 SELECT raftable.replicate_table('shared');
 GRANT SELECT, INSERT, UPDATE, DELETE ON shared TO writer;

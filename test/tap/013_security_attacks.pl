@@ -22,7 +22,8 @@
 #	    ALTER TYPE of a column's type, node-local types (money, oid, reg*),
 #	    DDL under a search_path with a schema only the leader has;
 #	 8. raftable.status.apply_error: the SQLSTATE, index and table for
-#	    everyone, the full text only for pg_monitor.
+#	    everyone, the full text only for pg_monitor; OWNER TO or GRANT to a
+#	    role the followers lack is refused on the leader.
 #	Items 5 and 6 (peer identity, secrets) are in 014_security_peers.pl.
 
 use strict;
@@ -77,7 +78,7 @@ sub agree
 foreach my $n (@nodes)
 {
 	is(as_mallory($n, q{
-		CREATE FUNCTION mal.pwn() RETURNS boolean LANGUAGE plpgsql AS $$
+		CREATE FUNCTION mal.pwn() RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
 		BEGIN
 			IF (SELECT rolsuper FROM pg_catalog.pg_roles
 				 WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN
@@ -172,12 +173,13 @@ agree('mal.t', '4');
 is(scalar(superuser_anywhere()), 0,
 	'4: apply ran mallory\'s CHECK on the followers without making her a superuser');
 
-as_mallory($leader, q{
+$r = as_mallory($leader, q{
 	CREATE FUNCTION mal.trg() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN PERFORM mal.pwn(); RETURN NEW; END $$;
 	CREATE TRIGGER t_pwn BEFORE INSERT ON mal.t FOR EACH ROW EXECUTE FUNCTION mal.trg();
-	CREATE RULE r_pwn AS ON INSERT TO mal.t WHERE mal.pwn() DO ALSO NOTIFY pwn;
+	CREATE RULE r_pwn AS ON UPDATE TO mal.t WHERE mal.pwn() DO ALSO SELECT 1;
 });
+is($r->{ok}, 1, '4: mallory creates a trigger and a rule on the leader (local)') or diag($r->{stderr});
 foreach my $case (
 	[ 'ENABLE ALWAYS TRIGGER t_pwn',  '0A000' ],
 	[ 'ENABLE REPLICA TRIGGER t_pwn', '0A000' ],
@@ -257,6 +259,38 @@ foreach my $case (
 is(sql($leader, q{SELECT count(*) FROM pg_attribute WHERE attrelid = 'mal.t'::regclass AND attname = 'm'}),
 	'1', '7: mal.t still has its enum column on the leader');
 
+# the reviewer's holes: a trigger passing for one of raftable's, local
+# trigger and rule changes, clock-reading defaults and checks, and text
+# lexed before a SET in the same query string
+$r = as_mallory($leader, q{CREATE TRIGGER raftable_x AFTER TRUNCATE ON mal.t
+	FOR EACH STATEMENT EXECUTE FUNCTION mal.trg()});
+is($r->{sqlstate}, '42939', '7: a trigger named raftable_* is refused (42939)') or diag($r->{stderr});
+$r = as_mallory($leader, q{ALTER TABLE mal.t DISABLE TRIGGER t_pwn; ALTER TABLE mal.t ENABLE TRIGGER t_pwn;
+	ALTER TRIGGER t_pwn ON mal.t RENAME TO t_pwn2; ALTER TABLE mal.t DISABLE RULE r_pwn});
+is($r->{ok}, 1, '7: enabling, disabling and renaming a local trigger or rule stays local') or diag($r->{stderr});
+$r = as_mallory($leader, q{ALTER TABLE mal.t ENABLE TRIGGER t_pwn2, ADD COLUMN q int});
+is($r->{sqlstate}, '0A000', '7: ... and mixed with other subcommands is refused') or diag($r->{stderr});
+foreach my $case (
+	[ q{ALTER TABLE mal.t ADD COLUMN at timestamptz DEFAULT 'now'},          '0A000' ],
+	[ q{ALTER TABLE mal.t ADD COLUMN d date NOT NULL DEFAULT 'tomorrow'},   '0A000' ],
+	[ q{ALTER TABLE mal.t ADD CONSTRAINT c_rand CHECK (random() < 2)},      '0A000' ],
+	[ q{ALTER TABLE mal.t ADD COLUMN r float8 CHECK (r < random())},        '0A000' ])
+{
+	my ($stmt, $code) = @$case;
+	$r = as_mallory($leader, $stmt);
+	is($r->{sqlstate}, $code, "7: $stmt is refused with $code") or diag($r->{stderr});
+}
+{
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ $leader->installed_command('psql'), '-XAtq', '-v', 'VERBOSITY=verbose',
+			'-d', $leader->connstr('postgres') . ' user=mallory', '-c',
+			q{SET standard_conforming_strings = off; ALTER TABLE mal.t ADD COLUMN bs text DEFAULT 'a\\\\'} ],
+		'>', \$out, '2>', \$err, IPC::Run::timeout(60));
+	like($err, qr/ERROR:\s+0A000:.*reads differently/,
+		'7: DDL lexed before a SET in the same query string is refused (0A000)');
+}
+agree('mal.t', '7 (local trigger changes, refusals)');
+
 # DDL under a search_path naming a schema only the leader has
 sql($leader, q{CREATE SCHEMA only_here AUTHORIZATION mallory});
 $r = as_mallory($leader, q{
@@ -327,23 +361,28 @@ is(scalar(superuser_anywhere()), 0, 'after everything, mallory is not a superuse
 # 8. what apply_error tells whom
 # ---------------------------------------------------------------------------
 
-# bob exists only on the leader: the follower cannot replay OWNER TO bob
-sql($leader, q{CREATE ROLE bob; ALTER TABLE mal.t OWNER TO bob});
+# OWNER TO a role the followers lack is refused on the leader (42704)
+$r = sql_error($leader, q{CREATE ROLE bob; ALTER TABLE mal.t OWNER TO bob});
+is($r->{sqlstate}, '42704', '8: OWNER TO a role the followers lack is refused') or diag($r->{stderr});
+
+# a function only the leader has, in a new CHECK: the followers cannot
+# replay it (a gap raftable does not guard yet), and say so
+sql($leader, q{CREATE FUNCTION public.only_here(int) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT true';
+	ALTER TABLE mal.t ADD CONSTRAINT c_here CHECK (public.only_here(id))});
 my $f = $followers[0];
 ok(wait_for(sub { defined status_of($f)->{apply_error} }, 'the follower reports an apply error'),
-	'8: OWNER TO a role the follower lacks stops apply there, visibly');
+	'8: a CHECK calling a function the follower lacks stops apply there, visibly');
 my $full = status_of($f)->{apply_error};
-like($full, qr/bob/, '8: a superuser sees the whole error');
+like($full, qr/only_here/, '8: a superuser sees the whole error');
 my $brief = as_mallory($f, q{SELECT apply_error FROM raftable.status})->{out};
 like($brief, qr/^SQLSTATE [0-9A-Z]{5} at log index \d+, table mal\.t$/,
 	'8: an ordinary role sees the SQLSTATE, log index and table');
-unlike($brief, qr/bob|ALTER/, '8: ... and not the statement or its names');
+unlike($brief, qr/only_here|ALTER/, '8: ... and not the statement or its names');
 sql($f, q{GRANT pg_monitor TO mallory});
-like(as_mallory($f, q{SELECT apply_error FROM raftable.status})->{out}, qr/bob/,
+like(as_mallory($f, q{SELECT apply_error FROM raftable.status})->{out}, qr/only_here/,
 	'8: a member of pg_monitor sees the whole error');
-sql($_, q{CREATE ROLE bob}) foreach @followers;
-agree('mal.t', '8 (once the role exists, apply goes on)');
-is(sql($f, q{SELECT tableowner FROM pg_tables WHERE schemaname = 'mal' AND tablename = 't'}),
-	'bob', '8: the follower\'s mal.t is owned by bob, as on the leader');
+sql($_, q{CREATE FUNCTION public.only_here(int) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT true'})
+  foreach @followers;
+agree('mal.t', '8 (once the function exists, apply goes on)');
 
 done_testing();

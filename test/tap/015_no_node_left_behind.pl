@@ -2,10 +2,10 @@
 #	What an honest user runs must not stop apply anywhere for good, and a
 #	node that cannot apply an entry must not hold back what comes before it.
 #
-#	- an entry a follower cannot apply (ALTER TABLE ... OWNER TO a role the
-#	  follower lacks) arrives in one batch behind good entries: those are
+#	- an entry a follower cannot apply (a CHECK calling a function only the
+#	  leader has) arrives in one batch behind good entries: those are
 #	  applied, the failing one is retried alone, apply_error says why, and
-#	  once the role exists apply goes on by itself;
+#	  once the function exists apply goes on by itself;
 #	- raftable's own tables, extension members and catalogs cannot be
 #	  replicated;
 #	- DDL that would break a replicated table's invariants is refused on the
@@ -60,7 +60,8 @@ my $good = sql($leader, q{
 	INSERT INTO t VALUES (1, 'good');
 	SELECT raftable.last_write_index();
 });
-sql($leader, q{CREATE ROLE bob; ALTER TABLE t OWNER TO bob; INSERT INTO t VALUES (2, 'after bob')});
+sql($leader, q{CREATE FUNCTION only_here(int) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT true';
+	ALTER TABLE t ADD CONSTRAINT c_here CHECK (only_here(id)); INSERT INTO t VALUES (2, 'after')});
 ok(wait_for(sub { status_of($leader)->{commit_index} > $good + 1 }, 'both entries committed'),
 	'the good entry and the failing one are committed');
 $hold->query('COMMIT');
@@ -72,12 +73,13 @@ ok(wait_for(sub {
 	'the entries before a failing one are applied without it');
 my $st = status_of($f);
 is($st->{applied_index}, $good, 'the follower stops right before the failing entry');
-like($st->{apply_error}, qr/bob/, 'apply_error names the missing role');
+like($st->{apply_error}, qr/only_here/, 'apply_error names the missing function');
 is(sql($f, q{SELECT v FROM t WHERE id = 1}), 'good', 'the good row is there');
-sql($_, q{CREATE ROLE bob}) foreach @followers;
-healthy('a failing entry, once its role exists');
-is(sql($f, q{SELECT tableowner FROM pg_tables WHERE tablename = 't'}), 'bob',
-	'the follower\'s t is owned by bob, as on the leader');
+sql($_, q{CREATE FUNCTION only_here(int) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT true'})
+  foreach @followers;
+healthy('a failing entry, once its function exists');
+is(sql($f, q{SELECT count(*) FROM pg_constraint WHERE conname = 'c_here'}), '1',
+	'the follower has the constraint, as the leader');
 
 # ---------------------------------------------------------------------------
 # what can never be replicated
@@ -158,6 +160,12 @@ my $r = sql_error($leader, q{GRANT SELECT ON t, loose TO app});
 is($r->{sqlstate}, '0A000', 'GRANT on a replicated and a local table together is refused');
 $r = sql_error($leader, q{ALTER SEQUENCE s2_id_seq RENAME TO s2_seq});
 is($r->{sqlstate}, '0A000', 'renaming a replicated table\'s sequence is refused');
+$r = sql_error($leader, q{ALTER SEQUENCE s2_id_seq OWNED BY NONE});
+is($r->{sqlstate}, '0A000', 'taking a replicated table\'s sequence away from it is refused');
+sql($leader, q{ALTER SEQUENCE s2_id_seq INCREMENT BY 5});
+ok(wait_applied(\@nodes, $leader), 'ALTER SEQUENCE applied everywhere');
+is(sql($_, q{SELECT increment_by FROM pg_sequences WHERE sequencename = 's2_id_seq'}), '5',
+	$_->name . ': the sequence\'s increment follows') foreach @followers;
 $r = sql_error($leader, q{GRANT SELECT ON ALL TABLES IN SCHEMA public TO app});
 ok($r->{ok}, 'GRANT ON ALL TABLES IN SCHEMA runs');
 like($r->{stderr}, qr/WARNING:.*on this node only/, '... and warns that it stays on this node');
@@ -224,12 +232,29 @@ is($r->{sqlstate}, '42710', 'add_node with a member\'s name is refused with 4271
   or diag($r->{stderr});
 $r = sql_error($leader, "SELECT raftable.add_node(" . RaftableTest::_q(peer_conninfo($dup)) . ")");
 is($r->{sqlstate}, '55000', 'add_node of a node without the roles the replicated tables use: 55000');
-like($r->{message}, qr/no role "(app|bob)"/, '... naming the role');
-sql($dup, q{CREATE ROLE bob; CREATE ROLE app});
+like($r->{message}, qr/no role "app"/, '... naming the role');
+sql($dup, q{CREATE ROLE app; CREATE FUNCTION only_here(int) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT true'});
 add_node($leader, $dup, name => undef);
 like((grep { $_->{node_id} == node_id($dup) } nodes_of($leader))[0]{node_name},
 	qr/^127\.0\.0\.1:\d+$/, 'a node added without a name is named host:port');
 push @nodes, $dup;
 healthy('a fourth node, without a name');
+
+# ---------------------------------------------------------------------------
+# startup without races: the database and the extension come after the server
+# ---------------------------------------------------------------------------
+
+{
+	my ($late) = make_nodes(1, prefix => 'late', create_extension => 0,
+		conf => "raftable.database = 'app'\n");
+	my $ci = "host=127.0.0.1 port=" . $late->port . " dbname=app";
+	my $out = $late->safe_psql('postgres', qq{CREATE DATABASE app});
+	my ($ret, $stdout, $stderr) = $late->psql('app',
+		"CREATE EXTENSION raftable; SELECT raftable.create_cluster('$ci', 'late')");
+	is($ret, 0, 'create_cluster right after CREATE DATABASE and CREATE EXTENSION works')
+	  or diag($stderr);
+	ok(wait_for(sub { $late->safe_psql('app', 'SELECT role FROM raftable.status') eq 'leader' },
+			'the late node leads'), '... and the node leads its cluster');
+}
 
 done_testing();
