@@ -44,6 +44,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/stratnum.h"
 #include "access/table.h"
 #include "access/transam.h"
 #include "access/xlog.h"
@@ -51,6 +52,7 @@
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "changeset.h"
 #include "executor/spi.h"
@@ -74,6 +76,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #define APPLY_BATCH_ENTRIES 64
 
@@ -93,6 +96,8 @@ typedef struct ApplyTable
 	Oid			owner;			/* its rows are applied as this role */
 	int			nkeys;			/* primary key columns, index order */
 	int		   *keypos;			/* their positions among the live columns */
+	char	  **keyeq;			/* their equality operators, qualified:
+								 * OPERATOR(schema.=) of the key's opfamily */
 	SPIPlanPtr	insert_plan;
 	SPIPlanPtr	update_plan;
 	SPIPlanPtr	delete_plan;
@@ -162,6 +167,24 @@ apply_invalidate(Datum arg, Oid relid)
 	while ((t = hash_seq_search(&seq)) != NULL)
 		if (relid == InvalidOid || t->relid == relid)
 			t->valid = false;	/* plans are freed at the next use */
+}
+
+/* OPERATOR(schema.name), as SQL names op whatever the search_path */
+static char *
+apply_operator_name(Oid op)
+{
+	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(op));
+	Form_pg_operator form;
+	char	   *name;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", op);
+	form = (Form_pg_operator) GETSTRUCT(tup);
+	name = psprintf("OPERATOR(%s.%s)",
+					quote_identifier(get_namespace_name(form->oprnamespace)),
+					NameStr(form->oprname));
+	ReleaseSysCache(tup);
+	return name;
 }
 
 static ApplyTable *
@@ -239,6 +262,21 @@ apply_table(const CsTable *ct)
 			if (t->keypos[k] < 0)
 				elog(ERROR, "primary key column of %s is generated", t->qname);
 		}
+		t->keyeq = palloc(sizeof(char *) * t->nkeys);
+		for (int k = 0; k < t->nkeys; k++)
+		{
+			/*
+			 * The key's own equality, by its index's operator family: a
+			 * bare "=" under apply's search_path finds no operator of a
+			 * type that an extension defines elsewhere (ltree, isn, ...).
+			 */
+			Oid			op = get_opfamily_member(idx->rd_opfamily[k], idx->rd_opcintype[k],
+												 idx->rd_opcintype[k], BTEqualStrategyNumber);
+
+			if (!OidIsValid(op))
+				elog(ERROR, "no equality operator for the primary key of %s", t->qname);
+			t->keyeq[k] = apply_operator_name(op);
+		}
 		index_close(idx, AccessShareLock);
 	}
 	table_close(rel, NoLock);
@@ -304,8 +342,8 @@ apply_make_plans(ApplyTable *t)
 	appendStringInfoString(&sql, " WHERE ");
 	for (int k = 0; k < t->nkeys; k++)
 	{
-		appendStringInfo(&sql, "%s%s = $%d", k ? " AND " : "",
-						 apply_colname(t, t->keypos[k]), t->natts + k + 1);
+		appendStringInfo(&sql, "%s%s %s $%d", k ? " AND " : "",
+						 apply_colname(t, t->keypos[k]), t->keyeq[k], t->natts + k + 1);
 	}
 	memcpy(types, t->types, sizeof(Oid) * t->natts);
 	for (int k = 0; k < t->nkeys; k++)
@@ -316,8 +354,8 @@ apply_make_plans(ApplyTable *t)
 	appendStringInfo(&sql, "DELETE FROM %s WHERE ", t->qname);
 	for (int k = 0; k < t->nkeys; k++)
 	{
-		appendStringInfo(&sql, "%s%s = $%d", k ? " AND " : "",
-						 apply_colname(t, t->keypos[k]), k + 1);
+		appendStringInfo(&sql, "%s%s %s $%d", k ? " AND " : "",
+						 apply_colname(t, t->keypos[k]), t->keyeq[k], k + 1);
 		types[k] = t->types[t->keypos[k]];
 	}
 	t->delete_plan = apply_prepare(sql.data, t->nkeys, types);

@@ -39,6 +39,7 @@
 #include "commands/trigger.h"
 #include "rewrite/prs2lock.h"
 #include "rewrite/rewriteDefine.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -72,6 +73,22 @@ PG_FUNCTION_INFO_V1(raftable_unreplicate_table);
 PG_FUNCTION_INFO_V1(raftable_check_dropped);
 
 static ProcessUtility_hook_type ddl_prev_utility = NULL;
+
+/* is raftable's extension in this database (and not being created)? */
+static bool
+ddl_extension_here(void)
+{
+	return !creating_extension && OidIsValid(get_extension_oid("raftable", true));
+}
+
+/* the cluster is the one of raftable.database's extension */
+static bool
+ddl_serves_this_database(void)
+{
+	char	   *db = get_database_name(MyDatabaseId);
+
+	return db != NULL && strcmp(db, raftable_database) == 0;
+}
 
 /*
  * Is relid a replicated table?  Asked for DDL and by the functions below,
@@ -660,6 +677,30 @@ ddl_check_subcommand(Relation rel, AlterTableCmd *cmd)
 	}
 }
 
+static Oid	ddl_type_user(Oid typid, int depth);
+
+/*
+ * ALTER TABLE on a table whose row type a replicated table uses as a
+ * column type would change that column on this node only.
+ */
+static void
+ddl_check_row_type_user(RangeVar *rv)
+{
+	Oid			relid = rv ? RangeVarGetRelid(rv, NoLock, true) : InvalidOid;
+	Oid			user;
+
+	if (!OidIsValid(relid) || raftable_table_is_replicated(relid) ||
+		!OidIsValid(get_rel_type_id(relid)) ||
+		!OidIsValid(user = ddl_type_user(get_rel_type_id(relid), 0)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot alter table \"%s\": replicated table \"%s\" uses its row type",
+					get_rel_name(relid), get_rel_name(user)),
+			 errdetail("The change would reach that table's column on this node only."),
+			 errhint("Unreplicate the table, change the type on every node, then replicate the table again.")));
+}
+
 /*
  * Statements on another table that would tie a replicated one to it: a
  * partition attached to or detached from a parent, a new table inheriting
@@ -681,10 +722,14 @@ ddl_check_relatives(Node *stmt)
 				 cmd->subtype == AT_DetachPartitionFinalize) &&
 				cmd->def && IsA(cmd->def, PartitionCmd))
 				names = lappend(names, ((PartitionCmd *) cmd->def)->name);
+			else if ((cmd->subtype == AT_AddInherit || cmd->subtype == AT_DropInherit) &&
+					 cmd->def && IsA(cmd->def, RangeVar))
+				names = lappend(names, cmd->def);	/* the parent */
 		}
+		ddl_check_row_type_user(((AlterTableStmt *) stmt)->relation);
 	}
-	else if (IsA(stmt, CreateStmt))
-		names = ((CreateStmt *) stmt)->inhRelations;
+	else if (IsA(stmt, CreateStmt) || IsA(stmt, CreateForeignTableStmt))
+		names = ((CreateStmt *) stmt)->inhRelations;	/* the base of both */
 	foreach(lc, names)
 	{
 		Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
@@ -1142,6 +1187,8 @@ ddl_list_parts(void)
 	RaftableSavedUser saved;
 
 	ddl_nparts = 0;
+	if (!ddl_extension_here())
+		return;
 	raftable_become_superuser(&saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -1198,8 +1245,8 @@ ddl_refuse_drop_member(void)
 	RaftableStatus *st;
 	uint64		id;
 
-	if (raftable_shared == NULL)
-		return;					/* not preloaded: there is no cluster */
+	if (raftable_shared == NULL || !ddl_serves_this_database())
+		return;					/* no cluster here */
 	st = raftable_status_copy(true);
 	id = st->node_id;
 	if (st->in_cluster && st->n_members > 1)
@@ -1391,7 +1438,8 @@ ddl_warn_grant_in_schema(GrantStmt *stmt)
 	RaftableSavedUser saved;
 
 	if (stmt->targtype != ACL_TARGET_ALL_IN_SCHEMA ||
-		(stmt->objtype != OBJECT_TABLE && stmt->objtype != OBJECT_SEQUENCE))
+		(stmt->objtype != OBJECT_TABLE && stmt->objtype != OBJECT_SEQUENCE) ||
+		!ddl_extension_here())
 		return;
 	foreach(lc, stmt->objects)
 	{
@@ -1463,11 +1511,10 @@ ddl_check_trigger_name(CreateTrigStmt *stmt)
 {
 	Oid			capture;
 
-	if (strncmp(stmt->trigname, "raftable_", 9) != 0)
-		return;
-	capture = ddl_capture_function();
-	if (!OidIsValid(capture) ||
-		LookupFuncName(stmt->funcname, 0, NULL, true) != capture)
+	if (strncmp(stmt->trigname, "raftable_", 9) != 0 ||
+		!OidIsValid(capture = ddl_capture_function()))
+		return;					/* no raftable in this database */
+	if (LookupFuncName(stmt->funcname, 0, NULL, true) != capture)
 		ereport(ERROR,
 				(errcode(ERRCODE_RESERVED_NAME),
 				 errmsg("trigger name \"%s\" is reserved", stmt->trigname),

@@ -82,6 +82,41 @@ is(sql($f, q{SELECT count(*) FROM pg_constraint WHERE conname = 'c_here'}), '1',
 	'the follower has the constraint, as the leader');
 
 # ---------------------------------------------------------------------------
+# a primary key of a type an extension defines outside pg_catalog
+# ---------------------------------------------------------------------------
+
+sql($_, q{CREATE EXTENSION ltree}) foreach @nodes;
+sql($leader, q{
+	CREATE TABLE tree (path ltree PRIMARY KEY, v int);
+	SELECT raftable.replicate_table('tree');
+	INSERT INTO tree VALUES ('a.b', 1), ('a.c', 2);
+	UPDATE tree SET v = 10 WHERE path = 'a.b';
+	DELETE FROM tree WHERE path = 'a.c';
+});
+ok(wait_applied(\@nodes, $leader), 'rows keyed by ltree applied everywhere');
+is(sql($_, q{SELECT string_agg(path::text || '=' || v, ',') FROM tree}), 'a.b=10',
+	$_->name . ': tree holds the leader\'s rows') foreach @followers;
+healthy('a primary key of an extension type');
+
+# ---------------------------------------------------------------------------
+# a database without raftable is left alone by its hooks
+# ---------------------------------------------------------------------------
+
+sql($leader, q{CREATE DATABASE plain});
+{
+	my ($ret, $out, $err) = $leader->psql('plain', q{
+		CREATE TYPE mood AS ENUM ('a');
+		CREATE TABLE x (id int PRIMARY KEY, m mood);
+		CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+		CREATE TRIGGER raftable_mine BEFORE INSERT ON x FOR EACH ROW EXECUTE FUNCTION f();
+		GRANT SELECT ON ALL TABLES IN SCHEMA public TO PUBLIC;
+		DROP TYPE mood CASCADE;
+		DROP EXTENSION IF EXISTS raftable;
+	}, on_error_stop => 1);
+	is($ret, 0, 'in a database without raftable, DDL of every kind works') or diag($err);
+}
+
+# ---------------------------------------------------------------------------
 # what can never be replicated
 # ---------------------------------------------------------------------------
 
@@ -233,7 +268,8 @@ is($r->{sqlstate}, '42710', 'add_node with a member\'s name is refused with 4271
 $r = sql_error($leader, "SELECT raftable.add_node(" . RaftableTest::_q(peer_conninfo($dup)) . ")");
 is($r->{sqlstate}, '55000', 'add_node of a node without the roles the replicated tables use: 55000');
 like($r->{message}, qr/no role "app"/, '... naming the role');
-sql($dup, q{CREATE ROLE app; CREATE FUNCTION only_here(int) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT true'});
+sql($dup, q{CREATE ROLE app; CREATE EXTENSION ltree;
+	CREATE FUNCTION only_here(int) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT true'});
 add_node($leader, $dup, name => undef);
 like((grep { $_->{node_id} == node_id($dup) } nodes_of($leader))[0]{node_name},
 	qr/^127\.0\.0\.1:\d+$/, 'a node added without a name is named host:port');
