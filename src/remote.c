@@ -147,6 +147,15 @@ PGconn *
 remote_connect_nothrow(const char *conninfo, bool long_running)
 {
 	char		self_role[NAMEDATALEN];
+
+	peer_self_role(self_role);
+	return remote_connect_as(conninfo, self_role, long_running);
+}
+
+/* the same, as role ("": libpq's default user) */
+PGconn *
+remote_connect_as(const char *conninfo, const char *role, bool long_running)
+{
 	char	   *ours;
 	const char *keys[] = {"dbname", "connect_timeout", "application_name",
 		"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
@@ -156,8 +165,7 @@ remote_connect_nothrow(const char *conninfo, bool long_running)
 	PQconninfoOption *opts;
 	PGconn	   *conn;
 
-	peer_self_role(self_role);
-	ours = peer_conninfo_as(conninfo, self_role);
+	ours = peer_conninfo_as(conninfo, role);
 	vals[0] = ours;
 	opts = PQconninfoParse(ours, NULL);
 

@@ -15,6 +15,8 @@
  * snapshot's COPY); otherwise 30 s.
  */
 extern PGconn *remote_connect_nothrow(const char *conninfo, bool long_running);
+extern PGconn *remote_connect_as(const char *conninfo, const char *role,
+								 bool long_running);
 extern PGconn *remote_connect(const char *conninfo, bool long_running);
 
 /* the last result, or NULL on a lost connection or after 30 s */

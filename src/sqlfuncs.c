@@ -782,6 +782,56 @@ raftable_require_roles_everywhere(List *roles)
 	pfree(st);
 }
 
+/*
+ * create_cluster's self_conninfo is how every peer will reach this node:
+ * it must reach this very server (same postmaster start, to the
+ * microsecond), as the role it names, or every add_node would wait and
+ * fail later.
+ */
+static const char *sql_self_sql =
+"SELECT pg_catalog.date_part('epoch', pg_catalog.pg_postmaster_start_time())::pg_catalog.text "
+"       OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) "
+"       pg_catalog.current_setting('port')";
+
+static void
+sql_check_reaches_self(const char *conninfo)
+{
+	char		role[NAMEDATALEN];
+	PGconn	   *conn;
+	PGresult   *res;
+	char	   *theirs;
+	char	   *ours;
+
+	peer_role_of(conninfo, role);
+	conn = remote_connect_as(conninfo, role, false);
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	{
+		char	   *msg = conn ? pchomp(PQerrorMessage(conn)) : "out of memory";
+
+		PQfinish(conn);
+		ereport(ERROR,
+				(errhidestmt(true), errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("self_conninfo does not reach this node"),
+				 errdetail_internal("%s", msg),
+				 errhint("Give the host, port and role the other nodes will use to reach this one.")));
+	}
+	res = remote_exec(conn, sql_self_sql, 0, NULL, NULL, NULL, "checking self_conninfo");
+	theirs = pstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	PQfinish(conn);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	raftable_spi(sql_self_sql, 0, NULL, NULL);
+	ours = MemoryContextStrdup(TopTransactionContext,
+							   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	SPI_finish();
+	if (strcmp(ours, theirs) != 0)
+		ereport(ERROR,
+				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("self_conninfo reaches another server, not this node"),
+				 errhint("Give the host and port the other nodes will use to reach this one.")));
+}
+
 static Datum
 raftable_create_cluster_impl(FunctionCallInfo fcinfo)
 {
@@ -804,6 +854,7 @@ raftable_create_cluster_impl(FunctionCallInfo fcinfo)
 				 errdetail("It is node %llu of cluster %llu.",
 						   (unsigned long long) st->node_id,
 						   (unsigned long long) st->cluster_id)));
+	sql_check_reaches_self(conninfo);
 	req = palloc0(sizeof(RaftableRequest));
 	req->type = RAFTABLE_REQ_CREATE_CLUSTER;
 	strlcpy(req->name, name, RAFTABLE_NAME_LEN);

@@ -250,6 +250,14 @@ is($r->{sqlstate}, '55000', 'add_node of a node with another locale is refused w
 like($r->{message}, qr/differs/, '... naming what differs: ' . ($r->{detail} // ''));
 is(status_of($odd)->{role}, 'none', '... and the node stays out of any cluster');
 
+# create_cluster checks that self_conninfo reaches this very server
+$r = sql_error($odd, "SELECT raftable.create_cluster('host=127.0.0.1 port=1 dbname=postgres', 'odd')");
+is($r->{sqlstate}, '08001', 'create_cluster with a self_conninfo that reaches nothing: 08001') or diag($r->{stderr});
+$r = sql_error($odd, "SELECT raftable.create_cluster(" . RaftableTest::_q(peer_conninfo($leader)) . ", 'odd')");
+is($r->{sqlstate}, '55000', 'create_cluster with a self_conninfo that reaches another server: 55000')
+  or diag($r->{stderr});
+is(status_of($odd)->{role}, 'none', '... and the node is still in no cluster');
+
 # a one-node cluster: what cannot be done says why
 my $oid = sql($odd, "SELECT raftable.create_cluster(" . RaftableTest::_q(peer_conninfo($odd)) . ", 'odd')");
 ok(wait_for(sub { status_of($odd)->{role} eq 'leader' }, 'odd leads its own cluster'), 'a one-node cluster');
