@@ -449,12 +449,17 @@ raftable_replicate_table(PG_FUNCTION_ARGS)
 	RaftableSavedUser saved;
 
 	ddl_check_table(relid, false);
-	/* every node creates the table as its owner */
-	raftable_require_roles_everywhere(list_make1(GetUserNameFromId(ddl_rel_owner(relid), false)));
 	raftable_become_superuser(&saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ddl_check_foreign_keys(relid);
+	SPI_finish();
+	raftable_restore_user(&saved);
+	/* every node creates the table as its owner, from objects it must have */
+	raftable_require_everywhere(list_make1(GetUserNameFromId(ddl_rel_owner(relid), false)), relid);
+	raftable_become_superuser(&saved);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	capture_require_writable();
 	raftable_spi("SELECT raftable._table_ddl($1)", 1, types, values);
 	ddl = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -1647,7 +1652,6 @@ ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	if (capture)
 	{
 		capture_require_writable();
-		raftable_require_roles_everywhere(ddl_named_roles(stmt));
 		/* entries name the table as it was: DROP TABLE takes the name with it */
 		schema = get_namespace_name(get_rel_namespace(relid));
 		name = get_rel_name(relid);
@@ -1711,6 +1715,8 @@ ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			ddl_check_definition(rel);
 			relation_close(rel, AccessShareLock);
 		}
+		/* and every other node must be able to apply it */
+		raftable_require_everywhere(ddl_named_roles(ran), rel != NULL ? relid : InvalidOid);
 		capture_ddl(relid, schema, name, CreateCommandName(ran), sql);
 	}
 }

@@ -402,7 +402,7 @@ extern bool transport_peer_reachable(uint64 id);
 extern uint64 transport_messages_sent(void);
 
 /* ---------- helpers (sqlfuncs.c) ---------- */
-extern void raftable_require_roles_everywhere(List *roles);
+extern void raftable_require_everywhere(List *roles, Oid relid);
 extern uint64 raftable_random_id(void);
 extern void raftable_strip_password(const char *conninfo, char *out,
 									size_t outlen);

@@ -715,20 +715,123 @@ sql_check_roles(PGconn *conn)
 }
 
 /*
+ * The objects outside the built-in catalogs that replicated table relid
+ * refers to (the types of its columns, the functions, operators,
+ * operator classes and collations of its defaults, constraints and
+ * indexes), as pg_identify_object_as_address() names them: another node
+ * must have each to create or alter the table.  Its own sequences travel
+ * with it, and replicated tables (those its foreign keys may point at)
+ * reach every node through the log, in order.
+ */
+static const char *sql_refs_sql =
+"WITH parts AS ("
+"  SELECT 'pg_catalog.pg_class'::pg_catalog.regclass AS classid, $1::pg_catalog.oid AS objid "
+"  UNION ALL SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, c.oid "
+"    FROM pg_catalog.pg_constraint c WHERE c.conrelid OPERATOR(pg_catalog.=) $1 "
+"  UNION ALL SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass, d.oid "
+"    FROM pg_catalog.pg_attrdef d WHERE d.adrelid OPERATOR(pg_catalog.=) $1 "
+"  UNION ALL SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid "
+"    FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) $1 "
+"  UNION ALL SELECT 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass, x.oid "
+"    FROM pg_catalog.pg_statistic_ext x WHERE x.stxrelid OPERATOR(pg_catalog.=) $1), "
+"own AS (SELECT d.objid FROM pg_catalog.pg_depend d "
+"   WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+"     AND d.refobjid OPERATOR(pg_catalog.=) $1 "
+"     AND d.deptype OPERATOR(pg_catalog.=) ANY ('{a,i}'::pg_catalog.\"char\"[])) "
+"SELECT DISTINCT a.type, a.object_names::pg_catalog.text, a.object_args::pg_catalog.text, "
+"       pg_catalog.array_to_string(a.object_names, '.') "
+"  FROM parts p "
+"  JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) p.classid "
+"   AND d.objid OPERATOR(pg_catalog.=) p.objid "
+"  CROSS JOIN LATERAL pg_catalog.pg_identify_object_as_address(d.refclassid, d.refobjid, 0) a "
+" WHERE d.deptype OPERATOR(pg_catalog.=) 'n' "
+"   AND d.refobjid OPERATOR(pg_catalog.>=) 16384 "	/* FirstNormalObjectId */
+"   AND d.refclassid OPERATOR(pg_catalog.<>) 'pg_catalog.pg_namespace'::pg_catalog.regclass "
+"   AND NOT (d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+"            AND (d.refobjid OPERATOR(pg_catalog.=) $1 OR d.refobjid IN (SELECT objid FROM own) "
+"                 OR d.refobjid IN (SELECT relid FROM raftable.replicated) "
+"                 OR d.refobjid IN (SELECT i.indexrelid FROM pg_catalog.pg_index i "
+"                                    WHERE i.indrelid IN (SELECT relid FROM raftable.replicated))))";
+
+typedef struct SqlRef
+{
+	char	   *type;
+	char	   *names;			/* text[] literal */
+	char	   *args;			/* text[] literal */
+	char	   *display;		/* the names, dotted, for messages */
+} SqlRef;
+
+static List *
+sql_table_refs(Oid relid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
+	RaftableSavedUser saved;
+	List	   *refs = NIL;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	raftable_become_superuser(&saved);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	raftable_spi(sql_refs_sql, 1, types, values);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		SqlRef	   *r = palloc(sizeof(SqlRef));
+
+		r->type = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		r->names = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		r->args = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
+		r->display = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4);
+		refs = lappend(refs, r);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	raftable_restore_user(&saved);
+	return refs;
+}
+
+/* the first of refs the node at conn does not have, or NULL */
+static SqlRef *
+sql_missing_ref(PGconn *conn, List *refs)
+{
+	ListCell   *lc;
+
+	foreach(lc, refs)
+	{
+		SqlRef	   *r = lfirst(lc);
+		const char *values[3] = {r->type, r->names, r->args};
+		PGresult   *res = remote_exec_wait(conn,
+										   "SELECT pg_catalog.pg_get_object_address($1, "
+										   "$2::pg_catalog.text[], $3::pg_catalog.text[])",
+										   3, values, NULL, NULL);
+		bool		found = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+
+		PQclear(res);
+		if (!found)
+			return r;
+	}
+	return NULL;
+}
+
+/*
  * Before a statement that names roles (GRANT, OWNER TO, a policy's roles,
- * a replicated table's owner) is replicated: every other member that can
- * be asked must have them, or the statement fails naming the node and the
- * role.  A member that cannot be reached gets a WARNING instead: refusing
- * would make a minority that is down block what the majority can commit.
+ * a replicated table's owner) or that gives replicated table relid a
+ * definition is replicated: every other member that can be asked must
+ * have those roles and every object the table's definition refers to, or
+ * the statement fails naming the node and what it lacks.  A member that
+ * cannot be reached gets a WARNING instead: refusing would make a
+ * minority that is down block what the majority can commit.
  */
 void
-raftable_require_roles_everywhere(List *roles)
+raftable_require_everywhere(List *roles, Oid relid)
 {
 	RaftableStatus *st;
 	StringInfoData arr;
 	ListCell   *lc;
+	List	   *refs = OidIsValid(relid) ? sql_table_refs(relid) : NIL;
 
-	if (roles == NIL)
+	if (roles == NIL && refs == NIL)
 		return;
 	initStringInfo(&arr);
 	appendStringInfoChar(&arr, '{');
@@ -751,7 +854,8 @@ raftable_require_roles_everywhere(List *roles)
 	{
 		const RaftableMemberInfo *m = &st->members[i];
 		PGconn	   *conn;
-		char	   *missing;
+		char	   *missing = NULL;
+		SqlRef	   *lacks = NULL;
 
 		if (m->is_self)
 			continue;
@@ -761,16 +865,19 @@ raftable_require_roles_everywhere(List *roles)
 			/*
 			 * A member that is down does not make the cluster refuse what
 			 * a majority can commit; it is told, and its apply stops at
-			 * this entry, visibly, if it lacks a role when it returns.
+			 * this entry, visibly, if it lacks something when it returns.
 			 */
 			PQfinish(conn);
 			ereport(WARNING,
-					(errmsg("could not check that node \"%s\" has the roles this statement names", m->name),
+					(errmsg("could not check that node \"%s\" has what this statement needs", m->name),
 					 errdetail("The node cannot be reached."),
-					 errhint("Make sure it has them before it returns, or its apply stops at this statement until they are created there.")));
+					 errhint("Make sure it has the roles and objects the statement uses before it returns, or its apply stops at this statement until they are created there.")));
 			continue;
 		}
-		missing = sql_missing_role(conn, arr.data);
+		if (roles != NIL)
+			missing = sql_missing_role(conn, arr.data);
+		if (missing == NULL)
+			lacks = sql_missing_ref(conn, refs);
 		PQfinish(conn);
 		if (missing)
 			ereport(ERROR,
@@ -778,6 +885,15 @@ raftable_require_roles_everywhere(List *roles)
 					 errmsg("role \"%s\" does not exist on node \"%s\"", missing, m->name),
 					 errdetail("Roles are each node's own; the statement would stop apply there."),
 					 errhint("Create the role on every node first.")));
+		if (lacks)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("%s %s does not exist on node \"%s\"", lacks->type,
+							lacks->display, m->name),
+					 lacks->args && strcmp(lacks->args, "{}") != 0 ?
+					 errdetail("With arguments %s.  The replicated table refers to it, and that node could not apply the statement.", lacks->args) :
+					 errdetail("The replicated table refers to it, and that node could not apply the statement."),
+					 errhint("Create it on every node first (objects outside the tables are each node's own).")));
 	}
 	pfree(st);
 }

@@ -365,24 +365,29 @@ is(scalar(superuser_anywhere()), 0, 'after everything, mallory is not a superuse
 $r = sql_error($leader, q{CREATE ROLE bob; ALTER TABLE mal.t OWNER TO bob});
 is($r->{sqlstate}, '42704', '8: OWNER TO a role the followers lack is refused') or diag($r->{stderr});
 
-# a function only the leader has, in a new CHECK: the followers cannot
-# replay it (a gap raftable does not guard yet), and say so
-sql($leader, q{CREATE FUNCTION public.only_here(int) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT true';
+# a function only the leader has, in a new CHECK: refused on the leader
+$r = sql_error($leader, q{CREATE FUNCTION public.only_here(int) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT true';
 	ALTER TABLE mal.t ADD CONSTRAINT c_here CHECK (public.only_here(id))});
+is($r->{sqlstate}, '42704', '8: a CHECK calling a function the followers lack is refused') or diag($r->{stderr});
+like($r->{message}, qr/function.*only_here.*does not exist on node/, '... naming the function and the node');
+
+# a name that a follower already uses for something of its own: the
+# follower cannot apply the new index, and says so
 my $f = $followers[0];
+sql($f, q{CREATE TABLE mal.clash_idx (x int)});
+sql($leader, q{CREATE INDEX clash_idx ON mal.t (v)});
 ok(wait_for(sub { defined status_of($f)->{apply_error} }, 'the follower reports an apply error'),
-	'8: a CHECK calling a function the follower lacks stops apply there, visibly');
+	'8: an index whose name a follower uses for a table of its own stops apply there, visibly');
 my $full = status_of($f)->{apply_error};
-like($full, qr/only_here/, '8: a superuser sees the whole error');
+like($full, qr/clash_idx/, '8: a superuser sees the whole error');
 my $brief = as_mallory($f, q{SELECT apply_error FROM raftable.status})->{out};
 like($brief, qr/^SQLSTATE [0-9A-Z]{5} at log index \d+, table mal\.t$/,
 	'8: an ordinary role sees the SQLSTATE, log index and table');
-unlike($brief, qr/only_here|ALTER/, '8: ... and not the statement or its names');
+unlike($brief, qr/clash_idx|CREATE/, '8: ... and not the statement or its names');
 sql($f, q{GRANT pg_monitor TO mallory});
-like(as_mallory($f, q{SELECT apply_error FROM raftable.status})->{out}, qr/only_here/,
+like(as_mallory($f, q{SELECT apply_error FROM raftable.status})->{out}, qr/clash_idx/,
 	'8: a member of pg_monitor sees the whole error');
-sql($_, q{CREATE FUNCTION public.only_here(int) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT true'})
-  foreach @followers;
-agree('mal.t', '8 (once the function exists, apply goes on)');
+sql($f, q{DROP TABLE mal.clash_idx});
+agree('mal.t', '8 (once the name is free, apply goes on)');
 
 done_testing();

@@ -2,10 +2,11 @@
 #	What an honest user runs must not stop apply anywhere for good, and a
 #	node that cannot apply an entry must not hold back what comes before it.
 #
-#	- an entry a follower cannot apply (a CHECK calling a function only the
-#	  leader has) arrives in one batch behind good entries: those are
-#	  applied, the failing one is retried alone, apply_error says why, and
-#	  once the function exists apply goes on by itself;
+#	- an entry a follower cannot apply (an index whose name the follower
+#	  uses for a table of its own) arrives in one batch behind good
+#	  entries: those are applied, the failing one is retried alone,
+#	  apply_error says why, and once the name is free apply goes on;
+#	- objects and roles only the leader has are refused before the log;
 #	- raftable's own tables, extension members and catalogs cannot be
 #	  replicated;
 #	- DDL that would break a replicated table's invariants is refused on the
@@ -60,8 +61,8 @@ my $good = sql($leader, q{
 	INSERT INTO t VALUES (1, 'good');
 	SELECT raftable.last_write_index();
 });
-sql($leader, q{CREATE FUNCTION only_here(int) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT true';
-	ALTER TABLE t ADD CONSTRAINT c_here CHECK (only_here(id)); INSERT INTO t VALUES (2, 'after')});
+sql($f, q{CREATE TABLE clash_idx (x int)});	# a name the follower uses for itself
+sql($leader, q{CREATE INDEX clash_idx ON t (v); INSERT INTO t VALUES (2, 'after')});
 ok(wait_for(sub { status_of($leader)->{commit_index} > $good + 1 }, 'both entries committed'),
 	'the good entry and the failing one are committed');
 $hold->query('COMMIT');
@@ -73,13 +74,23 @@ ok(wait_for(sub {
 	'the entries before a failing one are applied without it');
 my $st = status_of($f);
 is($st->{applied_index}, $good, 'the follower stops right before the failing entry');
-like($st->{apply_error}, qr/only_here/, 'apply_error names the missing function');
+like($st->{apply_error}, qr/clash_idx/, 'apply_error names the clash');
 is(sql($f, q{SELECT v FROM t WHERE id = 1}), 'good', 'the good row is there');
-sql($_, q{CREATE FUNCTION only_here(int) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT true'})
-  foreach @followers;
-healthy('a failing entry, once its function exists');
-is(sql($f, q{SELECT count(*) FROM pg_constraint WHERE conname = 'c_here'}), '1',
-	'the follower has the constraint, as the leader');
+sql($f, q{DROP TABLE clash_idx});
+healthy('a failing entry, once the name is free');
+is(sql($f, q{SELECT count(*) FROM pg_indexes WHERE indexname = 'clash_idx'}), '1',
+	'the follower has the index, as the leader');
+
+# objects only the leader has are refused before the log
+my $r = sql_error($leader, q{CREATE FUNCTION only_here(int) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT true';
+	ALTER TABLE t ADD CONSTRAINT c_here CHECK (only_here(id))});
+is($r->{sqlstate}, '42704', 'a CHECK calling a function only the leader has is refused (42704)')
+  or diag($r->{stderr});
+like($r->{message}, qr/only_here.*does not exist on node "node/, '... naming it and the node');
+$r = sql_error($leader, q{CREATE TYPE here_only AS ENUM ('x'); CREATE TABLE typed_here (id int PRIMARY KEY, h here_only);
+	SELECT raftable.replicate_table('typed_here')});
+is($r->{sqlstate}, '42704', 'replicate_table of a table with a type only the leader has is refused (42704)')
+  or diag($r->{stderr});
 
 # ---------------------------------------------------------------------------
 # a primary key of a type an extension defines outside pg_catalog
@@ -191,7 +202,7 @@ foreach my $node (@followers)
 	is(sql($node, q{SELECT string_agg(policyname || ':' || qual, ',' ORDER BY policyname) FROM pg_policies WHERE tablename = 't'}),
 		'p_read:(id > 1)', "$name: t has the leader's policies");
 }
-my $r = sql_error($leader, q{GRANT SELECT ON t, loose TO app});
+$r = sql_error($leader, q{GRANT SELECT ON t, loose TO app});
 is($r->{sqlstate}, '0A000', 'GRANT on a replicated and a local table together is refused');
 $r = sql_error($leader, q{ALTER SEQUENCE s2_id_seq RENAME TO s2_seq});
 is($r->{sqlstate}, '0A000', 'renaming a replicated table\'s sequence is refused');
@@ -276,8 +287,7 @@ is($r->{sqlstate}, '42710', 'add_node with a member\'s name is refused with 4271
 $r = sql_error($leader, "SELECT raftable.add_node(" . RaftableTest::_q(peer_conninfo($dup)) . ")");
 is($r->{sqlstate}, '55000', 'add_node of a node without the roles the replicated tables use: 55000');
 like($r->{message}, qr/no role "app"/, '... naming the role');
-sql($dup, q{CREATE ROLE app; CREATE EXTENSION ltree;
-	CREATE FUNCTION only_here(int) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT true'});
+sql($dup, q{CREATE ROLE app; CREATE EXTENSION ltree});
 add_node($leader, $dup, name => undef);
 like((grep { $_->{node_id} == node_id($dup) } nodes_of($leader))[0]{node_name},
 	qr/^127\.0\.0\.1:\d+$/, 'a node added without a name is named host:port');
