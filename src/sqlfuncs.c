@@ -33,6 +33,7 @@
 #include "remote.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -815,6 +816,49 @@ sql_missing_ref(PGconn *conn, List *refs)
 }
 
 /*
+ * add_node: the node to join must have every object the replicated tables'
+ * definitions refer to, or it could not create them.
+ */
+static void
+sql_check_refs(PGconn *conn)
+{
+	RaftableSavedUser saved;
+	List	   *relids = NIL;
+	ListCell   *lc;
+
+	raftable_become_superuser(&saved);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	raftable_spi("SELECT relid FROM raftable.replicated", 0, NULL, NULL);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		relids = lappend_oid(relids, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																	SPI_tuptable->tupdesc,
+																	1, &isnull)));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	raftable_restore_user(&saved);
+	foreach(lc, relids)
+	{
+		SqlRef	   *lacks = sql_missing_ref(conn, sql_table_refs(lfirst_oid(lc)));
+
+		if (lacks)
+		{
+			PQfinish(conn);
+			ereport(ERROR,
+					(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("that node cannot join: it has no %s %s", lacks->type, lacks->display),
+					 errdetail("Replicated table \"%s\" refers to it.", get_rel_name(lfirst_oid(lc))),
+					 errhint("Create it on that node (objects outside the tables are each node's own), then add it.")));
+		}
+	}
+}
+
+/*
  * Before a statement that names roles (GRANT, OWNER TO, a policy's roles,
  * a replicated table's owner) or that gives replicated table relid a
  * definition is replicated: every other member that can be asked must
@@ -1036,6 +1080,7 @@ raftable_add_node_impl(FunctionCallInfo fcinfo)
 	PQclear(res);
 	sql_check_compatible(conn);
 	sql_check_roles(conn);
+	sql_check_refs(conn);
 
 	/* give it its identity and the current membership, then propose */
 	members_len = raft_conf_encoded_size(conf);

@@ -287,7 +287,11 @@ is($r->{sqlstate}, '42710', 'add_node with a member\'s name is refused with 4271
 $r = sql_error($leader, "SELECT raftable.add_node(" . RaftableTest::_q(peer_conninfo($dup)) . ")");
 is($r->{sqlstate}, '55000', 'add_node of a node without the roles the replicated tables use: 55000');
 like($r->{message}, qr/no role "app"/, '... naming the role');
-sql($dup, q{CREATE ROLE app; CREATE EXTENSION ltree});
+sql($dup, q{CREATE ROLE app});
+$r = sql_error($leader, "SELECT raftable.add_node(" . RaftableTest::_q(peer_conninfo($dup)) . ")");
+is($r->{sqlstate}, '55000', 'add_node of a node without an extension type the replicated tables use: 55000');
+like($r->{message}, qr/has no .*ltree/, '... naming what it lacks');
+sql($dup, q{CREATE EXTENSION ltree});
 add_node($leader, $dup, name => undef);
 like((grep { $_->{node_id} == node_id($dup) } nodes_of($leader))[0]{node_name},
 	qr/^127\.0\.0\.1:\d+$/, 'a node added without a name is named host:port');
