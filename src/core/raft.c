@@ -691,7 +691,7 @@ send_snapshot(raft *r, raft_peer *p)
 	p->state = RAFT_PR_SNAPSHOT;
 	p->pending_snapshot = r->snap->index;
 	p->snapshot_sent_at = r->now;
-	r->stats.snapshots_sent++;
+	r->stats.snapshot_offers++;
 }
 
 /*
@@ -1318,6 +1318,8 @@ handle_append_resp(raft *r, raft_peer *p, const raft_msg *m)
 		if (p->next <= m->index)
 			p->next = m->index + 1;
 		inflight_free_to(r, p, m->index);
+		if (p->state == RAFT_PR_SNAPSHOT && p->match >= p->pending_snapshot)
+			r->stats.snapshots_sent++;	/* the follower installed it */
 		if (p->state == RAFT_PR_PROBE ||
 			(p->state == RAFT_PR_SNAPSHOT && p->match >= p->pending_snapshot))
 		{

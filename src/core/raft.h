@@ -408,7 +408,8 @@ typedef struct raft_stats
 	uint64_t	read_index_rounds;	/* quorum rounds confirming leadership */
 	uint64_t	msgs_sent;
 	uint64_t	msgs_received;
-	uint64_t	snapshots_sent;
+	uint64_t	snapshot_offers;	/* snapshots offered (§7), resent ones too */
+	uint64_t	snapshots_sent; /* offers a follower acknowledged installing */
 	uint64_t	snapshots_received;
 } raft_stats;
 

@@ -40,7 +40,8 @@ ok( defined wait_for(
 		'node4 catches up', timeout => 30),
 	'a node added after compaction catches up');
 cmp_ok(stats_of($n4)->{snapshots_received}, '>=', 1, 'node4 installed a snapshot');
-cmp_ok(stats_of($leader)->{snapshots_sent}, '>', $sent_before, 'the leader offered one');
+ok(wait_for(sub { stats_of($leader)->{snapshots_sent} > $sent_before }, 'the leader counts it'),
+	'the leader counts the snapshot once the node acknowledges installing it');
 ok( defined wait_for(
 		sub { status_of($n4)->{role} eq 'follower' },
 		'node4 learns of its promotion', timeout => 30),
