@@ -897,7 +897,8 @@ apply_durable(void)
 }
 
 static void
-apply_publish(uint64 applied, uint64 applied_now, const ErrorData *err)
+apply_publish(uint64 applied, uint64 applied_now, const ErrorData *err,
+			  uint64 failed_at)
 {
 	RaftableShared *sh = raftable_shared;
 	uint64		durable = apply_durable();
@@ -917,9 +918,16 @@ apply_publish(uint64 applied, uint64 applied_now, const ErrorData *err)
 		if (err->context)
 			strlcat(sh->apply.error, ")", sizeof(sh->apply.error));
 		strlcpy(sh->apply.error_brief, apply_error_brief, sizeof(sh->apply.error_brief));
+		sh->apply.stalled_at = failed_at;
+		sh->apply.stall_code = err->sqlerrcode;
 	}
 	else if (applied_now > 0 && apply_failed_at == 0)
-		sh->apply.error[0] = sh->apply.error_brief[0] = '\0';	/* past it */
+	{
+		/* past it */
+		sh->apply.error[0] = sh->apply.error_brief[0] = '\0';
+		sh->apply.stalled_at = 0;
+		sh->apply.stall_code = 0;
+	}
 	LWLockRelease(sh->lock);
 	ConditionVariableBroadcast(&sh->status_cv);
 	if (applied_now > 0)
@@ -1093,7 +1101,7 @@ raftable_apply_main(Datum arg)
 				/* counted from the table's index: the shared one is 0 at start */
 				if (now >= apply_failed_at)
 					apply_failed_at = 0;
-				apply_publish(now, now - from, NULL);
+				apply_publish(now, now - from, NULL, 0);
 				pause_ms = 0;
 				if (now > applied && now < commit)
 					wait_ms = 0;	/* more to do */
@@ -1103,7 +1111,7 @@ raftable_apply_main(Datum arg)
 				uint64		failed_at = apply_cur_index;
 				ErrorData  *err = apply_catch();
 
-				apply_publish(applied, 0, err);
+				apply_publish(applied, 0, err, failed_at);
 				FreeErrorData(err);
 				apply_cur_index = 0;
 				if (failed_at > applied + 1)

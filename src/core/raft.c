@@ -49,6 +49,8 @@ typedef struct raft_peer
 	uint64_t	last_contact;	/* when we last heard from it */
 	uint64_t	acked_seq;		/* highest heartbeat round acknowledged */
 	raft_index	applied;		/* as it last reported */
+	raft_index	stalled_at;		/* ... and the entry its apply is stuck on */
+	uint64_t	stall_code;
 	bool		vote_responded;
 	bool		vote_granted;
 } raft_peer;
@@ -92,12 +94,17 @@ struct raft
 	uint64_t	election_deadline;
 	uint64_t	heartbeat_deadline;
 	uint64_t	last_leader_contact;
+	uint64_t	led_until;		/* when this node last stopped leading */
 	bool		hastened;		/* raft_peer_unreachable moved the timer */
 
 	/* leader state */
 	raft_index	noop_index;		/* first entry of this leader's term */
 	raft_index	local_applied;	/* raft_set_applied(): the driver's */
+	raft_index	local_stalled_at;	/* raft_set_apply_stall() */
+	uint64_t	local_stall_code;
 	raft_index	applied_sent;	/* ... as last reported, and to whom */
+	raft_index	stalled_sent;
+	uint64_t	stall_code_sent;
 	raft_id		applied_sent_to;
 	raft_id		transferee;
 	uint64_t	transfer_deadline;
@@ -505,6 +512,8 @@ peer_reset(raft *r, raft_peer *p)
 	p->last_contact = r->now;	/* a new peer gets a full timeout */
 	p->acked_seq = 0;
 	p->applied = 0;
+	p->stalled_at = 0;
+	p->stall_code = 0;
 	p->vote_responded = false;
 	p->vote_granted = false;
 }
@@ -830,7 +839,10 @@ static void
 become_follower(raft *r, raft_term term, raft_id lead)
 {
 	if (r->role == RAFT_LEADER)
+	{
 		fail_pending_reads(r);
+		r->led_until = r->now;
+	}
 	if (term != r->term)
 	{
 		r->term = term;
@@ -1407,6 +1419,8 @@ step_leader(raft *r, const raft_msg *m)
 		case RAFT_MSG_APPLIED:
 			if (m->index > p->applied)
 				p->applied = m->index;
+			p->stalled_at = m->hint_index;
+			p->stall_code = m->hint_index ? m->ctx : 0;
 			break;
 		default:
 			break;
@@ -1730,23 +1744,49 @@ raft_snapshot_installed(raft *r, const raft_snapshot_meta *meta)
 	return r->err;
 }
 
-void
-raft_set_applied(raft *r, raft_index applied)
+/*
+ * Report the driver's apply progress (and stall) to the leader, when it
+ * changed or the leader did.
+ */
+static void
+report_applied(raft *r)
 {
 	raft_msg   *m;
 
-	if (r->err)
-		return;
-	r->local_applied = applied;
 	if (r->role == RAFT_LEADER || r->lead == RAFT_NONE ||
-		(r->applied_sent_to == r->lead && r->applied_sent == applied))
+		(r->applied_sent_to == r->lead && r->applied_sent == r->local_applied &&
+		 r->stalled_sent == r->local_stalled_at &&
+		 r->stall_code_sent == r->local_stall_code))
 		return;
 	m = queue_msg(r, RAFT_MSG_APPLIED, r->lead);
 	if (m == NULL)
 		return;
-	m->index = applied;
-	r->applied_sent = applied;
+	m->index = r->local_applied;
+	m->hint_index = r->local_stalled_at;
+	m->ctx = r->local_stall_code;
+	r->applied_sent = r->local_applied;
+	r->stalled_sent = r->local_stalled_at;
+	r->stall_code_sent = r->local_stall_code;
 	r->applied_sent_to = r->lead;
+}
+
+void
+raft_set_applied(raft *r, raft_index applied)
+{
+	if (r->err)
+		return;
+	r->local_applied = applied;
+	report_applied(r);
+}
+
+void
+raft_set_apply_stall(raft *r, raft_index index, uint64_t code)
+{
+	if (r->err)
+		return;
+	r->local_stalled_at = index;
+	r->local_stall_code = index ? code : 0;
+	report_applied(r);
 }
 
 void
@@ -2222,6 +2262,7 @@ void
 raft_get_status(const raft *r, raft_status *st)
 {
 	const raft_member *m = raft_conf_find(r->conf, r->id);
+	uint64_t	contact;
 
 	memset(st, 0, sizeof(*st));
 	st->id = r->id;
@@ -2239,9 +2280,11 @@ raft_get_status(const raft *r, raft_status *st)
 	st->snapshot_index = r->snap->index;
 	st->snapshot_term = r->snap->term;
 	st->conf_index = r->conf_index;
+	/* a deposed leader last heard a leader when it was one itself */
+	contact = r->led_until > r->last_leader_contact ? r->led_until :
+		r->last_leader_contact;
 	st->leader_contact_ms = r->role == RAFT_LEADER ? 0 :
-		(r->lead == RAFT_NONE && r->last_leader_contact == 0 ? r->now :
-		 r->now - r->last_leader_contact);
+		(r->lead == RAFT_NONE && contact == 0 ? r->now : r->now - contact);
 	st->transferee = r->transferee;
 	st->term_start_index = r->role == RAFT_LEADER ? r->noop_index : 0;
 }
@@ -2280,6 +2323,8 @@ raft_get_progress(const raft *r, raft_id id, raft_progress *pr)
 	pr->recent_active = peer_active(r, p);
 	pr->last_contact_ms = p->id == r->id ? 0 : r->now - p->last_contact;
 	pr->applied = p->id == r->id ? r->local_applied : p->applied;
+	pr->stalled_at = p->id == r->id ? r->local_stalled_at : p->stalled_at;
+	pr->stall_code = p->id == r->id ? r->local_stall_code : p->stall_code;
 	return RAFT_OK;
 }
 

@@ -164,7 +164,10 @@ typedef enum raft_msg_type
  *	SNAPSHOT:		snapshot (metadata; the content moves out of band)
  *	READ_INDEX:		ctx
  *	READ_INDEX_RESP: ctx, index, reject
- *	APPLIED:		index = how far the driver applied (raft_set_applied)
+ *	APPLIED:		index = how far the driver applied (raft_set_applied);
+ *					hint_index = the entry its apply is stuck on and ctx
+ *					the driver's code for why (raft_set_apply_stall), 0
+ *					and 0 when it is not stuck
  */
 typedef struct raft_msg
 {
@@ -331,6 +334,14 @@ extern void raft_peer_unreachable(raft *r, raft_id id);
 extern void raft_set_applied(raft *r, raft_index applied);
 
 /*
+ * The driver cannot apply entry 'index' (0: apply is not stuck), for a
+ * reason the driver encodes in 'code' (raftable: the SQLSTATE).  Reported
+ * to the leader with the applied index, so that an operator looking at the
+ * leader sees which member is stuck where, and why.
+ */
+extern void raft_set_apply_stall(raft *r, raft_index index, uint64_t code);
+
+/*
  * New timeouts (a settings reload), without losing any state: timers that
  * are running are restarted with the new values.  RAFT_EINVAL unless
  * 0 < heartbeat < election.
@@ -396,6 +407,9 @@ typedef struct raft_progress
 	uint64_t	last_contact_ms;	/* now - last message from it */
 	raft_index	applied;		/* as last reported (raft_set_applied); 0:
 								 * unknown */
+	raft_index	stalled_at;		/* as last reported (raft_set_apply_stall);
+								 * 0: not stuck, or unknown */
+	uint64_t	stall_code;
 } raft_progress;
 
 typedef struct raft_stats

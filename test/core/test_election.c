@@ -361,3 +361,31 @@ TEST(set_timeouts_keeps_leadership)
 	CHECK(waited <= 400 + 40);
 	h_free(net);
 }
+
+/*
+ * A leader that steps down (here: check-quorum, cut off from the others)
+ * last heard a leader when it was one: its leader_contact_ms counts from
+ * then, not from the last leader it followed, or from its start.
+ */
+TEST(deposed_leader_contact_counts_from_its_step_down)
+{
+	h_net	   *net = h_new_opts(3, 3, true, true);
+	uint64_t	down_at = 0;
+
+	h_campaign(net, 1);
+	h_run(net, 30);
+	CHECK_EQ(h_status(net, 1).role, RAFT_LEADER);
+	h_isolate(net, 1);
+	for (int i = 0; i < 1000 && down_at == 0; i++)
+	{
+		h_tick(net, 1, 1);
+		h_settle(net);
+		if (h_status(net, 1).role != RAFT_LEADER)
+			down_at = net->nodes[1].now;
+	}
+	CHECK(down_at != 0);
+	h_tick(net, 1, 40);
+	CHECK(h_status(net, 1).role != RAFT_LEADER);
+	CHECK_EQ(h_status(net, 1).leader_contact_ms, net->nodes[1].now - down_at);
+	h_free(net);
+}

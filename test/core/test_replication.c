@@ -401,3 +401,49 @@ TEST(applied_index_is_reported_to_the_leader)
 	CHECK_EQ(pr.applied, 3);
 	h_free(net);
 }
+
+/*
+ * A member whose apply is stuck says so with its applied index
+ * (raft_set_apply_stall): the leader shows which entry and the driver's
+ * code for why, until the member reports it is past it.
+ */
+TEST(apply_stall_is_reported_to_the_leader)
+{
+	h_net	   *net = h_new(3, 3);
+	raft_progress pr;
+
+	h_campaign(net, 1);
+	propose(net, 1, 3);
+	h_settle(net);
+	raft_set_applied(h_r(net, 2), 2);
+	raft_set_apply_stall(h_r(net, 2), 3, 0x1234);
+	h_settle(net);
+	CHECK_EQ(raft_get_progress(h_r(net, 1), 2, &pr), RAFT_OK);
+	CHECK_EQ(pr.applied, 2);
+	CHECK_EQ(pr.stalled_at, 3);
+	CHECK_EQ(pr.stall_code, 0x1234);
+	CHECK_EQ(raft_get_progress(h_r(net, 1), 3, &pr), RAFT_OK);
+	CHECK_EQ(pr.stalled_at, 0);	/* only the stuck one */
+
+	/* the same stall again sends nothing; a new leader hears it again */
+	raft_set_apply_stall(h_r(net, 2), 3, 0x1234);
+	h_cycle(net, 2);
+	CHECK_EQ(h_count(net, RAFT_MSG_APPLIED, 2, 1), 0);
+	CHECK_EQ(raft_transfer_leader(h_r(net, 1), 3), RAFT_OK);
+	h_settle(net);
+	CHECK_EQ(h_leader(net), 3);
+	raft_set_applied(h_r(net, 2), 2);
+	h_settle(net);
+	CHECK_EQ(raft_get_progress(h_r(net, 3), 2, &pr), RAFT_OK);
+	CHECK_EQ(pr.stalled_at, 3);
+
+	/* past it: the leader shows it is no longer stuck */
+	raft_set_apply_stall(h_r(net, 2), 0, 0x1234);
+	raft_set_applied(h_r(net, 2), 4);
+	h_settle(net);
+	CHECK_EQ(raft_get_progress(h_r(net, 3), 2, &pr), RAFT_OK);
+	CHECK_EQ(pr.applied, 4);
+	CHECK_EQ(pr.stalled_at, 0);
+	CHECK_EQ(pr.stall_code, 0);
+	h_free(net);
+}

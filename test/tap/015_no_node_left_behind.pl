@@ -75,9 +75,20 @@ ok(wait_for(sub {
 my $st = status_of($f);
 is($st->{applied_index}, $good, 'the follower stops right before the failing entry');
 like($st->{apply_error}, qr/clash_idx/, 'apply_error names the clash');
+my $fid = node_id($f);
+ok(wait_for(sub {
+		my ($row) = grep { $_->{node_id} == $fid } nodes_of($leader);
+		($row->{apply_error} // '') =~ /^SQLSTATE 42P07 at log index @{[ $good + 1 ]}$/ },
+		'the leader shows the stuck member'),
+	'the leader\'s raftable.nodes shows which node is stuck, where and why');
+is(scalar(grep { defined $_->{apply_error} } nodes_of($leader)), 1,
+	'... and no other member as stuck');
 is(sql($f, q{SELECT v FROM t WHERE id = 1}), 'good', 'the good row is there');
 sql($f, q{DROP TABLE clash_idx});
 healthy('a failing entry, once the name is free');
+ok(wait_for(sub { !grep { defined $_->{apply_error} } nodes_of($leader) },
+		'the leader sees the member past it'),
+	'once past it, the leader shows no member as stuck');
 is(sql($f, q{SELECT count(*) FROM pg_indexes WHERE indexname = 'clash_idx'}), '1',
 	'the follower has the index, as the leader');
 
