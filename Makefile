@@ -32,6 +32,7 @@ MODULE_big = raftable
 # The Raft core (src/core/*.c) is linked into the module and is compiled with
 # PostgreSQL's CFLAGS as well as by test/core/core.mk for its own tests.
 OBJS = \
+	src/anchor.o \
 	src/apply.o \
 	src/capture.o \
 	src/changeset.o \

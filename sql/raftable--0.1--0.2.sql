@@ -436,3 +436,53 @@ BEGIN
 	RETURN array_to_string(stmts, E';\n') || ';';
 END
 $fn$;
+
+/* raftable.nodes shows which member's apply is stuck, and why */
+DROP VIEW raftable.nodes;
+DROP FUNCTION raftable._nodes();
+CREATE FUNCTION raftable._nodes(
+	OUT node_id bigint, OUT node_name text, OUT conninfo text,
+	OUT voter boolean, OUT role text, OUT is_self boolean,
+	OUT reachable boolean, OUT match_index bigint, OUT lag_entries bigint,
+	OUT last_contact_ms bigint, OUT applied_index bigint, OUT apply_error text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'raftable_nodes'
+LANGUAGE C STRICT VOLATILE;
+CREATE VIEW raftable.nodes AS SELECT * FROM raftable._nodes();
+GRANT SELECT ON raftable.nodes TO PUBLIC;
+
+/*
+ * _deliver answers a sender that is not in this node's committed
+ * configuration with that configuration's index.  Its return type changes,
+ * so it is created anew, with the EXECUTE grants it had.
+ */
+DO $upgrade$
+DECLARE
+	grantees text[];
+	g			text;
+BEGIN
+	SELECT coalesce(array_agg(a.grantee::pg_catalog.regrole::pg_catalog.text), '{}')
+	  INTO grantees
+	  FROM pg_catalog.pg_proc p,
+		   LATERAL pg_catalog.aclexplode(p.proacl) a
+	 WHERE p.oid = 'raftable._deliver(bytea)'::pg_catalog.regprocedure
+	   AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0
+	   AND a.grantee <> p.proowner;
+	DROP FUNCTION raftable._deliver(bytea);
+	CREATE FUNCTION raftable._deliver(batch bytea)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'raftable_deliver'
+	LANGUAGE C STRICT VOLATILE;
+	REVOKE ALL ON FUNCTION raftable._deliver(bytea) FROM PUBLIC;
+	FOREACH g IN ARRAY grantees
+	LOOP
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION raftable._deliver(bytea) TO %s', g);
+	END LOOP;
+END
+$upgrade$;
+
+/* the data directory an identity was given in (anchor.c) */
+ALTER TABLE raftable.node_state
+	ADD COLUMN system_identifier bigint,
+	ADD COLUMN timeline integer,
+	ADD COLUMN identity_slot text;

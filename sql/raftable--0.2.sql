@@ -24,7 +24,11 @@ CREATE TABLE raftable.node_state (
 	commit_index	bigint NOT NULL DEFAULT 0,
 	snapshot_index	bigint NOT NULL DEFAULT 0,
 	snapshot_term	bigint NOT NULL DEFAULT 0,
-	snapshot_conf	bytea					-- raft_conf_encode(), NULL: none
+	snapshot_conf	bytea,					-- raft_conf_encode(), NULL: none
+	-- where the identity was given (anchor.c); NULL: by release 0.1
+	system_identifier bigint,
+	timeline		integer,
+	identity_slot	text					-- NULL: no slot anchors it
 );
 
 CREATE TABLE raftable.log (
@@ -93,8 +97,10 @@ REVOKE ALL ON FUNCTION raftable.create_cluster(text, text),
  * Peer entry points: called by other nodes over libpq, never by PUBLIC.
  * Grant EXECUTE on these three to the role peers connect as (README).
  */
+-- NULL, or the index of this node's committed configuration when a sender
+-- is not in it (how a node removed while it was down learns it)
 CREATE FUNCTION raftable._deliver(batch bytea)
-RETURNS void
+RETURNS bigint
 AS 'MODULE_PATHNAME', 'raftable_deliver'
 LANGUAGE C STRICT VOLATILE;
 
@@ -711,7 +717,7 @@ CREATE FUNCTION raftable._nodes(
 	OUT node_id bigint, OUT node_name text, OUT conninfo text,
 	OUT voter boolean, OUT role text, OUT is_self boolean,
 	OUT reachable boolean, OUT match_index bigint, OUT lag_entries bigint,
-	OUT last_contact_ms bigint, OUT applied_index bigint)
+	OUT last_contact_ms bigint, OUT applied_index bigint, OUT apply_error text)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'raftable_nodes'
 LANGUAGE C STRICT VOLATILE;

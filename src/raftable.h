@@ -114,6 +114,9 @@ typedef struct RaftableMemberInfo
 	uint64		lag_entries;
 	uint64		applied_index;	/* as it last reported; 0: unknown */
 	int64		last_contact_ms;	/* -1: never */
+	uint64		stalled_at;		/* the entry its apply is stuck on; 0: none
+								 * or unknown */
+	int			stall_code;		/* ... its SQLSTATE */
 } RaftableMemberInfo;
 
 /* what the worker publishes after every cycle */
@@ -134,6 +137,8 @@ typedef struct RaftableStatus
 	uint64		last_log_index;
 	uint64		snapshot_index;
 	uint64		term_start_index;	/* leader: first entry of its term */
+	uint64		conf_index;		/* the configuration in force: its index */
+	bool		conf_committed; /* ... and whether it is committed */
 	TimestampTz leader_contact_at;	/* last contact with a leader; the view
 									 * shows its age at read time */
 	int			n_members;
@@ -235,6 +240,8 @@ typedef struct RaftableApplyStatus
 								 * index; empty once apply succeeds again */
 	char		error_brief[256];	/* its SQLSTATE, log index and table
 									 * only, for roles without pg_monitor */
+	uint64		stalled_at;		/* the entry that fails, while it does */
+	int			stall_code;		/* ... and its SQLSTATE */
 } RaftableApplyStatus;
 
 /*
@@ -350,6 +357,20 @@ extern Oid	ddl_replay_target(const char *sql, const char **tag);
 extern void ddl_create_table(const char *schema, const char *name,
 							 const char *owner, const char *script);
 
+/* ---------- the identity's anchors (anchor.c), worker only ---------- */
+typedef struct RaftableAnchor
+{
+	bool		recorded;		/* false: an identity from release 0.1 */
+	uint64		system_identifier;
+	uint32		timeline;
+	char		slot[NAMEDATALEN];	/* "": none (slots unavailable) */
+} RaftableAnchor;
+
+extern void anchor_take(uint64 node_id, RaftableAnchor *a);
+extern bool anchor_holds(uint64 node_id, const RaftableAnchor *a, char *why,
+						 size_t len);
+extern void anchor_drop_slots(uint64 keep_id);
+
 /* ---------- storage (storage.c), worker only ---------- */
 typedef struct RaftableIdentity
 {
@@ -358,6 +379,7 @@ typedef struct RaftableIdentity
 	uint64		node_id;
 	char		node_name[RAFTABLE_NAME_LEN];
 	char		self_conninfo[RAFTABLE_CONNINFO_LEN];
+	RaftableAnchor anchor;
 } RaftableIdentity;
 
 extern Oid	storage_extension_oid(void);
@@ -367,6 +389,8 @@ extern bool storage_load(RaftableIdentity *id, raft_hard_state *hs,
 extern void storage_save_identity(const RaftableIdentity *id,
 								  const raft_snapshot_meta *snap);
 extern void storage_reset(void);
+extern void storage_record_anchor(RaftableIdentity *id);
+extern void storage_drop_stale_slots(uint64 keep_id);
 extern void storage_persist(const raft_ready *rd, bool hs);
 
 /* ---------- transport (transport.c), worker only ---------- */
@@ -400,6 +424,7 @@ extern long transport_next_timeout_ms(void);	/* -1: none */
 
 extern bool transport_peer_reachable(uint64 id);
 extern uint64 transport_messages_sent(void);
+extern uint64 transport_left_out(uint64 *by);
 
 /* ---------- helpers (sqlfuncs.c) ---------- */
 extern void raftable_require_everywhere(List *roles, Oid relid);

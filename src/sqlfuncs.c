@@ -1275,6 +1275,11 @@ sql_sender_allowed(const RaftableStatus *st, uint64 from, bool is_member)
  * peer.c, addressed to us, from a member or while we have no leader:
  * sql_sender_allowed) and queued for the worker; the call returns at
  * once.  The sender check is made once per sender in a batch.
+ *
+ * It returns NULL, or, when a sender is not in this node's configuration
+ * and that configuration is committed, the configuration's log index: the
+ * sender's worker compares it with its own configuration's to learn that
+ * it was removed while it could not be told (worker_check_removed).
  */
 Datum
 raftable_deliver(PG_FUNCTION_ARGS)
@@ -1289,6 +1294,7 @@ raftable_deliver(PG_FUNCTION_ARGS)
 	uint64		checked_from = 0;
 	bool		checked_ok = false;
 	bool		checked_member = false;
+	bool		stranger = false;	/* a sender not in our configuration */
 
 	sql_require_served_database();
 	st = sql_status_of(false, 0);	/* every batch: not the members' details */
@@ -1337,6 +1343,7 @@ raftable_deliver(PG_FUNCTION_ARGS)
 			checked = true;
 			checked_from = from;
 			checked_ok = peer_sender_ok(from, &checked_member);
+			stranger |= !checked_member;
 		}
 		if (cluster_id != st->cluster_id)
 		{
@@ -1368,7 +1375,9 @@ raftable_deliver(PG_FUNCTION_ARGS)
 	}
 	if (queued)
 		raftable_wake_worker();
-	PG_RETURN_VOID();
+	if (stranger && st->conf_committed)
+		PG_RETURN_INT64((int64) st->conf_index);
+	PG_RETURN_NULL();
 }
 
 static Datum
@@ -1416,7 +1425,9 @@ raftable_join_impl(FunctionCallInfo fcinfo)
 /*
  * raftable._leave(cluster_id, node_id): this node was removed (or never
  * added), and forgets its cluster.  Only a caller peer_check_leave()
- * accepts may say so; the worker checks that the ids are this node's.
+ * accepts may say so; the worker checks that the ids are this node's.  A
+ * node in no cluster has nothing to leave: it may have learnt of its
+ * removal on its own (worker_check_removed) before remove_node told it.
  */
 Datum
 raftable_leave(PG_FUNCTION_ARGS)
@@ -1427,7 +1438,8 @@ raftable_leave(PG_FUNCTION_ARGS)
 
 	sql_require_served_database();
 	st = sql_status();
-	sql_require_cluster(st);
+	if (!st->in_cluster)
+		PG_RETURN_VOID();		/* it left already: it learnt it on its own */
 	peer_check_leave();
 	req->type = RAFTABLE_REQ_LEAVE;
 	req->cluster_id = (uint64) PG_GETARG_INT64(0);
@@ -1450,6 +1462,36 @@ id_or_null(uint64 id, bool *isnull)
 	return Int64GetDatum((int64) id);
 }
 
+/*
+ * An apply error as the views show it, (Datum) 0 if there is none or this
+ * node cannot know.  This node's own (m NULL or self): the full error may
+ * quote row values and statement text, so it is for superusers and
+ * pg_monitor; others see its SQLSTATE, log index and table.  Another
+ * member's, on the leader: as that member reported it, the SQLSTATE and
+ * the log index (its own raftable.status says more).
+ */
+static Datum
+sql_apply_error(const RaftableMemberInfo *m)
+{
+	char		err[sizeof(raftable_shared->apply.error)];
+
+	if (m == NULL || m->is_self)
+	{
+		LWLockAcquire(raftable_shared->lock, LW_SHARED);
+		strlcpy(err,
+				has_privs_of_role(GetUserId(), ROLE_PG_MONITOR) ?
+				raftable_shared->apply.error : raftable_shared->apply.error_brief,
+				sizeof(err));
+		LWLockRelease(raftable_shared->lock);
+	}
+	else if (m->progress_known && m->stalled_at != 0)
+		snprintf(err, sizeof(err), "SQLSTATE %s at log index %llu",
+				 unpack_sql_state(m->stall_code), (unsigned long long) m->stalled_at);
+	else
+		err[0] = '\0';
+	return err[0] ? CStringGetTextDatum(err) : (Datum) 0;
+}
+
 Datum
 raftable_status(PG_FUNCTION_ARGS)
 {
@@ -1457,7 +1499,6 @@ raftable_status(PG_FUNCTION_ARGS)
 	RaftableStatus *st = sql_status();
 	Datum		values[13];
 	bool		nulls[13] = {0};
-	char		apply_error[sizeof(raftable_shared->apply.error)];
 	const RaftableMemberInfo *lead = sql_member(st, st->leader_id);
 	bool		in = st->in_cluster;
 
@@ -1480,19 +1521,8 @@ raftable_status(PG_FUNCTION_ARGS)
 	values[11] = Int64GetDatum(st->role == RAFT_LEADER ? 0 :
 							   (GetCurrentTimestamp() - st->leader_contact_at) / 1000);
 	nulls[11] = !in;
-	/*
-	 * The full error may quote row values and statement text: for
-	 * superusers and pg_monitor; others see its SQLSTATE, log index and
-	 * table.
-	 */
-	LWLockAcquire(raftable_shared->lock, LW_SHARED);
-	strlcpy(apply_error,
-			has_privs_of_role(GetUserId(), ROLE_PG_MONITOR) ?
-			raftable_shared->apply.error : raftable_shared->apply.error_brief,
-			sizeof(apply_error));
-	LWLockRelease(raftable_shared->lock);
-	values[12] = CStringGetTextDatum(apply_error);
-	nulls[12] = apply_error[0] == '\0';
+	values[12] = sql_apply_error(NULL);
+	nulls[12] = values[12] == (Datum) 0;
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }
@@ -1509,8 +1539,8 @@ raftable_nodes(PG_FUNCTION_ARGS)
 	for (int i = 0; i < st->n_members; i++)
 	{
 		const RaftableMemberInfo *m = &st->members[i];
-		Datum		values[11];
-		bool		nulls[11] = {0};
+		Datum		values[12];
+		bool		nulls[12] = {0};
 		const char *role;
 
 		if (m->is_self)
@@ -1533,6 +1563,8 @@ raftable_nodes(PG_FUNCTION_ARGS)
 		nulls[9] = !m->progress_known || m->last_contact_ms < 0;
 		values[10] = Int64GetDatum((int64) m->applied_index);
 		nulls[10] = !m->progress_known || m->applied_index == 0;
+		values[11] = sql_apply_error(m);
+		nulls[11] = values[11] == (Datum) 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

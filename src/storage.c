@@ -152,7 +152,8 @@ storage_load(RaftableIdentity *id, raft_hard_state *hs,
 	storage_begin();
 	storage_exec("SELECT cluster_id, node_id, node_name, self_conninfo, term, vote, "
 				 "commit_index, (SELECT applied_index FROM raftable.apply_state), "
-				 "snapshot_index, snapshot_term, snapshot_conf FROM raftable.node_state",
+				 "snapshot_index, snapshot_term, snapshot_conf, "
+				 "system_identifier, timeline, identity_slot FROM raftable.node_state",
 				 0, NULL, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 1)
 	{
@@ -182,6 +183,12 @@ storage_load(RaftableIdentity *id, raft_hard_state *hs,
 								 VARSIZE_ANY_EXHDR(b), &snap->conf) != 0)
 				elog(ERROR, "raftable.node_state.snapshot_conf is not a valid configuration");
 		}
+		id->anchor.system_identifier = DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
+		id->anchor.recorded = !isnull;
+		id->anchor.timeline = DatumGetInt32(SPI_getbinval(tup, desc, 13, &isnull));
+		(void) SPI_getbinval(tup, desc, 14, &isnull);
+		if (!isnull)
+			strlcpy(id->anchor.slot, SPI_getvalue(tup, desc, 14), NAMEDATALEN);
 	}
 	if (found)
 	{
@@ -245,10 +252,13 @@ storage_forget_log(void)
 void
 storage_save_identity(const RaftableIdentity *id, const raft_snapshot_meta *snap)
 {
-	Oid			types[5] = {INT8OID, INT8OID, TEXTOID, TEXTOID, BYTEAOID};
-	Datum		values[5];
+	Oid			types[8] = {INT8OID, INT8OID, TEXTOID, TEXTOID, BYTEAOID,
+	INT8OID, INT4OID, TEXTOID};
+	Datum		values[8];
+	char		nulls[8] = "        ";
 	size_t		len = raft_conf_encoded_size(&snap->conf);
 	uint8	   *buf = palloc(len);
+	RaftableAnchor a;
 
 	raft_conf_encode(&snap->conf, buf);
 	values[0] = Int64GetDatum(id->cluster_id);
@@ -258,18 +268,65 @@ storage_save_identity(const RaftableIdentity *id, const raft_snapshot_meta *snap
 	values[4] = PointerGetDatum(bytes_to_bytea(buf, len));
 	storage_begin();
 	storage_forget_log();
-	storage_exec("INSERT INTO raftable.node_state (cluster_id, node_id, node_name, "
-				 "self_conninfo, snapshot_conf) VALUES ($1, $2, $3, $4, $5)",
-				 5, types, values, SPI_OK_INSERT);
+	anchor_take(id->node_id, &a);	/* its slot is durable before the identity */
+	values[5] = Int64GetDatum((int64) a.system_identifier);
+	values[6] = Int32GetDatum((int32) a.timeline);
+	values[7] = CStringGetTextDatum(a.slot);
+	nulls[7] = a.slot[0] ? ' ' : 'n';
+	if (SPI_execute_with_args("INSERT INTO raftable.node_state (cluster_id, node_id, node_name, "
+							  "self_conninfo, snapshot_conf, system_identifier, timeline, "
+							  "identity_slot) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+							  8, types, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "raftable: could not store the node's identity");
 	storage_commit();
 }
 
-/* forget the cluster: this node was removed, or its identity is void */
+/*
+ * An identity stored by release 0.1 has no anchors: take them now, in the
+ * data directory it is found in.
+ */
+void
+storage_record_anchor(RaftableIdentity *id)
+{
+	Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
+	Datum		values[3];
+	char		nulls[3] = "   ";
+
+	storage_begin();
+	anchor_take(id->node_id, &id->anchor);
+	values[0] = Int64GetDatum((int64) id->anchor.system_identifier);
+	values[1] = Int32GetDatum((int32) id->anchor.timeline);
+	values[2] = CStringGetTextDatum(id->anchor.slot);
+	nulls[2] = id->anchor.slot[0] ? ' ' : 'n';
+	if (SPI_execute_with_args("UPDATE raftable.node_state SET system_identifier = $1, "
+							  "timeline = $2, identity_slot = $3",
+							  3, types, values, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "raftable: could not store the node's identity anchors");
+	storage_commit();
+}
+
+/* the identity slots of identities this node no longer has */
+void
+storage_drop_stale_slots(uint64 keep_id)
+{
+	storage_begin();
+	anchor_drop_slots(keep_id);
+	storage_commit();
+}
+
+/*
+ * Forget the cluster: this node was removed, or its identity is void.  Its
+ * replicated tables become ordinary local tables, with the rows they have
+ * (raftable's triggers go, as unreplicate_table does on every node).
+ */
 void
 storage_reset(void)
 {
 	storage_begin();
 	storage_forget_log();
+	storage_exec("SELECT raftable._detach(relid) FROM raftable.replicated", 0, NULL, NULL,
+				 SPI_OK_SELECT);
+	anchor_drop_slots(0);
 	storage_commit();
 }
 

@@ -169,6 +169,10 @@ static int	tp_npeers = 0;
 static uint64 tp_self_id = 0;
 static uint64 tp_messages_sent = 0;
 
+/* the highest configuration index a peer answered "you are not in it" with */
+static uint64 tp_left_out_at = 0;
+static uint64 tp_left_out_by = 0;
+
 static TpPeer *tp_find(uint64 id);
 static void tp_free_peer(TpPeer *p);
 static void tp_check_conninfo(TpPeer *p);
@@ -512,6 +516,20 @@ transport_peer_reachable(uint64 id)
 }
 
 /* messages handed to libpq since the worker started */
+/*
+ * The highest configuration index a peer said we are not in (0: none
+ * since the last call), and which peer said so; then forgets it.
+ */
+uint64
+transport_left_out(uint64 *by)
+{
+	uint64		index = tp_left_out_at;
+
+	*by = tp_left_out_by;
+	tp_left_out_at = tp_left_out_by = 0;
+	return index;
+}
+
 uint64
 transport_messages_sent(void)
 {
@@ -879,6 +897,34 @@ tp_serve(TpPeer *p, TimestampTz now)
 }
 
 /*
+ * _deliver answers NULL, or the index of the peer's committed
+ * configuration when we are not in it (a peer of release 0.1 answers an
+ * empty void).
+ */
+static void
+tp_note_answer(TpPeer *p, const PGresult *res)
+{
+	const char *v;
+	char	   *end;
+	uint64		index;
+
+	if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0))
+		return;
+	v = PQgetvalue(res, 0, 0);
+	if (*v == '\0')
+		return;
+	errno = 0;
+	index = strtou64(v, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return;
+	if (index > tp_left_out_at)
+	{
+		tp_left_out_at = index;
+		tp_left_out_by = p->id;
+	}
+}
+
+/*
  * Collect every result libpq has complete.  In pipeline mode each of our
  * calls yields its result, then a NULL, then PGRES_PIPELINE_SYNC for the
  * sync after it, which is what marks the batch done.  Returns false if the
@@ -923,6 +969,9 @@ tp_read_results(TpPeer *p, TimestampTz now)
 				break;
 
 			case PGRES_TUPLES_OK:
+				tp_note_answer(p, res);
+				break;
+
 			case PGRES_PIPELINE_ABORTED:
 				break;
 

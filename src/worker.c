@@ -51,6 +51,7 @@ static RaftableIdentity worker_id;
 static uint8 *worker_msgbuf;
 static instr_time worker_epoch;
 static raft_index worker_conf_index;	/* configuration the transport knows */
+static bool worker_was_member;	/* in a configuration of the log, ever */
 static RaftableMemberInfo *worker_members;	/* its members, as the views show
 											 * them (fixed parts only) */
 static char (*worker_roles)[NAMEDATALEN];	/* the role each is bound to */
@@ -91,13 +92,37 @@ worker_options(raft_options *opts)
 static void
 worker_stop_raft(void)
 {
+	uint64		forgotten;
+
 	if (worker_raft)
 		raft_free(worker_raft);
 	worker_raft = NULL;
 	worker_conf_index = 0;
+	worker_was_member = false;
 	worker_n_members = 0;
 	worker_snap_pending = false;
 	transport_forget_peers_except(NULL, 0);
+	(void) transport_left_out(&forgotten);	/* about the cluster we leave */
+}
+
+/*
+ * Whether this node is in the configuration of the snapshot (from the log,
+ * not _join's at index 0) or of any entry of the log: it was a member
+ * once, which worker_check_removed needs to know.
+ */
+static bool
+worker_member_in(const raft_snapshot_meta *snap, const raft_entry *entries, size_t n)
+{
+	raft_conf  *conf = palloc(sizeof(raft_conf));
+
+	if (snap->index > 0 && raft_conf_find(&snap->conf, worker_id.node_id))
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (entries[i].type == RAFT_ENTRY_CONF &&
+			raft_conf_decode(entries[i].data, entries[i].len, conf) == 0 &&
+			raft_conf_find(conf, worker_id.node_id))
+			return true;
+	return false;
 }
 
 /*
@@ -114,10 +139,32 @@ worker_start_raft(void)
 	uint64		applied;
 	raft_options opts;
 	int			rc;
+	char		why[256];
 
 	worker_stop_raft();
 	if (!storage_load(&worker_id, &hs, snap, &entries, &n, &applied))
+	{
+		storage_drop_stale_slots(0);
 		return;
+	}
+	if (!worker_id.anchor.recorded)
+		storage_record_anchor(&worker_id);
+	else if (!anchor_holds(worker_id.node_id, &worker_id.anchor, why, sizeof(why)))
+	{
+		ereport(WARNING,
+				(errmsg("raftable: this data directory is a copy or was restored: node %llu forgets its identity in cluster %llu",
+						(unsigned long long) worker_id.node_id,
+						(unsigned long long) worker_id.cluster_id),
+				 errdetail_internal("%s", why),
+				 errhint("Its term and vote may be behind what the node promised, or the node it was copied from may still run: add it again with raftable.add_node() on the leader, and remove node %llu there first if this server replaces it.",
+						 (unsigned long long) worker_id.node_id)));
+		storage_reset();
+		memset(&worker_id, 0, sizeof(worker_id));
+		return;
+	}
+	else
+		storage_drop_stale_slots(worker_id.node_id);
+	worker_was_member = worker_member_in(snap, entries, n);
 	peer_role_of(worker_id.self_conninfo, worker_self_role);
 	worker_options(&opts);
 	worker_persisted_hs = hs;
@@ -156,6 +203,7 @@ worker_sync_peers(void)
 	if (st.conf_index == worker_conf_index && worker_conf_index != 0)
 		return;
 	worker_conf_index = st.conf_index;
+	worker_was_member |= st.is_member && st.conf_index > 0;
 	conf = raft_get_conf(worker_raft);
 	worker_n_members = conf->n;
 	for (uint32 i = 0; i < conf->n; i++)
@@ -469,6 +517,15 @@ worker_join(RaftableRequest *req)
 	worker_answer(req, RAFT_OK, id.node_id, NULL);
 }
 
+/* forget the cluster: the tables become ordinary local tables */
+static void
+worker_forget_cluster(void)
+{
+	worker_stop_raft();
+	storage_reset();
+	memset(&worker_id, 0, sizeof(worker_id));
+}
+
 static void
 worker_leave(RaftableRequest *req)
 {
@@ -478,10 +535,54 @@ worker_leave(RaftableRequest *req)
 		worker_answer(req, RAFT_EINVAL, 0, "not this node's cluster identity");
 		return;
 	}
-	worker_stop_raft();
-	storage_reset();
-	memset(&worker_id, 0, sizeof(worker_id));
+	worker_forget_cluster();
 	worker_answer(req, RAFT_OK, 0, NULL);
+}
+
+/*
+ * A node removed while it was down (or cut off) never got remove_node's
+ * notice; it learns it here and leaves, instead of campaigning forever.
+ * Two signs, each conclusive only for a node that was a member once
+ * (worker_was_member: _join's configuration leaves the node out until the
+ * leader adds it, and the first entries or snapshot a new node receives
+ * may too):
+ *
+ * - its own configuration leaves it out and is committed;
+ * - a peer answered our messages with the index of its committed
+ *   configuration, which leaves us out, and that index is above our own
+ *   configuration's.  Changes are made one at a time, each after the last
+ *   committed, and a removed node's id is never added again; so a
+ *   committed configuration after ours that lacks us means we were
+ *   removed (or our own was never committed, and we were never in).
+ *   A peer behind us (its committed configuration older than ours) proves
+ *   nothing, and is ignored.
+ */
+static void
+worker_check_removed(void)
+{
+	raft_status st;
+	uint64		by;
+	uint64		left_out_at = transport_left_out(&by);
+
+	raft_get_status(worker_raft, &st);
+	if (!worker_was_member || st.conf_index == 0)
+		return;
+	if (!st.is_member && st.commit >= st.conf_index)
+		ereport(LOG,
+				(errmsg("raftable: this node was removed from cluster %llu; it leaves the cluster",
+						(unsigned long long) worker_id.cluster_id),
+				 errdetail("Its committed configuration (log index %llu) leaves it out.",
+						   (unsigned long long) st.conf_index)));
+	else if (left_out_at > st.conf_index)
+		ereport(LOG,
+				(errmsg("raftable: this node was removed from cluster %llu; it leaves the cluster",
+						(unsigned long long) worker_id.cluster_id),
+				 errdetail("Node %llu's committed configuration (log index %llu) leaves it out; this node's is at log index %llu.",
+						   (unsigned long long) by, (unsigned long long) left_out_at,
+						   (unsigned long long) st.conf_index)));
+	else
+		return;
+	worker_forget_cluster();
 }
 
 /* the most up-to-date live voter, for a transfer without a target */
@@ -566,17 +667,23 @@ worker_handle_request(RaftableRequest *req)
 }
 
 /*
- * Tell the core how far the apply worker got: followers report it to the
- * leader, which shows every member's (write_ack = all waits on it).
+ * Tell the core how far the apply worker got, and the entry it is stuck on
+ * if any: followers report both to the leader, which shows every member's
+ * (write_ack = all waits on the first; raftable.nodes shows the second).
  */
 static void
 worker_report_applied(void)
 {
 	uint64		applied;
+	uint64		stalled_at;
+	int			code;
 
 	LWLockAcquire(raftable_shared->lock, LW_SHARED);
 	applied = raftable_shared->apply.applied_index;
+	stalled_at = raftable_shared->apply.stalled_at;
+	code = raftable_shared->apply.stall_code;
 	LWLockRelease(raftable_shared->lock);
+	raft_set_apply_stall(worker_raft, stalled_at, (uint64) (uint32) code);
 	raft_set_applied(worker_raft, applied);
 }
 
@@ -985,6 +1092,8 @@ raftable_worker_main(Datum arg)
 					;
 			}
 			transport_poll();
+			if (worker_raft)
+				worker_check_removed();
 		}
 		else
 		{
@@ -1051,6 +1160,8 @@ worker_publish(void)
 	out->leader_id = st.lead;
 	out->commit_index = st.commit;
 	out->term_start_index = st.term_start_index;
+	out->conf_index = st.conf_index;
+	out->conf_committed = st.commit >= st.conf_index;
 	out->last_log_index = st.last_index;
 	out->snapshot_index = st.snapshot_index;
 	out->leader_contact_at = st.role == RAFT_LEADER ? 0 :
@@ -1075,6 +1186,8 @@ worker_publish(void)
 				st.last_index - pr.match : 0;
 			mi->last_contact_ms = mi->progress_known ? (int64) pr.last_contact_ms : -1;
 			mi->applied_index = mi->progress_known ? pr.applied : 0;
+			mi->stalled_at = mi->progress_known ? pr.stalled_at : 0;
+			mi->stall_code = mi->progress_known ? (int) (uint32) pr.stall_code : 0;
 			changed |= mi->applied_index != was;	/* write_ack = all waits */
 		}
 	}

@@ -18,7 +18,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION raftable;
 
-SELECT plan(169);
+SELECT plan(170);
 
 -- ---------------------------------------------------------------------------
 -- functions: existence, signature, argument names and defaults, return type
@@ -44,7 +44,7 @@ SELECT function_returns('raftable', f, a, r, format('raftable.%s(%s) returns %s'
 	('add_node',            ARRAY['text', 'text', 'boolean'],          'bigint'),
 	('remove_node',         ARRAY['bigint'],                           'void'),
 	('transfer_leadership', ARRAY['bigint'],                           'bigint'),
-	('_deliver',            ARRAY['bytea'],                            'void'),
+	('_deliver',            ARRAY['bytea'],                            'bigint'),
 	('_join',               ARRAY['bigint', 'bigint', 'text', 'text', 'bytea'], 'void'),
 	('_leave',              ARRAY['bigint', 'bigint'],                 'void'),
 	('replicate_table',     ARRAY['regclass'],                         'void'),
@@ -130,7 +130,7 @@ SELECT is(ARRAY(SELECT attname::text FROM pg_attribute
 				   AND attnum > 0 AND NOT attisdropped ORDER BY attnum),
 	ARRAY['node_id', 'node_name', 'conninfo', 'voter', 'role', 'is_self',
 		  'reachable', 'match_index', 'lag_entries', 'last_contact_ms',
-		  'applied_index'],
+		  'applied_index', 'apply_error'],
 	'raftable.nodes has its columns, in order');						-- 1
 SELECT is(ARRAY(SELECT attname::text FROM pg_attribute
 				 WHERE attrelid = 'raftable.tables'::regclass
@@ -170,8 +170,8 @@ SELECT col_type_is('raftable', 'nodes', c, t, format('raftable.nodes.%s is %s', 
 	('voter', 'boolean'), ('role', 'text'), ('is_self', 'boolean'),
 	('reachable', 'boolean'), ('match_index', 'bigint'),
 	('lag_entries', 'bigint'), ('last_contact_ms', 'bigint'),
-	('applied_index', 'bigint')
-  ) AS v(c, t);															-- 11
+	('applied_index', 'bigint'), ('apply_error', 'text')
+  ) AS v(c, t);															-- 12
 
 SELECT col_type_is('raftable', 'tables', c, t, format('raftable.tables.%s is %s', c, t))
   FROM (VALUES

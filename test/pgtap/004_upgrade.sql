@@ -10,15 +10,15 @@ BEGIN;
 
 CREATE EXTENSION IF NOT EXISTS pgtap;
 
-SELECT plan(4);
+SELECT plan(5);
 
 -- what the extension's SQL objects are, as one comparable text per kind
 CREATE TEMP TABLE shape (how text, kind text, objects text[]);
 SET LOCAL check_function_bodies = off;	-- the schema comes later
 CREATE FUNCTION pg_temp.capture(how text) RETURNS void LANGUAGE sql AS $$
 	INSERT INTO shape
-	SELECT how, 'functions', array_agg(format('%s %s %s %s %s %s', p.oid::regprocedure,
-			p.prosecdef, p.provolatile,
+	SELECT how, 'functions', array_agg(format('%s %s %s %s %s %s %s', p.oid::regprocedure,
+			p.prorettype::regtype, p.prosecdef, p.provolatile,
 			(SELECT array_agg(c ORDER BY c) FROM unnest(p.proconfig) AS c),	-- in any order
 			p.proacl, md5(p.prosrc))
 			ORDER BY p.oid::regprocedure::text)
@@ -37,8 +37,13 @@ CREATE FUNCTION pg_temp.capture(how text) RETURNS void LANGUAGE sql AS $$
 	  FROM pg_event_trigger WHERE evtname LIKE 'raftable%';
 $$;
 
+CREATE ROLE raftable_upgrade_peer;
 CREATE EXTENSION raftable VERSION '0.1';
+GRANT EXECUTE ON FUNCTION raftable._deliver(bytea) TO raftable_upgrade_peer;
 ALTER EXTENSION raftable UPDATE TO '0.2';
+SELECT ok(has_function_privilege('raftable_upgrade_peer', 'raftable._deliver(bytea)', 'EXECUTE'),
+	'a peer role granted _deliver keeps it across the update');		-- 1
+REVOKE EXECUTE ON FUNCTION raftable._deliver(bytea) FROM raftable_upgrade_peer;
 SELECT pg_temp.capture('updated');
 DROP EXTENSION raftable;
 CREATE EXTENSION raftable;

@@ -56,7 +56,9 @@ my $json = JSON::PP->new->utf8(0);
 # make_nodes(N, %opts) -> list of started PostgreSQL::Test::Cluster nodes
 #	opts: prefix => 'node' (names prefix1..prefixN), first => 1 (first index),
 #	      conf => "extra postgresql.conf lines", start => 1,
-#	      create_extension => 1, initdb => [extra initdb arguments]
+#	      create_extension => 1, initdb => [extra initdb arguments],
+#	      allows_streaming => 0 (1: wal_level replica, replication in
+#	      pg_hba.conf: for base backups and raftable's identity slots)
 sub make_nodes
 {
 	my ($count, %opts) = @_;
@@ -66,7 +68,8 @@ sub make_nodes
 	for my $i ($first .. $first + $count - 1)
 	{
 		my $node = PostgreSQL::Test::Cluster->new("$prefix$i");
-		$node->init(extra => $opts{initdb} // []);
+		$node->init(extra => $opts{initdb} // [],
+			allows_streaming => $opts{allows_streaming} // 0);
 		# listen on TCP too (the Unix socket set by init stays); trust
 		# authentication for 127.0.0.1 comes from initdb -A trust, repeated
 		# here so that it does not depend on initdb's defaults.
