@@ -6,6 +6,7 @@
  *	  shmem.c      shared state: status for the views, inbox, requests
  *	  worker.c     the Raft background worker: event loop around the core
  *	  storage.c    durable log, hard state and snapshot in raftable tables
+ *	  anchor.c     the identity's ties to its data directory
  *	  transport.c  outbound libpq connections to the peers
  *	  sqlfuncs.c   SQL-callable functions: membership, views, _deliver
  *	  changeset.c  what a log entry of table changes holds, and its format

@@ -166,6 +166,20 @@ sql_check_conninfo(const char *conninfo)
 	for (PQconninfoOption *o = opts; o->keyword && secret == NULL; o++)
 		if (o->dispchar[0] == '*' && o->val != NULL && o->val[0] != '\0')
 			secret = pstrdup(o->keyword);
+	/* one member is one server: libpq would try the next host of a list */
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if ((strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0 ||
+			 strcmp(o->keyword, "port") == 0) &&
+			o->val != NULL && strchr(o->val, ',') != NULL)
+		{
+			PQconninfoFree(opts);
+			ereport(ERROR,
+					(errhidestmt(true), errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("connection string must name one server"),
+					 errdetail("Its \"%s\" lists several; a peer that tried the next one would reach another server than the member.",
+							   o->keyword),
+					 errhint("Give each member its own host and port.")));
+		}
 	PQconninfoFree(opts);
 	if (secret)
 		ereport(ERROR,
@@ -1035,6 +1049,35 @@ raftable_create_cluster_impl(FunctionCallInfo fcinfo)
 	PG_RETURN_INT64((int64) ans->result);
 }
 
+/*
+ * After the join, a new connection with the same conninfo, as peers will
+ * make it, must reach the node that took the identity (not, say, another
+ * server behind a proxy or a name that resolves elsewhere); if not, the
+ * node is told to forget the identity and add_node fails.
+ */
+static void
+sql_check_reaches_joined(const char *conninfo, uint64 cluster_id, uint64 id)
+{
+	PGconn	   *conn = remote_connect(conninfo, false);
+	PGresult   *res = remote_exec(conn, "SELECT node_id FROM raftable.status", 0, NULL,
+								  NULL, NULL, "checking the joined node");
+	bool		same = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) &&
+		strtou64(PQgetvalue(res, 0, 0), NULL, 10) == id;
+
+	PQclear(res);
+	PQfinish(conn);
+	if (!same)
+	{
+		sql_tell_leave(conninfo, cluster_id, id);
+		ereport(ERROR,
+				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the conninfo reaches another server than the node it joined"),
+				 errdetail("A second connection with it did not reach node %llu.",
+						   (unsigned long long) id),
+				 errhint("Give a conninfo that always reaches the same server.")));
+	}
+}
+
 static Datum
 raftable_add_node_impl(FunctionCallInfo fcinfo)
 {
@@ -1100,6 +1143,7 @@ raftable_add_node_impl(FunctionCallInfo fcinfo)
 		PQclear(res);
 	}
 	PQfinish(conn);
+	sql_check_reaches_joined(conninfo, st->cluster_id, id);
 
 	/*
 	 * If the proposal is refused, the node must forget the identity we gave

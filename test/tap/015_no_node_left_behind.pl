@@ -291,6 +291,10 @@ is($r->{sqlstate}, '55000', 'transfer_leadership in a one-node cluster: 55000');
 like($r->{message}, qr/no other voter/, '... saying there is no other voter');
 
 my ($dup) = make_nodes(1, prefix => 'dup');
+$r = sql_error($leader, "SELECT raftable.add_node('host=127.0.0.1,127.0.0.1 port=" . $dup->port . "," . $dup->port . "')");
+is($r->{sqlstate}, '22023', 'add_node with a conninfo listing several hosts is refused with 22023')
+  or diag($r->{stderr});
+like($r->{message}, qr/must name one server/, '... saying a member is one server');
 $r = sql_error($leader, "SELECT raftable.add_node(" . RaftableTest::_q(peer_conninfo($dup)) . ", "
 	  . RaftableTest::_q($followers[0]->name) . ")");
 is($r->{sqlstate}, '42710', 'add_node with a member\'s name is refused with 42710')
