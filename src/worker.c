@@ -441,6 +441,41 @@ worker_maybe_compact(void)
 		raft_compact(worker_raft, upto);
 }
 
+/*
+ * Before a node is added: compact the log up to what is applied (and
+ * flushed) and every recently active member holds, whatever log_keep
+ * says, so that the new node starts from a snapshot of the tables as they
+ * are, not by replaying old entries.  Those were checked against the
+ * members of their time: one may name a role or an object that has since
+ * been dropped everywhere, which the new node never had (add_node checks
+ * only what the tables use now).
+ */
+static void
+worker_compact_for_new_node(void)
+{
+	raft_status st;
+	const raft_conf *conf = raft_get_conf(worker_raft);
+	uint64		upto;
+
+	raft_get_status(worker_raft, &st);
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	upto = Min(raftable_shared->apply.durable_index, st.commit);
+	LWLockRelease(raftable_shared->lock);
+	upto = Min(Min(upto, st.stable_index), st.applied);
+	for (uint32 i = 0; i < conf->n; i++)
+	{
+		raft_progress pr;
+
+		if (conf->members[i].id == worker_id.node_id ||
+			raft_get_progress(worker_raft, conf->members[i].id, &pr) != 0 ||
+			!pr.recent_active)
+			continue;
+		upto = Min(upto, pr.state == RAFT_PR_SNAPSHOT ? st.snapshot_index : pr.match);
+	}
+	if (upto > st.snapshot_index)
+		raft_compact(worker_raft, upto);
+}
+
 static void
 worker_answer(RaftableRequest *req, int rc, uint64 result, const char *error)
 {
@@ -642,6 +677,7 @@ worker_handle_request(RaftableRequest *req)
 				uint16		addr_len;
 
 				raftable_member_addr_encode(req->name, req->conninfo, addr, &addr_len);
+				worker_compact_for_new_node();
 				rc = raft_add_learner(worker_raft, req->node_id, addr, addr_len, &idx);
 				break;
 			}

@@ -9,7 +9,9 @@
 #	- a node whose data directory is a copy (pg_basebackup of a member) or
 #	  was restored to an earlier point (a new timeline) does not take part
 #	  with the identity it was copied with: it forgets it, and add_node can
-#	  add it as a new node.
+#	  add it as a new node;
+#	- a node added later starts from a snapshot, so an old entry naming a
+#	  role that was dropped everywhere since cannot stop it.
 
 use strict;
 use warnings;
@@ -122,5 +124,26 @@ like(slurp_file($standby->logfile), qr/given on timeline 1; the server is on tim
 is(status_of($other)->{node_id}, $other_id, 'the member it came from keeps its identity');
 sql($leader, q{INSERT INTO t VALUES (5, 'after the restores')});
 ok(wait_applied(\@members, $leader), 'the cluster goes on');
+
+# ---------------------------------------------------------------------------
+# a node added later starts from the tables as they are, not old entries
+# ---------------------------------------------------------------------------
+
+# an entry that names a role every member had then, and none has now
+sql($_, q{CREATE ROLE bob}) foreach @members;
+sql($leader, q{ALTER TABLE t OWNER TO bob});
+ok(wait_applied(\@members, $leader), 'an owner change that every member can apply');
+sql($leader, q{ALTER TABLE t OWNER TO CURRENT_USER});
+ok(wait_applied(\@members, $leader), '... and back');
+sql($_, q{DROP ROLE bob}) foreach @members;
+my ($late) = make_nodes(1, prefix => 'late');
+add_node($leader, $late);
+push @members, $late;
+sql($leader, q{INSERT INTO t VALUES (6, 'after the late node')});
+ok(wait_applied(\@members, $leader), 'a node added later, without a role an old entry names, applies a later write');
+ok(!defined status_of($late)->{apply_error}, '... with no apply error');
+cmp_ok(stats_of($late)->{snapshots_received}, '>=', 1, '... having started from a snapshot');
+@sums = map { checksum($_, 't') } @members;
+is(scalar(grep { $_ eq $sums[0] } @sums), scalar(@members), 't is equal on every node');
 
 done_testing();
