@@ -40,12 +40,15 @@ OBJS = \
 	src/peer.o \
 	src/privilege.o \
 	src/raftable.o \
+	src/readindex.o \
+	src/reads.o \
 	src/remote.o \
 	src/shmem.o \
 	src/snapshot.o \
 	src/sqlfuncs.o \
 	src/storage.o \
 	src/transport.o \
+	src/waits.o \
 	src/worker.o \
 	$(patsubst %.c,%.o,$(wildcard src/core/*.c))
 # libpq, for the connections to the peers (as contrib/postgres_fdw does)

@@ -729,7 +729,7 @@ CREATE FUNCTION raftable._stats(
 	OUT read_index_rounds bigint, OUT read_timeouts bigint,
 	OUT write_timeouts bigint, OUT messages_sent bigint,
 	OUT messages_received bigint, OUT snapshots_sent bigint,
-	OUT snapshots_received bigint)
+	OUT snapshots_received bigint, OUT read_wait_ms bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'raftable_stats'
 LANGUAGE C STRICT VOLATILE;
@@ -752,6 +752,37 @@ CREATE VIEW raftable.tables AS
 	SELECT r.relid::regclass AS relid, r.relid::regclass::text AS table_name,
 		   r.since_index
 	  FROM raftable.replicated r;
+
+/* ---------- reads (reads.c) ---------- */
+
+-- same effect as SET (SET LOCAL with is_local); returns the previous level
+CREATE FUNCTION raftable.set_read_consistency(level text,
+											  max_staleness interval DEFAULT NULL,
+											  is_local boolean DEFAULT false)
+RETURNS text
+AS 'MODULE_PATHNAME', 'raftable_set_read_consistency'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+-- waits until this node has applied everything committed before the call;
+-- returns that log index (NULL timeout: raftable.read_timeout)
+CREATE FUNCTION raftable.read_barrier(timeout interval DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'raftable_read_barrier'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+-- true once this node has applied idx; false if the timeout passes first
+CREATE FUNCTION raftable.wait_for_index(idx bigint, timeout interval DEFAULT NULL)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'raftable_wait_for_index'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+CREATE FUNCTION raftable._waits(
+	OUT pid integer, OUT waiting_for text, OUT log_index bigint, OUT since timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'raftable_waits'
+LANGUAGE C STRICT VOLATILE;
+CREATE VIEW raftable.waits AS SELECT * FROM raftable._waits();
+GRANT SELECT ON raftable.waits TO PUBLIC;
 
 GRANT USAGE ON SCHEMA raftable TO PUBLIC;
 GRANT SELECT ON raftable.status, raftable.nodes, raftable.stats, raftable.tables,

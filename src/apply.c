@@ -730,6 +730,9 @@ apply_entry(uint64 index, const char *data, int len)
  */
 static uint64 apply_failed_at = 0;
 
+/* the transaction of the last batch, once committed */
+static TransactionId apply_batch_xid = InvalidTransactionId;
+
 static uint64
 apply_upper_bound(uint64 applied, uint64 commit)
 {
@@ -850,6 +853,7 @@ apply_batch(uint64 commit, uint64 *from)
 	}
 	SPI_finish();
 	PopActiveSnapshot();
+	apply_batch_xid = GetTopTransactionIdIfAny();
 	CommitTransactionCommand();
 	/* the first batch of a process: what it read may not be flushed yet */
 	if (last > applied || apply_first_batch)
@@ -896,14 +900,70 @@ apply_durable(void)
 	return durable;
 }
 
+/*
+ * Note, under the lock, that transaction xid (committed) brought the
+ * applied index from 'before' to 'index'.
+ */
+static void
+apply_note_xid(RaftableApplyStatus *a, uint64 before, uint64 index, TransactionId xid)
+{
+	if (!a->base_set || index < a->applied_index)
+	{
+		/* the first since the server started, or a new identity */
+		a->base_index = Min(before, index);
+		a->base_set = true;
+		memset(a->xids, 0, sizeof(a->xids));
+	}
+	if (!TransactionIdIsValid(xid))
+		return;
+	a->xid_index[a->xids_next] = index;
+	a->xids[a->xids_next] = xid;
+	a->xids_next = (a->xids_next + 1) % RAFTABLE_APPLIED_XIDS;
+}
+
+/*
+ * Whether a snapshot sees every entry up to 'index' applied (the caller
+ * waited until the applied index reached it).  Apply commits in log order,
+ * so it does if it sees the transaction that brought the applied index to
+ * 'index' or past it; an earlier one would do too, but the ring may have
+ * lost it, so the answer may be a false "no", never a false "yes".
+ * Indexes applied before the server started are seen by every snapshot.
+ */
+bool
+raftable_applied_visible(uint64 index, Snapshot snapshot)
+{
+	RaftableApplyStatus *a = &raftable_shared->apply;
+	TransactionId xid = InvalidTransactionId;
+	uint64		best = PG_UINT64_MAX;
+	bool		before_start;
+
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	before_start = !a->base_set || index <= a->base_index;
+	for (int i = 0; i < RAFTABLE_APPLIED_XIDS; i++)
+		if (TransactionIdIsValid(a->xids[i]) && a->xid_index[i] >= index &&
+			a->xid_index[i] < best)
+		{
+			best = a->xid_index[i];
+			xid = a->xids[i];
+		}
+	LWLockRelease(raftable_shared->lock);
+	if (before_start)
+		return true;
+	if (!TransactionIdIsValid(xid))
+		return false;
+	return !XidInMVCCSnapshot(xid, snapshot);
+}
+
 static void
 apply_publish(uint64 applied, uint64 applied_now, const ErrorData *err,
-			  uint64 failed_at)
+			  uint64 failed_at, TransactionId xid)
 {
 	RaftableShared *sh = raftable_shared;
 	uint64		durable = apply_durable();
 
 	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
+	if (applied != sh->apply.applied_index || !sh->apply.base_set)
+		apply_note_xid(&sh->apply, applied - applied_now, applied, xid);
 	sh->apply.applied_index = applied;
 	if (durable > sh->apply.durable_index)
 		sh->apply.durable_index = durable;
@@ -999,7 +1059,11 @@ apply_maybe_snapshot(void)
 		req->installed_index = installed;
 	}
 	if (ok)
+	{
+		apply_note_xid(&raftable_shared->apply, raftable_shared->apply.applied_index,
+					   installed, snapshot_install_xid);
 		raftable_shared->apply.applied_index = installed;
+	}
 	LWLockRelease(raftable_shared->lock);
 	if (ok)
 		elog(LOG, "raftable: snapshot installed; this node now stands at log index %llu",
@@ -1101,7 +1165,7 @@ raftable_apply_main(Datum arg)
 				/* counted from the table's index: the shared one is 0 at start */
 				if (now >= apply_failed_at)
 					apply_failed_at = 0;
-				apply_publish(now, now - from, NULL, 0);
+				apply_publish(now, now - from, NULL, 0, apply_batch_xid);
 				pause_ms = 0;
 				if (now > applied && now < commit)
 					wait_ms = 0;	/* more to do */
@@ -1111,7 +1175,7 @@ raftable_apply_main(Datum arg)
 				uint64		failed_at = apply_cur_index;
 				ErrorData  *err = apply_catch();
 
-				apply_publish(applied, 0, err, failed_at);
+				apply_publish(applied, 0, err, failed_at, InvalidTransactionId);
 				FreeErrorData(err);
 				apply_cur_index = 0;
 				if (failed_at > applied + 1)

@@ -726,9 +726,11 @@ capture_propose(const char *data, int len, uint64 *index, uint64 *term)
 static void
 capture_wait_committed(uint64 index, uint64 term)
 {
-	int			state = capture_slot_wait(RAFTABLE_PROP_APPENDED, GetCurrentTimestamp(),
-										  NULL, NULL, NULL);
+	int			state;
 
+	raftable_report_wait(RAFTABLE_WAIT_COMMIT, index);
+	state = capture_slot_wait(RAFTABLE_PROP_APPENDED, GetCurrentTimestamp(), NULL, NULL, NULL);
+	raftable_report_wait(RAFTABLE_WAIT_NONE, 0);
 	if (state == RAFTABLE_PROP_COMMITTED)
 		return;
 	if (state == -1)
@@ -951,7 +953,10 @@ capture_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_COMMIT:
 			if (capture_pending_index)
+			{
 				capture_last_index = capture_pending_index;
+				reads_report_last_write(capture_last_index);
+			}
 			capture_reset(false);
 			break;
 		case XACT_EVENT_ABORT:

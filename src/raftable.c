@@ -139,6 +139,7 @@ raftable_define_settings(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	reads_define_settings();
 	MarkGUCPrefixReserved("raftable");
 }
 
@@ -179,6 +180,7 @@ _PG_init(void)
 	raftable_register_bgworker("raftable_apply_main", "raftable apply worker");
 	raftable_capture_init();
 	raftable_ddl_init();
+	reads_init();
 }
 
 /* run one statement through SPI (connected by the caller); ERROR if it fails */

@@ -13,6 +13,9 @@
  *	  capture.c    the leader's write path: capture, propose, wait, guard
  *	  ddl.c        DDL on replicated tables: replicated, or refused
  *	  apply.c      the apply worker: committed entries into the tables
+ *	  readindex.c  read index rounds: the backends' and the worker's sides
+ *	  reads.c      the read path: every read obeys its consistency level
+ *	  waits.c      what each backend waits on raftable for (raftable.waits)
  *
  * The pure Raft core (src/core/) knows nothing of PostgreSQL; only the
  * worker drives it.  Backends never touch the core: they read what the
@@ -29,6 +32,7 @@
 #include "storage/dsm.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "utils/snapshot.h"
 #include "utils/timestamp.h"
 
 #define RAFTABLE_VERSION "0.2"
@@ -164,6 +168,7 @@ typedef struct RaftableStats
 	uint64		messages_received;
 	uint64		snapshots_sent;
 	uint64		snapshots_received;
+	uint64		read_wait_us;	/* shown in ms */
 } RaftableStats;
 
 typedef enum RaftableRequestType
@@ -229,6 +234,8 @@ typedef struct RaftableProposal
 	char		data[RAFTABLE_PROPOSAL_INLINE];
 } RaftableProposal;
 
+#define RAFTABLE_APPLIED_XIDS 64
+
 /* what the apply worker publishes */
 typedef struct RaftableApplyStatus
 {
@@ -243,6 +250,18 @@ typedef struct RaftableApplyStatus
 									 * only, for roles without pg_monitor */
 	uint64		stalled_at;		/* the entry that fails, while it does */
 	int			stall_code;		/* ... and its SQLSTATE */
+
+	/*
+	 * Which transaction brought the applied index past which index, for
+	 * the last RAFTABLE_APPLIED_XIDS commits (a ring): a reader that waited
+	 * for an index learns whether its snapshot sees it (reads.c).  Indexes
+	 * up to base_index were applied before the server started.
+	 */
+	uint64		base_index;
+	bool		base_set;
+	int			xids_next;
+	uint64		xid_index[RAFTABLE_APPLIED_XIDS];
+	TransactionId xids[RAFTABLE_APPLIED_XIDS];
 } RaftableApplyStatus;
 
 /*
@@ -330,14 +349,46 @@ extern RaftableStatus *raftable_status_copy(bool with_members);
 extern void raftable_abandoned(uint64 index, uint64 term);
 extern void raftable_error_not_leader(int sqlstate, const char *msg) pg_attribute_noreturn();
 
+/* ---------- read index rounds (readindex.c) ---------- */
+extern Size readindex_shmem_size(void);
+extern void readindex_shmem_init(void);
+extern int64 readindex_now_us(void);
+#define READINDEX_TIMED_OUT 1	/* readindex_round: no answer in time */
+extern int	readindex_round(int64 deadline_us, uint64 *index);
+extern bool readindex_proof(uint64 *index, int64 *age_us);
+extern void readindex_start_rounds(raft *r, int64 stale_us);
+extern void readindex_answer(uint64 round, uint64 index, int err);
+extern void readindex_reset(void);
+
+/* ---------- the read path (reads.c) ---------- */
+extern void reads_define_settings(void);
+extern void reads_init(void);
+extern void reads_report_last_write(uint64 index);
+
+/* ---------- what backends wait for (waits.c) ---------- */
+typedef enum RaftableWaitKind
+{
+	RAFTABLE_WAIT_NONE = 0,
+	RAFTABLE_WAIT_COMMIT,
+	RAFTABLE_WAIT_READ_INDEX,
+	RAFTABLE_WAIT_READ_AFTER_INDEX,
+	RAFTABLE_WAIT_SNAPSHOT,
+} RaftableWaitKind;
+
+extern Size waits_shmem_size(void);
+extern void waits_shmem_init(void);
+extern void raftable_report_wait(int kind, uint64 index);
+
 /* ---------- the worker (worker.c) ---------- */
 extern PGDLLEXPORT void raftable_worker_main(Datum arg);
 
 /* ---------- the apply worker (apply.c) ---------- */
 extern PGDLLEXPORT void raftable_apply_main(Datum arg);
 extern bool raftable_applying;	/* this process applies: capture nothing */
+extern bool raftable_applied_visible(uint64 index, Snapshot snapshot);
 
 /* ---------- snapshots (snapshot.c), in the apply worker ---------- */
+extern TransactionId snapshot_install_xid;	/* the last install's */
 extern uint64 snapshot_install(const char *conninfo, uint64 source_id,
 							   uint64 min_index);
 extern void snapshot_failed(const ErrorData *err);

@@ -36,7 +36,8 @@ raftable_shmem_request_hook(void)
 {
 	if (raftable_prev_shmem_request_hook)
 		raftable_prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(RaftableShared)) + peer_shmem_size());
+	RequestAddinShmemSpace(MAXALIGN(sizeof(RaftableShared)) + peer_shmem_size() +
+						   readindex_shmem_size() + waits_shmem_size());
 	RequestNamedLWLockTranche("raftable", 3);
 }
 
@@ -64,6 +65,8 @@ raftable_shmem_startup_hook(void)
 		ConditionVariableInit(&raftable_shared->status_cv);
 	}
 	peer_shmem_init();
+	readindex_shmem_init();
+	waits_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

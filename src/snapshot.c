@@ -63,6 +63,8 @@ PG_FUNCTION_INFO_V1(raftable_snapshot_progress);
 #define SNAPSHOT_IDLE_MS (60 * 1000)
 
 /* the source's tables, in the order they can be created */
+
+TransactionId snapshot_install_xid = InvalidTransactionId;
 static const char *snapshot_tables_sql =
 "WITH RECURSIVE t AS (SELECT relid FROM raftable.replicated), "
 "fk AS (SELECT conrelid AS child, confrelid AS parent FROM pg_catalog.pg_constraint "
@@ -306,9 +308,12 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 		 * choosing (the peer role may be a superuser here); COPY's text as
 		 * the apply worker reads it (changeset.h); and every row or an
 		 * error, never a copy filtered by a row-level security policy
-		 * (replicated tables have none: ddl.c refuses them).
+		 * (replicated tables have none: ddl.c refuses them).  The source's
+		 * own applied state is what is copied, with its index: no read
+		 * index round (reads.c), which would only delay the copy.
 		 */
 		PQclear(snapshot_remote(conn, "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false), "
+								"pg_catalog.set_config('raftable.read_consistency', 'eventual', false), "
 								"pg_catalog.set_config('datestyle', 'ISO, YMD', false), "
 								"pg_catalog.set_config('row_security', 'off', false), "
 								"pg_catalog.set_config('intervalstyle', 'postgres', false), "
@@ -428,6 +433,7 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 		}
 		SPI_finish();
 		PopActiveSnapshot();
+		snapshot_install_xid = GetTopTransactionIdIfAny();
 		CommitTransactionCommand();
 		pgstat_report_activity(STATE_IDLE, NULL);
 		PQclear(marks);

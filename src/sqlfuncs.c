@@ -1078,6 +1078,73 @@ sql_check_reaches_joined(const char *conninfo, uint64 cluster_id, uint64 id)
 	}
 }
 
+/*
+ * A node added starts from a snapshot it copies from this leader, as its
+ * own role (the user of its conninfo): that role must be able to read what
+ * the copy reads, or the node would never catch up and add_node would wait
+ * in vain.  The first object it cannot read, or NULL.
+ */
+static const char *sql_snapshot_rights_sql =
+"SELECT o FROM ("
+"  SELECT 'table raftable.apply_state' AS o, "
+"         pg_catalog.has_table_privilege($1, 'raftable.apply_state', 'SELECT') AS ok "
+"  UNION ALL SELECT 'table raftable.applied_marks', "
+"         pg_catalog.has_table_privilege($1, 'raftable.applied_marks', 'SELECT') "
+"  UNION ALL SELECT 'table raftable.replicated', "
+"         pg_catalog.has_table_privilege($1, 'raftable.replicated', 'SELECT') "
+"  UNION ALL SELECT 'function raftable._table_ddl(regclass)', "
+"         pg_catalog.has_function_privilege($1, 'raftable._table_ddl(regclass)', 'EXECUTE') "
+"  UNION ALL SELECT 'table ' OPERATOR(pg_catalog.||) r.relid::pg_catalog.regclass::pg_catalog.text, "
+"         pg_catalog.has_table_privilege($1, r.relid, 'SELECT') "
+"    FROM raftable.replicated r "
+"  UNION ALL SELECT 'sequence ' OPERATOR(pg_catalog.||) d.objid::pg_catalog.regclass::pg_catalog.text, "
+"         pg_catalog.has_sequence_privilege($1, d.objid, 'SELECT') "
+"    FROM raftable.replicated r JOIN pg_catalog.pg_depend d "
+"      ON d.refobjid OPERATOR(pg_catalog.=) r.relid "
+"     AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+"     AND d.deptype OPERATOR(pg_catalog.=) ANY ('{a,i}'::pg_catalog.\"char\"[]) "
+"    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid "
+"     AND c.relkind OPERATOR(pg_catalog.=) 'S'"
+") x WHERE NOT x.ok LIMIT 1";
+
+static void
+sql_check_snapshot_rights(const char *conninfo)
+{
+	char		role[NAMEDATALEN];
+	Oid			roleid;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	char	   *missing = NULL;
+
+	peer_role_of(conninfo, role);
+	if (role[0] == '\0')
+		return;					/* libpq's default user: cannot tell here */
+	roleid = get_role_oid(role, true);
+	if (!OidIsValid(roleid))
+		ereport(ERROR,
+				(errhidestmt(true), errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role \"%s\", the new node's, does not exist on this node", role),
+				 errdetail("The new node connects to its peers as that role."),
+				 errhint("Create the role on every node first (README: one role per node).")));
+	if (superuser_arg(roleid))
+		return;
+	values[0] = CStringGetTextDatum(role);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	raftable_spi(sql_snapshot_rights_sql, 1, types, values);
+	if (SPI_processed > 0)
+		missing = MemoryContextStrdup(TopTransactionContext,
+									  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	SPI_finish();
+	if (missing)
+		ereport(ERROR,
+				(errhidestmt(true), errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" cannot copy the replicated tables from this node", role),
+				 errdetail("A node added starts from a snapshot it copies from the leader as its own role, which cannot read %s.",
+						   missing),
+				 errhint("Grant it what README's setup grants raftable_peers: EXECUTE on raftable._table_ddl, SELECT on raftable's bookkeeping tables and on every replicated table and its sequences.")));
+}
+
 static Datum
 raftable_add_node_impl(FunctionCallInfo fcinfo)
 {
@@ -1108,6 +1175,7 @@ raftable_add_node_impl(FunctionCallInfo fcinfo)
 					 errmsg("a member of this cluster is already named \"%s\"", name),
 					 errhint("Give the new node another name: raftable.add_node(conninfo, node_name).")));
 
+	sql_check_snapshot_rights(conninfo);
 	conn = remote_connect(conninfo, false);
 	res = remote_exec(conn, "SELECT role FROM raftable.status", 0, NULL, NULL, NULL,
 					 "checking raftable");
@@ -1619,8 +1687,8 @@ raftable_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	RaftableStats s;
-	Datum		values[15];
-	bool		nulls[15] = {0};
+	Datum		values[16];
+	bool		nulls[16] = {0};
 	const uint64 *f;
 
 	raftable_check_preloaded();
@@ -1628,11 +1696,12 @@ raftable_stats(PG_FUNCTION_ARGS)
 	s = raftable_shared->stats;
 	LWLockRelease(raftable_shared->lock);
 	InitMaterializedSRF(fcinfo, 0);
-	StaticAssertStmt(sizeof(RaftableStats) == 15 * sizeof(uint64),
+	StaticAssertStmt(sizeof(RaftableStats) == 16 * sizeof(uint64),
 					 "raftable.stats columns and RaftableStats differ");
 	f = (const uint64 *) &s;
 	for (int i = 0; i < 15; i++)
 		values[i] = Int64GetDatum((int64) f[i]);
+	values[15] = Int64GetDatum((int64) (s.read_wait_us / 1000));
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }

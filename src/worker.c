@@ -102,6 +102,7 @@ worker_stop_raft(void)
 	worker_n_members = 0;
 	worker_snap_pending = false;
 	transport_forget_peers_except(NULL, 0);
+	readindex_reset();		/* no round in flight will be answered */
 	(void) transport_left_out(&forgotten);	/* about the cluster we leave */
 }
 
@@ -382,6 +383,8 @@ worker_cycle(void)
 	worker_send(&rd, early ? WORKER_SEND_LATE : WORKER_SEND_ALL);
 	if (rd.n_committed)
 		raftable_wake_apply();
+	for (size_t i = 0; i < rd.n_reads; i++)
+		readindex_answer(rd.reads[i].ctx, rd.reads[i].index, rd.reads[i].err);
 	raft_advance(worker_raft, &rd);
 	if (rd.snapshot_wanted)
 		worker_want_snapshot(rd.wanted, rd.wanted_from);
@@ -1113,6 +1116,9 @@ raftable_worker_main(Datum arg)
 			worker_handle_requests(true);
 			worker_handle_proposals();
 			if (worker_raft)
+				readindex_start_rounds(worker_raft,
+									   (int64) raftable_election_timeout * 1000);
+			if (worker_raft)
 			{
 				worker_check_snapshot();
 				while (worker_cycle())
@@ -1236,7 +1242,6 @@ worker_publish(void)
 		s->leader_changes = b->leader_changes + cs->leader_changes;
 		s->proposals = b->proposals + cs->proposals;
 		s->commits = b->commits + cs->commits;
-		s->read_index_rounds = b->read_index_rounds + cs->read_index_rounds;
 		s->messages_sent = b->messages_sent + cs->msgs_sent;
 		s->messages_received = b->messages_received + cs->msgs_received;
 		s->snapshots_sent = b->snapshots_sent + cs->snapshots_sent;

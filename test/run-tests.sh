@@ -44,6 +44,7 @@ PACKAGES=(
 	libipc-run-perl perl		# PostgreSQL::Test::Cluster
 	iptables					# network partitions in TAP tests
 	util-linux					# runuser
+	python3-psycopg				# ParameterStatus from a real client (017_reads)
 )
 
 # --- bookkeeping -----------------------------------------------------------

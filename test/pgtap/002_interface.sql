@@ -18,7 +18,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION raftable;
 
-SELECT plan(170);
+SELECT plan(199);
 
 -- ---------------------------------------------------------------------------
 -- functions: existence, signature, argument names and defaults, return type
@@ -35,8 +35,11 @@ SELECT has_function('raftable', f, a, format('raftable.%s(%s) exists', f, array_
 	('_leave',              ARRAY['bigint', 'bigint']),
 	('replicate_table',     ARRAY['regclass']),
 	('unreplicate_table',   ARRAY['regclass']),
-	('last_write_index',    ARRAY[]::text[])
-  ) AS v(f, a);															-- 10
+	('last_write_index',    ARRAY[]::text[]),
+	('set_read_consistency', ARRAY['text', 'interval', 'boolean']),
+	('read_barrier',        ARRAY['interval']),
+	('wait_for_index',      ARRAY['bigint', 'interval'])
+  ) AS v(f, a);															-- 13
 
 SELECT function_returns('raftable', f, a, r, format('raftable.%s(%s) returns %s', f, array_to_string(a, ', '), r))
   FROM (VALUES
@@ -49,8 +52,11 @@ SELECT function_returns('raftable', f, a, r, format('raftable.%s(%s) returns %s'
 	('_leave',              ARRAY['bigint', 'bigint'],                 'void'),
 	('replicate_table',     ARRAY['regclass'],                         'void'),
 	('unreplicate_table',   ARRAY['regclass'],                         'void'),
-	('last_write_index',    ARRAY[]::text[],                           'bigint')
-  ) AS v(f, a, r);														-- 10
+	('last_write_index',    ARRAY[]::text[],                           'bigint'),
+	('set_read_consistency', ARRAY['text', 'interval', 'boolean'],     'text'),
+	('read_barrier',        ARRAY['interval'],                         'bigint'),
+	('wait_for_index',      ARRAY['bigint', 'interval'],               'boolean')
+  ) AS v(f, a, r);														-- 13
 
 -- argument names and defaults are interface too (named-argument calls)
 SELECT is(pg_get_function_arguments(p::regprocedure), args,
@@ -65,8 +71,13 @@ SELECT is(pg_get_function_arguments(p::regprocedure), args,
 	('raftable.transfer_leadership(bigint)',
 	 'node_id bigint DEFAULT NULL::bigint'),
 	('raftable.replicate_table(regclass)', 'tbl regclass'),
-	('raftable.unreplicate_table(regclass)', 'tbl regclass')
-  ) AS v(p, args);														-- 6
+	('raftable.unreplicate_table(regclass)', 'tbl regclass'),
+	('raftable.set_read_consistency(text,interval,boolean)',
+	 'level text, max_staleness interval DEFAULT NULL::interval, is_local boolean DEFAULT false'),
+	('raftable.read_barrier(interval)', 'timeout interval DEFAULT NULL::interval'),
+	('raftable.wait_for_index(bigint,interval)',
+	 'idx bigint, timeout interval DEFAULT NULL::interval')
+  ) AS v(p, args);														-- 9
 
 -- only these three answer for the other nodes; none is callable by PUBLIC
 SELECT ok(NOT has_function_privilege('public', p, 'EXECUTE'),
@@ -94,9 +105,11 @@ SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
 				   AND has_function_privilege('public', p.oid, 'EXECUTE')
 				 ORDER BY 1),
 	ARRAY['raftable._nodes()', 'raftable._snapshot_progress()',
-		  'raftable._stats()', 'raftable._status()',
-		  'raftable.last_write_index()', 'raftable.table_checksum(regclass)',
-		  'raftable.version()'],
+		  'raftable._stats()', 'raftable._status()', 'raftable._waits()',
+		  'raftable.last_write_index()', 'raftable.read_barrier(interval)',
+		  'raftable.set_read_consistency(text,interval,boolean)',
+		  'raftable.table_checksum(regclass)', 'raftable.version()',
+		  'raftable.wait_for_index(bigint,interval)'],
 	'PUBLIC may execute only the functions behind the views and for users');	-- 1
 
 -- SQL-language code of raftable's that may run as a superuser, or as its
@@ -116,7 +129,7 @@ SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
 
 SELECT has_view('raftable', v, format('view raftable.%s exists', v))
   FROM unnest(ARRAY['status', 'nodes', 'stats', 'tables',
-					 'snapshot_progress']) AS v;						-- 5
+					 'snapshot_progress', 'waits']) AS v;				-- 6
 
 SELECT is(ARRAY(SELECT attname::text FROM pg_attribute
 				 WHERE attrelid = 'raftable.status'::regclass
@@ -151,7 +164,7 @@ SELECT is(ARRAY(SELECT attname::text FROM pg_attribute
 		  'entries_applied', 'strong_reads', 'eventual_reads',
 		  'bounded_reads', 'read_index_rounds', 'read_timeouts',
 		  'write_timeouts', 'messages_sent', 'messages_received',
-		  'snapshots_sent', 'snapshots_received'],
+		  'snapshots_sent', 'snapshots_received', 'read_wait_ms'],
 	'raftable.stats has its columns, in order');						-- 1
 
 SELECT col_type_is('raftable', 'status', c, t, format('raftable.status.%s is %s', c, t))
@@ -183,7 +196,7 @@ SELECT col_type_is('raftable', 'stats', c, 'bigint', format('raftable.stats.%s i
 		  'entries_applied', 'strong_reads', 'eventual_reads',
 		  'bounded_reads', 'read_index_rounds', 'read_timeouts',
 		  'write_timeouts', 'messages_sent', 'messages_received',
-		  'snapshots_sent', 'snapshots_received']) AS c;				-- 15
+		  'snapshots_sent', 'snapshots_received', 'read_wait_ms']) AS c;	-- 16
 
 -- ---------------------------------------------------------------------------
 -- contents while not in a cluster
@@ -220,7 +233,8 @@ SELECT lives_ok(format('SHOW %s', s), format('SHOW %s works', s))
 		  'raftable.heartbeat_interval', 'raftable.log_keep',
 		  'raftable.read_consistency', 'raftable.max_staleness',
 		  'raftable.read_timeout', 'raftable.write_ack',
-		  'raftable.write_timeout']) AS s;								-- 9
+		  'raftable.write_timeout', 'raftable.read_after_index',
+		  'raftable.last_write_index']) AS s;							-- 11
 
 SELECT is((SELECT context FROM pg_settings WHERE name = s), c,
 		  format('%s has context %s', s, c))
@@ -233,8 +247,10 @@ SELECT is((SELECT context FROM pg_settings WHERE name = s), c,
 	('raftable.max_staleness', 'user'),
 	('raftable.read_timeout', 'user'),
 	('raftable.write_ack', 'user'),
-	('raftable.write_timeout', 'user')
-  ) AS v(s, c);															-- 9
+	('raftable.write_timeout', 'user'),
+	('raftable.read_after_index', 'user'),
+	('raftable.last_write_index', 'internal')
+  ) AS v(s, c);															-- 11
 
 -- defaults: boot values, whatever postgresql.conf of this server says
 SELECT is((SELECT boot_val FROM pg_settings WHERE name = 'raftable.database'),
@@ -282,6 +298,32 @@ SELECT throws_ok($$SET raftable.database = 'x'$$, '55P02', NULL,
 	'raftable.database cannot be SET in a session (55P02)');			-- 1
 RESET raftable.read_consistency;
 
+-- read_after_index: a log index or empty; set_read_consistency as SET does
+SELECT lives_ok($$SET raftable.read_after_index = '42'$$,
+	'SET raftable.read_after_index to a log index');					-- 1
+SELECT throws_ok($$SET raftable.read_after_index = '-1'$$, '22023', NULL,
+	'a negative read_after_index is refused (22023)');					-- 1
+SELECT throws_ok($$SET raftable.read_after_index = 'x'$$, '22023', NULL,
+	'a read_after_index that is no number is refused (22023)');		-- 1
+RESET raftable.read_after_index;
+SELECT throws_ok($$SET raftable.last_write_index = '5'$$, '55P02', NULL,
+	'raftable.last_write_index cannot be SET (55P02)');				-- 1
+SELECT is(raftable.set_read_consistency('bounded', interval '2 s'), 'strong',
+	'set_read_consistency returns the previous level');				-- 1
+SELECT is(current_setting('raftable.read_consistency') || ' ' ||
+		  current_setting('raftable.max_staleness'), 'bounded 2s',
+	'... and sets the level and max_staleness');						-- 1
+SAVEPOINT local_level;
+SELECT is(raftable.set_read_consistency('eventual', NULL, true), 'bounded',
+	'set_read_consistency with is_local');								-- 1
+SELECT is(current_setting('raftable.read_consistency'), 'eventual',
+	'... is in force');												-- 1
+ROLLBACK TO local_level;
+SELECT throws_ok($$SELECT raftable.set_read_consistency('sometimes')$$, '22023', NULL,
+	'set_read_consistency of an unknown level: 22023');				-- 1
+RESET raftable.read_consistency;
+RESET raftable.max_staleness;
+
 -- ---------------------------------------------------------------------------
 -- bad input and calls that need a cluster
 -- ---------------------------------------------------------------------------
@@ -303,6 +345,17 @@ SELECT throws_ok($$SELECT raftable.add_node('host=127.0.0.1 port=1', 'x', false)
 	'add_node(..., wait => false) on a node in no cluster: 55000');	-- 1
 SELECT throws_ok('SELECT raftable.remove_node(1)', '55000', NULL,
 	'remove_node on a node in no cluster: 55000');						-- 1
+SELECT throws_ok('SELECT raftable.read_barrier()', '55000', NULL,
+	'read_barrier on a node in no cluster: 55000');					-- 1
+SELECT is(raftable.wait_for_index(0), true,
+	'wait_for_index(0) is true at once');								-- 1
+SELECT throws_ok('SELECT raftable.wait_for_index(-1)', '22023', NULL,
+	'wait_for_index of a negative index: 22023');						-- 1
+SELECT is(ARRAY(SELECT attname::text FROM pg_attribute
+				 WHERE attrelid = 'raftable.waits'::regclass
+				   AND attnum > 0 AND NOT attisdropped ORDER BY attnum),
+	ARRAY['pid', 'waiting_for', 'log_index', 'since'],
+	'raftable.waits has its columns, in order');						-- 1
 SELECT throws_ok('SELECT raftable.transfer_leadership()', '55000', NULL,
 	'transfer_leadership() on a node in no cluster: 55000');			-- 1
 SELECT throws_ok('SELECT raftable.transfer_leadership(1)', '55000', NULL,
@@ -330,7 +383,7 @@ SELECT ok(has_schema_privilege('raftable_pgtap_user', 'raftable', 'USAGE'),
 SELECT ok(has_table_privilege('raftable_pgtap_user', 'raftable.' || v, 'SELECT'),
 		  format('an ordinary role may SELECT raftable.%s', v))
   FROM unnest(ARRAY['status', 'nodes', 'stats', 'tables',
-					 'snapshot_progress']) AS v;						-- 5
+					 'snapshot_progress', 'waits']) AS v;				-- 6
 SELECT ok(NOT EXISTS (SELECT 1 FROM pg_class c
 					 WHERE c.relnamespace = 'raftable'::regnamespace
 					   AND c.relkind IN ('r', 'p')

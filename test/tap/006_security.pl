@@ -199,6 +199,16 @@ foreach my $node (@a, @b)
 			raftable._leave(bigint, bigint) TO raftable_peer;
 	});
 }
+# what a node added to cluster B needs to copy the tables from its leader
+# (README: a new node starts from a snapshot)
+foreach my $node (@b)
+{
+	sql($node, q{
+		GRANT EXECUTE ON FUNCTION raftable._table_ddl(regclass) TO raftable_peer;
+		GRANT SELECT ON raftable.apply_state, raftable.applied_marks,
+			raftable.replicated TO raftable_peer;
+	});
+}
 {
 	my $ci = $sock_ci->($f, 'rt_ordinary');
 	for my $call (
@@ -243,7 +253,7 @@ my %bids;
 {
 	my $ci = sub { peer_conninfo($_[0], user => 'raftable_peer') };
 	my $ok = eval { %bids = form_cluster($b1, $b2, { conninfo => $ci }); 1 };
-	ok($ok, 'cluster B (b1, b2) formed with peers connecting as a non-superuser role granted the three entry points')
+	ok($ok, 'cluster B (b1, b2) formed with peers connecting as a non-superuser role granted the entry points and the snapshot\'s reads')
 	  or diag($@);
 	ok(wait_converged(\@b, timeout => 30), 'cluster B converged');
 	my $log = slurp_file($b2->logfile);

@@ -208,9 +208,25 @@ sql($leader, q{
 ok( defined wait_for(sub { status_of($leader)->{snapshot_index} > 0 },
 		'the leader compacts its log', timeout => 30),
 	'the leader compacted its log (log_keep = 0)');
-# without SELECT on acct, b3's snapshot fails, and says why to pg_monitor
+# without SELECT on acct, add_node refuses b3: it could never copy the tables
 sql($leader, q{REVOKE SELECT ON acct FROM raftable_peers});
+my $r = sql_error($leader, 'SELECT raftable.add_node(' . q_lit($ci->($b3)) . ')');
+is($r->{sqlstate}, '42501', 'add_node of a node whose role cannot read a replicated table: 42501')
+  or diag($r->{stderr});
+like($r->{detail} // '', qr/cannot read table acct/, '... naming the table');
+is(status_of($b3)->{role}, 'none', '... and b3 is in no cluster');
+sql($leader, q{GRANT SELECT ON acct TO raftable_peers});
+
+# the right revoked while b3 copies: its snapshot fails, and says why to
+# pg_monitor (the copy waits for a lock on acct until the REVOKE commits)
+my $locker = poller($leader);
+$locker->query(q{BEGIN; LOCK TABLE acct IN ACCESS EXCLUSIVE MODE});
 add_node($leader, $b3, conninfo => $ci->($b3), wait => 0);
+ok(wait_for(sub { sql($leader, q{SELECT count(*) FROM pg_locks WHERE relation = 'acct'::regclass AND NOT granted}) >= 1 },
+		'b3\'s copy waits for acct', timeout => 60),
+	'b3\'s snapshot copy waits for the lock on acct');
+$locker->query(q{REVOKE SELECT ON acct FROM raftable_peers; COMMIT});
+$locker->quit;
 ok(wait_for(sub { sql($b3, q{SELECT phase FROM raftable.snapshot_progress}) eq 'failed' },
 		'b3\'s snapshot fails', timeout => 60),
 	'without SELECT on a replicated table, a snapshot fails');

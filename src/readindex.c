@@ -1,0 +1,238 @@
+/*-------------------------------------------------------------------------
+ *
+ * readindex.c
+ *	  The shared-memory protocol between backends that need a read index
+ *	  and the Raft worker that obtains it (ReadIndex, dissertation §6.4).
+ *	  This file owns every transition of that state, on both sides.
+ *
+ * Requests are batched into rounds, numbered 1, 2, ...: a backend asks for
+ * the round after the last one started (so the round that serves it is
+ * one that started after it asked, as linearizability needs), the worker
+ * starts a round when one is asked for and none is in flight (or the one
+ * in flight is older than an election timeout: its message may be lost),
+ * and the core answers each round once, with the index or an error.  A
+ * round that finishes serves every backend that asked for it or an
+ * earlier one; so one quorum round serves all the reads waiting at that
+ * moment, on this node (the leader's core batches the rounds of its
+ * followers in turn).
+ *
+ *	backend:  want = started + 1; asked = max(asked, want); wake worker;
+ *			  sleep until done >= want; take (index, error) of round 'done'
+ *	worker:   asked > started and (none in flight or stale):
+ *				started += ..., raft_read_index(ctx = started)
+ *			  Ready.reads[ctx]: done = max(done, ctx), with its result
+ *
+ * A round that succeeded also proves how fresh this node's state is once
+ * it has applied the round's index: every write committed before the round
+ * started is in it.  Bounded reads use that proof (reads.c), measured on
+ * this node's monotonic clock from the round's start: no other node's
+ * clock, and no heartbeat, enters it.
+ *
+ * IDENTIFICATION
+ *	  src/readindex.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "raftable.h"
+#include "storage/condition_variable.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/wait_event.h"
+
+/* rounds whose start time is remembered, for the freshness proof */
+#define RI_STARTS 16
+
+typedef struct ReadIndexShared
+{
+	slock_t		mutex;
+	uint64		asked;			/* the highest round a backend waits for */
+	uint64		started;		/* the highest round the worker started */
+	uint64		done;			/* the highest round answered */
+	uint64		done_index;		/* ... its read index, if it succeeded */
+	int			done_err;		/* ... 0, or a raft error */
+	uint64		start_gen[RI_STARTS];	/* round -> start, as a ring */
+	int64		start_us[RI_STARTS];
+	/* the freshness proof: the last successful round's start and index */
+	int64		proof_us;
+	uint64		proof_index;
+	ConditionVariable cv;		/* a round was answered */
+} ReadIndexShared;
+
+static ReadIndexShared *ri_shared = NULL;
+
+/* microseconds on this node's monotonic clock */
+int64
+readindex_now_us(void)
+{
+	instr_time	t;
+
+	INSTR_TIME_SET_CURRENT(t);
+	return (int64) INSTR_TIME_GET_MICROSEC(t);
+}
+
+Size
+readindex_shmem_size(void)
+{
+	return MAXALIGN(sizeof(ReadIndexShared));
+}
+
+void
+readindex_shmem_init(void)
+{
+	bool		found;
+
+	ri_shared = ShmemInitStruct("raftable read index", sizeof(ReadIndexShared), &found);
+	if (!found)
+	{
+		memset(ri_shared, 0, sizeof(ReadIndexShared));
+		SpinLockInit(&ri_shared->mutex);
+		ConditionVariableInit(&ri_shared->cv);
+	}
+}
+
+/* ---------- backend side ---------- */
+
+/*
+ * Ask for a round that starts after now and wait for its answer, until
+ * deadline_us (readindex_now_us() time).  Returns RAFT_OK with *index set,
+ * the raft error code the round failed with (negative), or
+ * READINDEX_TIMED_OUT when the deadline passed first.
+ */
+int
+readindex_round(int64 deadline_us, uint64 *index)
+{
+	uint64		want;
+	int			result = READINDEX_TIMED_OUT;
+
+	SpinLockAcquire(&ri_shared->mutex);
+	want = ri_shared->started + 1;
+	if (ri_shared->asked < want)
+		ri_shared->asked = want;
+	SpinLockRelease(&ri_shared->mutex);
+	raftable_wake_worker();
+
+	ConditionVariablePrepareToSleep(&ri_shared->cv);
+	for (;;)
+	{
+		bool		answered;
+		int64		left;
+
+		SpinLockAcquire(&ri_shared->mutex);
+		answered = ri_shared->done >= want;
+		if (answered)
+		{
+			result = ri_shared->done_err;
+			*index = ri_shared->done_index;
+		}
+		SpinLockRelease(&ri_shared->mutex);
+		if (answered)
+			break;
+		left = deadline_us - readindex_now_us();
+		if (left <= 0)
+			break;
+		(void) ConditionVariableTimedSleep(&ri_shared->cv, Max(left / 1000, 1),
+										   PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	return result;
+}
+
+/*
+ * The freshness proof: the index of the last successful round and how long
+ * ago (microseconds) it started.  false if there was none.
+ */
+bool
+readindex_proof(uint64 *index, int64 *age_us)
+{
+	int64		at;
+
+	SpinLockAcquire(&ri_shared->mutex);
+	at = ri_shared->proof_us;
+	*index = ri_shared->proof_index;
+	SpinLockRelease(&ri_shared->mutex);
+	if (at == 0)
+		return false;
+	*age_us = readindex_now_us() - at;
+	return true;
+}
+
+/* ---------- worker side ---------- */
+
+/*
+ * Start a round if one is asked for and none is in flight (or the one in
+ * flight has waited longer than stale_us: its message or answer may be
+ * lost, or the leader it went to is gone).  A core that refuses at once
+ * (no leader known) answers the round with that error here.
+ */
+void
+readindex_start_rounds(raft *r, int64 stale_us)
+{
+	uint64		round = 0;
+	int64		now = readindex_now_us();
+	int			rc;
+
+	SpinLockAcquire(&ri_shared->mutex);
+	if (ri_shared->asked > ri_shared->started &&
+		(ri_shared->done >= ri_shared->started ||
+		 now - ri_shared->start_us[ri_shared->started % RI_STARTS] > stale_us))
+	{
+		round = ri_shared->asked;
+		ri_shared->started = round;
+		ri_shared->start_gen[round % RI_STARTS] = round;
+		ri_shared->start_us[round % RI_STARTS] = now;
+	}
+	SpinLockRelease(&ri_shared->mutex);
+	if (round == 0)
+		return;
+	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+	raftable_shared->stats.read_index_rounds++;
+	LWLockRelease(raftable_shared->lock);
+	rc = raft_read_index(r, round);
+	if (rc != RAFT_OK)
+		readindex_answer(round, 0, rc);
+}
+
+/*
+ * The core answered round 'round' (a raft_read_state): wake every backend
+ * it serves.  A successful round becomes the freshness proof if it
+ * started after the current one.
+ */
+void
+readindex_answer(uint64 round, uint64 index, int err)
+{
+	SpinLockAcquire(&ri_shared->mutex);
+	if (round > ri_shared->done)
+	{
+		ri_shared->done = round;
+		ri_shared->done_index = index;
+		ri_shared->done_err = err;
+	}
+	if (err == 0 && ri_shared->start_gen[round % RI_STARTS] == round &&
+		ri_shared->start_us[round % RI_STARTS] > ri_shared->proof_us)
+	{
+		ri_shared->proof_us = ri_shared->start_us[round % RI_STARTS];
+		ri_shared->proof_index = index;
+	}
+	SpinLockRelease(&ri_shared->mutex);
+	ConditionVariableBroadcast(&ri_shared->cv);
+}
+
+/*
+ * The core is gone (the node left its cluster, or the worker restarts it):
+ * no round in flight will be answered, and the proof is void.
+ */
+void
+readindex_reset(void)
+{
+	SpinLockAcquire(&ri_shared->mutex);
+	ri_shared->done = ri_shared->started;
+	ri_shared->done_err = RAFT_ENOLEADER;
+	ri_shared->proof_us = 0;
+	ri_shared->proof_index = 0;
+	SpinLockRelease(&ri_shared->mutex);
+	ConditionVariableBroadcast(&ri_shared->cv);
+}
