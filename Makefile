@@ -85,7 +85,7 @@ PG_TEST_ENV  = PATH="$(bindir):$$PATH"
 PGTAP_DB    ?= raftable_pgtap
 PROVE       ?= prove
 
-.PHONY: pgtap tap bench bench-snapshot failover-bench
+.PHONY: pgtap tap bench bench-snapshot failover-bench pg-regress
 
 pgtap:
 	$(PG_TEST_ENV) dropdb --if-exists $(PGTAP_DB)
@@ -107,6 +107,11 @@ tap:
 	PERL5LIB='$(PG_TEST_PERL):$(CURDIR)/test/tap'$${PERL5LIB:+:$$PERL5LIB} \
 	PG_REGRESS='$(top_builddir)/src/test/regress/pg_regress' \
 	$(PROVE) $(PROVE_FLAGS) $(if $(PROVE_TESTS),$(PROVE_TESTS),test/tap/*.pl)
+
+# PostgreSQL's own regression suite with and without raftable (as root the
+# first time: it fetches the PostgreSQL 15 source with apt-get source)
+pg-regress:
+	$(PG_TEST_ENV) bash test/pgregress/run.sh
 
 bench:
 	BENCH_SECONDS=$${BENCH_SECONDS:-20} $(PG_TEST_ENV) bash test/bench/bench.sh

@@ -130,6 +130,37 @@ raftable_table_is_replicated(Oid relid)
 }
 
 /*
+ * Is any table replicated in this database?  The same scan, unkeyed: a
+ * REPEATABLE READ transaction waits for a read index at its start only if
+ * it could read one (reads.c caches the answer).
+ */
+bool
+raftable_any_replicated(void)
+{
+	Oid			nsp;
+	Oid			tbl;
+	Relation	rel;
+	SysScanDesc scan;
+	Snapshot	snap;
+	bool		found;
+
+	if (creating_extension || !OidIsValid(get_extension_oid("raftable", true)))
+		return false;
+	nsp = get_namespace_oid("raftable", true);
+	tbl = get_relname_relid("replicated", nsp);
+	if (!OidIsValid(tbl))
+		return false;
+	rel = table_open(tbl, AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = systable_beginscan(rel, InvalidOid, false, snap, 0, NULL);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
  * Types whose text differs between nodes: money by lc_monetary, oid and
  * the reg* types by each node's own catalogs.
  */

@@ -350,6 +350,19 @@ extern void raftable_abandoned(uint64 index, uint64 term);
 extern void raftable_error_not_leader(int sqlstate, const char *msg) pg_attribute_noreturn();
 
 /* ---------- read index rounds (readindex.c) ---------- */
+typedef enum RaftableReadCounter
+{
+	RAFTABLE_COUNT_STRONG,
+	RAFTABLE_COUNT_EVENTUAL,
+	RAFTABLE_COUNT_BOUNDED,
+	RAFTABLE_COUNT_ROUNDS,
+	RAFTABLE_COUNT_TIMEOUTS,
+	RAFTABLE_COUNT_WAIT_US,
+	RAFTABLE_READ_COUNTERS
+} RaftableReadCounter;
+
+extern void readindex_count(int counter, uint64 n);
+extern void readindex_stats(RaftableStats *s);
 extern Size readindex_shmem_size(void);
 extern void readindex_shmem_init(void);
 extern int64 readindex_now_us(void);
@@ -404,6 +417,7 @@ extern void capture_ddl(Oid relid, const char *schema, const char *name,
 extern void capture_replicate(Oid relid, const char *ddl);
 extern void capture_unreplicate(Oid relid);
 extern bool raftable_table_is_replicated(Oid relid);
+extern bool raftable_any_replicated(void);
 extern void ddl_check_replay(const char *sql, const char *tag, Oid relid);
 extern Oid	ddl_replay_target(const char *sql, const char **tag);
 extern void ddl_create_table(const char *schema, const char *name,

@@ -8,9 +8,10 @@
  * Requests are batched into rounds, numbered 1, 2, ...: a backend asks for
  * the round after the last one started (so the round that serves it is
  * one that started after it asked, as linearizability needs), the worker
- * starts a round when one is asked for and none is in flight (or the one
- * in flight is older than an election timeout: its message may be lost),
- * and the core answers each round once, with the index or an error.  A
+ * starts a round when one is asked for and fewer than RI_MAX_INFLIGHT are
+ * in flight (or the last one is older than an election timeout: its
+ * message may be lost), and the core answers each round once, with the
+ * index or an error.  A
  * round that finishes serves every backend that asked for it or an
  * earlier one; so one quorum round serves all the reads waiting at that
  * moment, on this node (the leader's core batches the rounds of its
@@ -18,7 +19,7 @@
  *
  *	backend:  want = started + 1; asked = max(asked, want); wake worker;
  *			  sleep until done >= want; take (index, error) of round 'done'
- *	worker:   asked > started and (none in flight or stale):
+ *	worker:   asked > started and (few in flight or stale):
  *				started += ..., raft_read_index(ctx = started)
  *			  Ready.reads[ctx]: done = max(done, ctx), with its result
  *
@@ -46,6 +47,14 @@
 /* rounds whose start time is remembered, for the freshness proof */
 #define RI_STARTS 16
 
+/*
+ * Rounds in flight at once.  With one, a read that just missed a round
+ * waits for it to end and then for a whole round of its own; a few in
+ * flight let it take the next one at once (pipelining), while every
+ * round still serves all the reads waiting when it starts.
+ */
+#define RI_MAX_INFLIGHT 4
+
 typedef struct ReadIndexShared
 {
 	slock_t		mutex;
@@ -60,6 +69,9 @@ typedef struct ReadIndexShared
 	int64		proof_us;
 	uint64		proof_index;
 	ConditionVariable cv;		/* a round was answered */
+
+	/* raftable.stats' read counters: atomics, bumped by every read */
+	pg_atomic_uint64 counters[RAFTABLE_READ_COUNTERS];
 } ReadIndexShared;
 
 static ReadIndexShared *ri_shared = NULL;
@@ -91,7 +103,30 @@ readindex_shmem_init(void)
 		memset(ri_shared, 0, sizeof(ReadIndexShared));
 		SpinLockInit(&ri_shared->mutex);
 		ConditionVariableInit(&ri_shared->cv);
+		for (int i = 0; i < RAFTABLE_READ_COUNTERS; i++)
+			pg_atomic_init_u64(&ri_shared->counters[i], 0);
 	}
+}
+
+/* ---------- counters ---------- */
+
+/* add n to a read counter (RaftableReadCounter) without a lock */
+void
+readindex_count(int counter, uint64 n)
+{
+	pg_atomic_fetch_add_u64(&ri_shared->counters[counter], n);
+}
+
+/* the read counters into raftable.stats' row */
+void
+readindex_stats(RaftableStats *s)
+{
+	s->strong_reads = pg_atomic_read_u64(&ri_shared->counters[RAFTABLE_COUNT_STRONG]);
+	s->eventual_reads = pg_atomic_read_u64(&ri_shared->counters[RAFTABLE_COUNT_EVENTUAL]);
+	s->bounded_reads = pg_atomic_read_u64(&ri_shared->counters[RAFTABLE_COUNT_BOUNDED]);
+	s->read_index_rounds = pg_atomic_read_u64(&ri_shared->counters[RAFTABLE_COUNT_ROUNDS]);
+	s->read_timeouts = pg_atomic_read_u64(&ri_shared->counters[RAFTABLE_COUNT_TIMEOUTS]);
+	s->read_wait_us = pg_atomic_read_u64(&ri_shared->counters[RAFTABLE_COUNT_WAIT_US]);
 }
 
 /* ---------- backend side ---------- */
@@ -163,9 +198,9 @@ readindex_proof(uint64 *index, int64 *age_us)
 /* ---------- worker side ---------- */
 
 /*
- * Start a round if one is asked for and none is in flight (or the one in
- * flight has waited longer than stale_us: its message or answer may be
- * lost, or the leader it went to is gone).  A core that refuses at once
+ * Start a round if one is asked for and fewer than RI_MAX_INFLIGHT are in
+ * flight (or the last one has waited longer than stale_us: its message or
+ * answer may be lost, or the leader it went to is gone).  A core that refuses at once
  * (no leader known) answers the round with that error here.
  */
 void
@@ -177,7 +212,7 @@ readindex_start_rounds(raft *r, int64 stale_us)
 
 	SpinLockAcquire(&ri_shared->mutex);
 	if (ri_shared->asked > ri_shared->started &&
-		(ri_shared->done >= ri_shared->started ||
+		(ri_shared->started - ri_shared->done < RI_MAX_INFLIGHT ||
 		 now - ri_shared->start_us[ri_shared->started % RI_STARTS] > stale_us))
 	{
 		round = ri_shared->asked;
@@ -188,9 +223,7 @@ readindex_start_rounds(raft *r, int64 stale_us)
 	SpinLockRelease(&ri_shared->mutex);
 	if (round == 0)
 		return;
-	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
-	raftable_shared->stats.read_index_rounds++;
-	LWLockRelease(raftable_shared->lock);
+	readindex_count(RAFTABLE_COUNT_ROUNDS, 1);
 	rc = raft_read_index(r, round);
 	if (rc != RAFT_OK)
 		readindex_answer(round, 0, rc);

@@ -79,6 +79,9 @@ typedef struct ReadsRel
 
 static HTAB *reads_rels = NULL;
 
+/* -1: not known; else whether any table is replicated in this database */
+static int	reads_any = -1;
+
 /* -1: not known yet; this backend's database is raftable.database? */
 static int	reads_db_served = -1;
 
@@ -159,6 +162,7 @@ reads_invalidate(Datum arg, Oid relid)
 	HASH_SEQ_STATUS seq;
 	ReadsRel   *r;
 
+	reads_any = -1;				/* a table may have become replicated */
 	if (reads_rels == NULL)
 		return;
 	hash_seq_init(&seq, reads_rels);
@@ -167,23 +171,29 @@ reads_invalidate(Datum arg, Oid relid)
 			(void) hash_search(reads_rels, &r->relid, HASH_REMOVE, NULL);
 }
 
+/* the backend-local caches, and the callback that keeps them true */
+static void
+reads_cache_init(void)
+{
+	HASHCTL		ctl;
+
+	if (reads_rels != NULL)
+		return;
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(ReadsRel);
+	ctl.hcxt = CacheMemoryContext;
+	reads_rels = hash_create("raftable replicated relations", 64, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	CacheRegisterRelcacheCallback(reads_invalidate, (Datum) 0);
+}
+
 static bool
 reads_replicated(Oid relid)
 {
 	ReadsRel   *r;
 	bool		found;
 
-	if (reads_rels == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(Oid);
-		ctl.entrysize = sizeof(ReadsRel);
-		ctl.hcxt = CacheMemoryContext;
-		reads_rels = hash_create("raftable replicated relations", 64, &ctl,
-								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		CacheRegisterRelcacheCallback(reads_invalidate, (Datum) 0);
-	}
+	reads_cache_init();
 	r = hash_search(reads_rels, &relid, HASH_FIND, &found);
 	if (found)
 		return r->replicated;
@@ -194,6 +204,29 @@ reads_replicated(Oid relid)
 		r->replicated = replicated;
 		return replicated;
 	}
+}
+
+/*
+ * Could a read in this database need to wait: this node is in a cluster
+ * and some table here is replicated?  Asked at the start of REPEATABLE READ
+ * and SERIALIZABLE transactions, which cannot know yet what they will read.
+ */
+static bool
+reads_could_wait(void)
+{
+	bool		in_cluster;
+
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	in_cluster = raftable_shared->status.in_cluster;
+	LWLockRelease(raftable_shared->lock);
+	if (!in_cluster)
+		return false;
+	if (reads_any < 0)
+	{
+		reads_cache_init();		/* whose callback resets it */
+		reads_any = raftable_any_replicated();
+	}
+	return reads_any == 1;
 }
 
 static bool
@@ -253,9 +286,7 @@ reads_count_wait(void)
 {
 	if (reads_wait_start == 0)
 		return;
-	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
-	raftable_shared->stats.read_wait_us += readindex_now_us() - reads_wait_start;
-	LWLockRelease(raftable_shared->lock);
+	readindex_count(RAFTABLE_COUNT_WAIT_US, readindex_now_us() - reads_wait_start);
 	reads_wait_start = 0;
 }
 
@@ -263,9 +294,7 @@ static void
 reads_timeout(const char *what, uint64 index)
 {
 	reads_count_wait();
-	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
-	raftable_shared->stats.read_timeouts++;
-	LWLockRelease(raftable_shared->lock);
+	readindex_count(RAFTABLE_COUNT_TIMEOUTS, 1);
 	if (index == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
@@ -361,6 +390,15 @@ reads_level_name(int level)
 	}
 }
 
+/* count a read of the session's level in raftable.stats */
+static void
+reads_count_level(int level)
+{
+	readindex_count(level == RAFTABLE_READ_STRONG ? RAFTABLE_COUNT_STRONG :
+					level == RAFTABLE_READ_BOUNDED ? RAFTABLE_COUNT_BOUNDED :
+					RAFTABLE_COUNT_EVENTUAL, 1);
+}
+
 /*
  * The index this node must have applied before a read at the session's
  * level, counted in raftable.stats; takes a read-index round when the
@@ -373,24 +411,8 @@ reads_target(int64 deadline_us)
 	uint64		target = 0;
 	uint64		proof;
 	int64		age_us;
-	uint64	   *counter;
 
-	switch (level)
-	{
-		case RAFTABLE_READ_STRONG:
-			counter = &raftable_shared->stats.strong_reads;
-			break;
-		case RAFTABLE_READ_BOUNDED:
-			counter = &raftable_shared->stats.bounded_reads;
-			break;
-		default:
-			counter = &raftable_shared->stats.eventual_reads;
-			break;
-	}
-	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
-	(*counter)++;
-	LWLockRelease(raftable_shared->lock);
-
+	reads_count_level(level);
 	if (level == RAFTABLE_READ_STRONG)
 	{
 		raftable_report_wait(RAFTABLE_WAIT_READ_INDEX, 0);
@@ -458,9 +480,11 @@ reads_executor_start(QueryDesc *qd, int eflags)
 	{
 		bool		xact_snapshot = IsolationUsesXactSnapshot();
 
-		if (!(xact_snapshot && reads_xact_known &&
-			  reads_after_index <= reads_xact_covered &&
-			  raftable_read_consistency == reads_xact_level))
+		if (xact_snapshot && reads_xact_known &&
+			reads_after_index <= reads_xact_covered &&
+			raftable_read_consistency == reads_xact_level)
+			reads_count_level(raftable_read_consistency);	/* waited at BEGIN */
+		else
 		{
 			uint64		target = reads_prepare();
 
@@ -550,7 +574,8 @@ reads_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	 */
 	if (reads_starts_transaction(stmt) && IsTransactionBlock() &&
 		IsolationUsesXactSnapshot() && !FirstSnapshotSet && reads_active() &&
-		(raftable_read_consistency != RAFTABLE_READ_EVENTUAL || reads_after_index != 0))
+		(raftable_read_consistency != RAFTABLE_READ_EVENTUAL || reads_after_index != 0) &&
+		reads_could_wait())
 	{
 		reads_xact_covered = reads_prepare();
 		reads_xact_known = true;

@@ -1695,6 +1695,7 @@ raftable_stats(PG_FUNCTION_ARGS)
 	LWLockAcquire(raftable_shared->lock, LW_SHARED);
 	s = raftable_shared->stats;
 	LWLockRelease(raftable_shared->lock);
+	readindex_stats(&s);
 	InitMaterializedSRF(fcinfo, 0);
 	StaticAssertStmt(sizeof(RaftableStats) == 16 * sizeof(uint64),
 					 "raftable.stats columns and RaftableStats differ");

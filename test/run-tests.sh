@@ -12,7 +12,9 @@
 #	As another user it skips apt and uses sudo (if any) for `make install`.
 #
 #	Tiers: core-check, sim, sanitize, fuzz (no server); installcheck
-#	(pg_regress) and pgtap on a scratch server; tap (three-node TAP test).
+#	(pg_regress) and pgtap on a scratch server; tap (multi-node TAP tests);
+#	pg-regress (PostgreSQL's own regression suite with and without raftable);
+#	bench (the short benchmark).
 #	All tiers run even when one fails; the exit status is non-zero if any
 #	failed, and the last line of output is "N passed, N failed".
 #
@@ -202,7 +204,7 @@ run_tap() {
 	fi
 }
 
-PG_TIERS=(installcheck pgtap tap bench)
+PG_TIERS=(installcheck pgtap tap pg-regress bench)
 if [ $build_ok = 0 ]; then
 	not_run "build or install failed" "${PG_TIERS[@]}"
 else
@@ -216,6 +218,8 @@ else
 		not_run "scratch server did not start" installcheck pgtap
 	fi
 	tier tap run_tap
+	# PostgreSQL's regression suite, with and without raftable's hooks
+	tier pg-regress bash test/pgregress/run.sh
 	# the short variant of make bench: the figures, not a pass mark
 	tier bench env BENCH_SECONDS="$BENCH_SECONDS" bash test/bench/bench.sh
 fi

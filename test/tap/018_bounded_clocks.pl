@@ -1,0 +1,104 @@
+# test/tap/018_bounded_clocks.pl
+#	Bounded reads when clocks run at different rates (libfaketime): the
+#	leader's clock runs twice as fast, a follower's at half speed, the
+#	third node's at the real rate.  A bounded read's proof is a read-index
+#	round measured on the reading node's own clock, so:
+#
+#	- on the follower with a real-rate clock, cut off, bounded reads
+#	  answer for at most max_staleness of real time after the round that
+#	  proved them, whatever the leader's clock does;
+#	- on the follower whose clock runs at half speed, for at most
+#	  max_staleness / 0.5 (README: the bound holds to within the reading
+#	  node's clock rate), and never after that.
+#	Real time is this test's own clock.
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+use RaftableTest;
+use RaftableProxy;
+
+my $lib = '/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1';
+plan skip_all => "libfaketime is not installed ($lib)" unless -e $lib;
+
+my @nodes = make_nodes(3, start => 0);
+my %rate = (node1 => 'x2', node3 => 'x0.5');
+foreach my $node (@nodes)
+{
+	local $ENV{LD_PRELOAD} = $rate{ $node->name } ? $lib : ($ENV{LD_PRELOAD} // '');
+	local $ENV{FAKETIME} = '+0 ' . ($rate{ $node->name } // 'x1');
+	local $ENV{FAKETIME_NO_CACHE} = '1';
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION raftable');
+}
+my $proxy = RaftableProxy->new(name => 'net');
+my %pport = map { $_->name => $proxy->add_listener($_->name, $_->port) } @nodes;
+$proxy->start;
+my %ids = form_cluster(@nodes,
+	{ conninfo => sub { peer_conninfo($_[0], port => $pport{ $_[0]->name }) } });
+$proxy->set_ids(%ids);
+my $leader = wait_converged(\@nodes);
+ok($leader, 'three nodes whose clocks run at x2, x1 and x0.5 form a cluster') or BAIL_OUT('no cluster');
+
+sql($leader, q{
+	CREATE TABLE reg (k int PRIMARY KEY, v int NOT NULL);
+	SELECT raftable.replicate_table('reg');
+	INSERT INTO reg VALUES (1, 1);
+});
+ok(wait_applied(\@nodes, $leader), 'the table reaches every node');
+
+# bounded_window($node): prove freshness with a bounded read, cut the node
+# off, and read bounded until it refuses; returns (seconds of real time
+# from the start of the proving read to the last bounded answer, seconds
+# to the first refusal)
+sub bounded_window
+{
+	my ($node) = @_;
+	my $p = poller($node);
+	$p->query(q{SET raftable.read_consistency = 'bounded'; SET raftable.max_staleness = '2s'; SET raftable.read_timeout = '200ms'});
+	my $t0 = time;
+	$p->query(q{SELECT v FROM reg WHERE k = 1});
+	$proxy->isolate($node->name);
+	my ($last_ok, $refused) = (0, undef);
+	while (time - $t0 < 15)
+	{
+		my $t = time;
+		my $v = eval { $p->query(q{SELECT v FROM reg WHERE k = 1}, 5) };
+		if (defined $v)
+		{
+			$last_ok = time - $t0;
+			next;
+		}
+		$refused = $t - $t0;
+		last;
+	}
+	$p->quit;
+	$proxy->heal;
+	return ($last_ok, $refused);
+}
+
+my ($real) = grep { $_->name eq 'node2' } @nodes;
+my ($slow) = grep { $_->name eq 'node3' } @nodes;
+for my $case ([ $real, 1.0 ], [ $slow, 0.5 ])
+{
+	my ($node, $r) = @$case;
+	if ($node == $leader)
+	{
+		pass($node->name . ' leads: nothing to measure');
+		next;
+	}
+	my ($last_ok, $refused) = bounded_window($node);
+	my $limit = 2 / $r;
+	ok(defined $refused, sprintf('%s (clock x%s), cut off: bounded reads stop answering (after %.2f s)',
+			$node->name, $r, $refused // -1));
+	cmp_ok($last_ok, '<=', $limit + 0.3,
+		sprintf('%s: the last bounded answer came %.2f s after the proof, within max_staleness / rate = %.1f s',
+			$node->name, $last_ok, $limit));
+	ok(wait_applied(\@nodes, $leader), 'healed');
+}
+
+done_testing();
