@@ -47,6 +47,7 @@ PACKAGES=(
 	iptables					# network partitions in TAP tests
 	util-linux					# runuser
 	python3-psycopg				# ParameterStatus from a real client (017_reads)
+	libfaketime					# clocks at other rates (018_bounded_clocks)
 )
 
 # --- bookkeeping -----------------------------------------------------------
