@@ -1059,12 +1059,29 @@ static void
 sql_check_reaches_joined(const char *conninfo, uint64 cluster_id, uint64 id)
 {
 	PGconn	   *conn = remote_connect(conninfo, false);
-	PGresult   *res = remote_exec(conn, "SELECT node_id FROM raftable.status", 0, NULL,
-								  NULL, NULL, "checking the joined node");
-	bool		same = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) &&
-		strtou64(PQgetvalue(res, 0, 0), NULL, 10) == id;
+	TimestampTz start = GetCurrentTimestamp();
+	bool		same = false;
 
-	PQclear(res);
+	/*
+	 * The node's worker publishes its new identity right after it answers
+	 * _join: a moment of NULL is the node starting, not another server.
+	 */
+	for (;;)
+	{
+		PGresult   *res = remote_exec(conn, "SELECT node_id FROM raftable.status", 0, NULL,
+									  NULL, NULL, "checking the joined node");
+		bool		known = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0);
+
+		same = known && strtou64(PQgetvalue(res, 0, 0), NULL, 10) == id;
+		PQclear(res);
+		if (known || TimestampDifferenceExceeds(start, GetCurrentTimestamp(),
+												SQL_WORKER_START_MS))
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 20, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 	PQfinish(conn);
 	if (!same)
 	{

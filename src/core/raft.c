@@ -28,6 +28,8 @@ typedef struct raft_pending_read
 	uint64_t	ctx;
 	raft_id		from;			/* node that asked; self for local reads */
 	uint64_t	seq;			/* heartbeat round that must confirm it */
+	bool		from_acked;		/* the request itself acknowledges this
+								 * term: see step_leader */
 	raft_index	index;			/* read index; 0 until the leader has
 								 * committed an entry of its term */
 } raft_pending_read;
@@ -1012,32 +1014,36 @@ peer_match(const raft *r, const raft_peer *p)
 }
 
 /*
- * Release pending reads whose heartbeat round a quorum has acknowledged
- * (dissertation §6.4, step 3).  Reads are queued in round order, so the
- * first one that is not confirmed stops the scan.
+ * Release pending reads that a quorum has acknowledged after they arrived
+ * (dissertation §6.4, step 3): the leader itself, members that answered a
+ * heartbeat round started after the read arrived, and the follower that
+ * asked, if its request carried this term (step_leader).  Those may
+ * release a later read before an earlier one, so every read is checked.
  */
 static void
 release_reads(raft *r)
 {
-	size_t		done = 0;
+	size_t		kept = 0;
 	int			q = quorum(r);
 
-	while (done < r->n_preads)
+	for (size_t k = 0; k < r->n_preads; k++)
 	{
-		raft_pending_read *pr = &r->preads[done];
+		raft_pending_read *pr = &r->preads[k];
 		int			acks = 0;
 
-		if (pr->index == 0)
-			break;
-		for (uint32_t i = 0; i < r->n_peers; i++)
+		for (uint32_t i = 0; i < r->n_peers && pr->index != 0; i++)
 		{
 			raft_peer  *p = &r->peers[i];
 
-			if (p->voter && (p->id == r->id || p->acked_seq >= pr->seq))
+			if (p->voter && (p->id == r->id || p->acked_seq >= pr->seq ||
+							 (pr->from_acked && p->id == pr->from)))
 				acks++;
 		}
-		if (acks < q)
-			break;
+		if (pr->index == 0 || acks < q)
+		{
+			r->preads[kept++] = *pr;
+			continue;
+		}
 		if (pr->from == r->id)
 			push_read_state(r, pr->ctx, pr->index, 0);
 		else
@@ -1051,14 +1057,8 @@ release_reads(raft *r)
 				m->index = pr->index;
 			}
 		}
-		done++;
 	}
-	if (done > 0)
-	{
-		memmove(r->preads, r->preads + done,
-				(r->n_preads - done) * sizeof(raft_pending_read));
-		r->n_preads -= done;
-	}
+	r->n_preads = kept;
 }
 
 /*
@@ -1378,7 +1378,7 @@ handle_heartbeat_resp(raft *r, raft_peer *p, const raft_msg *m)
 }
 
 static void
-queue_read(raft *r, uint64_t ctx, raft_id from)
+queue_read(raft *r, uint64_t ctx, raft_id from, bool from_acked)
 {
 	raft_pending_read *pr;
 
@@ -1388,10 +1388,14 @@ queue_read(raft *r, uint64_t ctx, raft_id from)
 	pr = &r->preads[r->n_preads++];
 	pr->ctx = ctx;
 	pr->from = from;
+	pr->from_acked = from_acked;
 	/* only a round started after the request arrived may confirm it */
 	pr->seq = r->hb_seq + 1;
 	pr->index = r->commit >= r->noop_index ? r->commit : 0;
-	r->round_pending = true;
+	release_reads(r);
+	/* a round for what the request alone does not confirm */
+	if (r->n_preads > 0)
+		r->round_pending = true;
 }
 
 static void
@@ -1399,9 +1403,19 @@ step_leader(raft *r, const raft_msg *m)
 {
 	raft_peer  *p;
 
+	/*
+	 * A follower's request carries the term it was in when it sent it,
+	 * after the read began.  If that is our term, the request is its
+	 * acknowledgement of our leadership made after the read began, just
+	 * as an answer to a later heartbeat would be: no member of it had
+	 * moved to a newer term, so no newer leader had been elected by a
+	 * majority that includes it.  With the leader and the follower a
+	 * quorum (three voters), the read needs no heartbeat round.  A request
+	 * from an older node carries 0 and waits for the round.
+	 */
 	if (m->type == RAFT_MSG_READ_INDEX)
 	{
-		queue_read(r, m->ctx, m->from);
+		queue_read(r, m->ctx, m->from, m->hint_term == r->term);
 		return;
 	}
 	p = find_peer(r, m->from);
@@ -1549,6 +1563,22 @@ raft_step(raft *r, const raft_msg *m)
 			become_follower(r, m->term, m->from);
 			r->last_leader_contact = r->now;
 		}
+		else if (m->type == RAFT_MSG_VOTE && r->role == RAFT_FOLLOWER)
+		{
+			/*
+			 * Figure 3.1: a follower's election timer restarts when it
+			 * hears from its leader or grants a vote (handle_vote), not
+			 * when a candidate's term overtakes it.  A candidate whose log
+			 * is behind would otherwise keep the nodes that could win
+			 * from ever timing out.
+			 */
+			uint64_t	deadline = r->election_deadline;
+			bool		hastened = r->hastened;
+
+			become_follower(r, m->term, RAFT_NONE);
+			r->election_deadline = deadline;
+			r->hastened = hastened;
+		}
 		else
 			become_follower(r, m->term, RAFT_NONE);
 	}
@@ -1666,7 +1696,7 @@ raft_read_index(raft *r, uint64_t ctx)
 		return r->err;
 	if (r->role == RAFT_LEADER)
 	{
-		queue_read(r, ctx, r->id);
+		queue_read(r, ctx, r->id, false);
 		return r->err;
 	}
 	if (r->lead == RAFT_NONE)
@@ -1676,6 +1706,7 @@ raft_read_index(raft *r, uint64_t ctx)
 		return r->err;
 	m->term = 0;
 	m->ctx = ctx;
+	m->hint_term = r->term;		/* see step_leader */
 	return RAFT_OK;
 }
 

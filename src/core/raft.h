@@ -162,7 +162,9 @@ typedef enum raft_msg_type
  *	VOTE, PREVOTE:	index/log_term = candidate's last entry; transfer
  *	*_RESP:			reject
  *	SNAPSHOT:		snapshot (metadata; the content moves out of band)
- *	READ_INDEX:		ctx
+ *	READ_INDEX:		ctx; hint_term = the sender's term (0 from older
+ *					nodes), which lets the request count as its
+ *					acknowledgement of the leader's term
  *	READ_INDEX_RESP: ctx, index, reject
  *	APPLIED:		index = how far the driver applied (raft_set_applied);
  *					hint_index = the entry its apply is stuck on and ctx

@@ -295,6 +295,9 @@ static struct sim
 	raft_id    *lead_of;		/* term -> leader */
 	size_t		cap_terms;
 	raft_term  *cterm;			/* index -> committed term (0: unknown) */
+	raft_term  *cseen;			/* index -> lowest current term of a node
+								 * that saw it committed: it was committed
+								 * in that term or an earlier one */
 	uint64_t   *ahash;			/* index -> hash chain at apply (0: none) */
 	size_t		cap_idx;
 	raft_index	max_commit;
@@ -850,8 +853,10 @@ grow_idx(raft_index i)
 	while (S.cap_idx <= i)
 		S.cap_idx = S.cap_idx ? 2 * S.cap_idx : 1024;
 	S.cterm = xrealloc(S.cterm, S.cap_idx * sizeof(raft_term));
+	S.cseen = xrealloc(S.cseen, S.cap_idx * sizeof(raft_term));
 	S.ahash = xrealloc(S.ahash, S.cap_idx * sizeof(uint64_t));
 	memset(S.cterm + old, 0, (S.cap_idx - old) * sizeof(raft_term));
+	memset(S.cseen + old, 0, (S.cap_idx - old) * sizeof(raft_term));
 	memset(S.ahash + old, 0, (S.cap_idx - old) * sizeof(uint64_t));
 	return true;
 }
@@ -864,8 +869,13 @@ grow_idx(raft_index i)
 static void
 record_committed(node *n, raft_index i, raft_term t)
 {
+	raft_status st;
+
 	if (!grow_idx(i))
 		return;
+	raft_get_status(n->r, &st);
+	if (S.cseen[i] == 0 || st.term < S.cseen[i])
+		S.cseen[i] = st.term;
 	if (S.cterm[i] == 0)
 		S.cterm[i] = t;
 	else if (S.cterm[i] != t)
@@ -999,9 +1009,12 @@ scan_all(void)
 }
 
 /*
- * Leader completeness: a leader of term T holds every entry committed
- * before T.  Checked when the node becomes leader, against every entry the
- * checker has seen committed so far.
+ * Leader completeness (Figure 3.2): an entry committed in a term is in the
+ * logs of the leaders of every higher term.  Checked when the node becomes
+ * leader, against every entry the checker has seen committed in a lower
+ * term.  A leader of an older term can be elected late (its votes were
+ * cast before a newer term committed anything, their answers delayed):
+ * nothing committed in its term or later is required of it.
  */
 static void
 check_leader_complete(node *n, const raft_status *st)
@@ -1011,7 +1024,7 @@ check_leader_complete(node *n, const raft_status *st)
 		raft_term	t;
 		bool		ok;
 
-		if (i >= S.cap_idx || S.cterm[i] == 0)
+		if (i >= S.cap_idx || S.cterm[i] == 0 || S.cseen[i] >= st->term)
 			continue;
 		if (i > st->last_index)
 		{
@@ -3126,6 +3139,7 @@ seed_cleanup(void)
 	free(S.fetches);
 	free(S.lead_of);
 	free(S.cterm);
+	free(S.cseen);
 	free(S.ahash);
 	free(S.lm);
 	free(S.props);

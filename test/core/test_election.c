@@ -389,3 +389,38 @@ TEST(deposed_leader_contact_counts_from_its_step_down)
 	CHECK_EQ(h_status(net, 1).leader_contact_ms, net->nodes[1].now - down_at);
 	h_free(net);
 }
+
+/*
+ * Figure 3.1: a follower's election timer restarts when it grants a vote,
+ * not when a candidate whose log is behind overtakes its term; so such a
+ * candidate cannot keep the nodes that could win from campaigning.
+ */
+TEST(rejected_vote_keeps_the_election_timer)
+{
+	h_net	   *net = h_new_opts(3, 3, false, false);
+	raft_msg	vote;
+	uint64_t	deadline;
+	raft_status st;
+
+	h_campaign(net, 1);
+	raft_propose(h_r(net, 1), RAFT_ENTRY_NORMAL, "x", 1, NULL, NULL);
+	h_settle(net);
+	h_tick(net, 2, 5);
+	deadline = raft_next_deadline(h_r(net, 2));
+	st = h_status(net, 2);
+
+	vote = h_msg(RAFT_MSG_VOTE, 3, 2, st.term + 1);
+	vote.index = 1;				/* behind node 2's log */
+	vote.log_term = 1;
+	CHECK_EQ(raft_step(h_r(net, 2), &vote), 0);
+	CHECK_EQ(h_status(net, 2).term, st.term + 1);
+	CHECK_EQ(raft_next_deadline(h_r(net, 2)), deadline);
+
+	vote = h_msg(RAFT_MSG_VOTE, 3, 2, st.term + 2);
+	vote.index = st.last_index;	/* as up to date: granted */
+	vote.log_term = st.last_term;
+	h_tick(net, 2, 5);
+	CHECK_EQ(raft_step(h_r(net, 2), &vote), 0);
+	CHECK(raft_next_deadline(h_r(net, 2)) != deadline);
+	h_free(net);
+}

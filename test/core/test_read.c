@@ -166,3 +166,41 @@ TEST(readindex_fails_when_leadership_lost)
 	CHECK_EQ(rs->err, RAFT_ELEADERLOST);
 	h_free(net);
 }
+
+/*
+ * A follower's request carries its term: in the leader's term it counts as
+ * the follower's acknowledgement (with the leader, a quorum of three), and
+ * is answered without a round; from an older term it does not, and the
+ * read waits for a heartbeat round a quorum answers.
+ */
+TEST(readindex_request_acknowledges_only_in_the_leaders_term)
+{
+	h_net	   *net = h_new(3, 3);
+	raft_msg	req;
+	raft_msg	resp;
+	raft_term	t;
+
+	h_campaign(net, 1);
+	t = h_status(net, 1).term;
+
+	req = h_msg(RAFT_MSG_READ_INDEX, 2, 1, 0);
+	req.ctx = 11;
+	req.hint_term = t;
+	CHECK_EQ(raft_step(h_r(net, 1), &req), 0);
+	h_cycle(net, 1);
+	CHECK(h_peek(net, RAFT_MSG_READ_INDEX_RESP, 1, 2, &resp));
+	CHECK_EQ(resp.ctx, 11);
+	CHECK_EQ(h_count(net, RAFT_MSG_HEARTBEAT, 1, 0), 0);
+	h_drop_wire(net);
+
+	req.ctx = 12;
+	req.hint_term = t - 1;		/* sent before it heard of this term */
+	CHECK_EQ(raft_step(h_r(net, 1), &req), 0);
+	h_cycle(net, 1);
+	CHECK(!h_peek(net, RAFT_MSG_READ_INDEX_RESP, 1, 2, &resp));
+	CHECK_EQ(h_count(net, RAFT_MSG_HEARTBEAT, 1, 0), 2);
+	h_drop_wire(net);			/* the round is lost: no answer */
+	h_cycle(net, 1);
+	CHECK(!h_peek(net, RAFT_MSG_READ_INDEX_RESP, 1, 2, &resp));
+	h_free(net);
+}

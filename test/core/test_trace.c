@@ -68,12 +68,32 @@ TEST(trace_follower_read_index)
 	net->tracing = true;
 	raft_read_index(h_r(net, 2), 7);
 	h_settle(net);
+	/* leader and asking follower are a quorum of three: no round */
+	CHECK_TRACE(net,
+				"2->1 READ t0 ctx=7\n"
+				"1->2 READ_RESP t0 ctx=7 idx=2\n");
+	h_free(net);
+}
+
+/* of five voters, the leader and the asking follower are not a quorum */
+TEST(trace_follower_read_index_five)
+{
+	h_net	   *net = h_new(5, 5);
+
+	h_campaign(net, 1);
+	net->tracing = true;
+	raft_read_index(h_r(net, 2), 7);
+	h_settle(net);
 	CHECK_TRACE(net,
 				"2->1 READ t0 ctx=7\n"
 				"1->2 HB t2 commit=2 seq=1\n"
 				"1->3 HB t2 commit=2 seq=1\n"
+				"1->4 HB t2 commit=2 seq=1\n"
+				"1->5 HB t2 commit=2 seq=1\n"
 				"2->1 HB_RESP t2 seq=1\n"
 				"3->1 HB_RESP t2 seq=1\n"
+				"4->1 HB_RESP t2 seq=1\n"
+				"5->1 HB_RESP t2 seq=1\n"
 				"1->2 READ_RESP t0 ctx=7 idx=2\n");
 	h_free(net);
 }
