@@ -1129,6 +1129,12 @@ raftable_worker_main(Datum arg)
 				worker_watch_leader();
 				worker_promote_learners();
 				worker_maybe_compact();
+				/*
+				 * A round answered above frees the way for the next one,
+				 * which readers already asked for without waking us again.
+				 */
+				readindex_start_rounds(worker_raft,
+									   (int64) raftable_election_timeout * 1000);
 				/* persist and send what those did before the status shows it */
 				while (worker_cycle())
 					;
