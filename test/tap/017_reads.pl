@@ -33,11 +33,7 @@ use RaftableProxy;
 
 my @nodes = make_nodes(3, conf => "raftable.read_timeout = '2s'\n");
 my $proxy = RaftableProxy->new(name => 'net');
-my %pport = map { $_->name => $proxy->add_listener($_->name, $_->port) } @nodes;
-$proxy->start;
-my %ids = form_cluster(@nodes,
-	{ conninfo => sub { peer_conninfo($_[0], port => $pport{ $_[0]->name }) } });
-$proxy->set_ids(%ids);
+form_cluster_via_proxy($proxy, @nodes);
 
 my $leader = wait_converged(\@nodes);
 ok($leader, 'three nodes formed a cluster') or BAIL_OUT('no cluster');

@@ -38,11 +38,7 @@ foreach my $node (@nodes)
 	$node->safe_psql('postgres', 'CREATE EXTENSION raftable');
 }
 my $proxy = RaftableProxy->new(name => 'net');
-my %pport = map { $_->name => $proxy->add_listener($_->name, $_->port) } @nodes;
-$proxy->start;
-my %ids = form_cluster(@nodes,
-	{ conninfo => sub { peer_conninfo($_[0], port => $pport{ $_[0]->name }) } });
-$proxy->set_ids(%ids);
+form_cluster_via_proxy($proxy, @nodes);
 my $leader = wait_converged(\@nodes);
 ok($leader, 'three nodes whose clocks run at x2, x1 and x0.5 form a cluster') or BAIL_OUT('no cluster');
 

@@ -36,7 +36,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(
-  make_nodes peer_conninfo form_cluster add_node node_id
+  make_nodes peer_conninfo form_cluster form_cluster_via_proxy add_node node_id
   wait_for wait_for_leader wait_converged leader_of leaders
   status_of nodes_of stats_of rows_of sql sql_error checksum
   wait_applied kill9_node wait_pids_gone kill9_and_wait restart_node poller
@@ -163,6 +163,21 @@ sub form_cluster
 		$ids{ $node->name } = $node->{raftable_id};
 		push @members, $node;
 	}
+	return %ids;
+}
+
+# form_cluster_via_proxy($proxy, @nodes): a listener of the RaftableProxy
+# $proxy for each node, the proxy started, and form_cluster with each
+# node's peers reaching it through its listener; tells the proxy the ids.
+# Returns name => node id.
+sub form_cluster_via_proxy
+{
+	my ($proxy, @nodes) = @_;
+	my %pport = map { $_->name => $proxy->add_listener($_->name, $_->port) } @nodes;
+	$proxy->start;
+	my %ids = form_cluster(@nodes,
+		{ conninfo => sub { peer_conninfo($_[0], port => $pport{ $_[0]->name }) } });
+	$proxy->set_ids(%ids);
 	return %ids;
 }
 
