@@ -85,7 +85,7 @@ PG_TEST_ENV  = PATH="$(bindir):$$PATH"
 PGTAP_DB    ?= raftable_pgtap
 PROVE       ?= prove
 
-.PHONY: pgtap tap bench bench-snapshot failover-bench pg-regress
+.PHONY: pgtap tap bench bench-snapshot failover-bench pg-regress chaos chaos-short
 
 pgtap:
 	$(PG_TEST_ENV) dropdb --if-exists $(PGTAP_DB)
@@ -112,6 +112,15 @@ tap:
 # first time: it fetches the PostgreSQL 15 source with apt-get source)
 pg-regress:
 	$(PG_TEST_ENV) bash test/pgregress/run.sh
+
+# randomized faults against a real cluster, histories checked for
+# linearizability (as root: iptables and per-node OS users)
+chaos:
+	/usr/bin/python3 test/chaos/chaos.py --seconds $${CHAOS_SECONDS:-1800} \
+		$${CHAOS_SEED:+--seed $$CHAOS_SEED}
+
+chaos-short:
+	bash test/chaos/short.sh
 
 bench:
 	BENCH_SECONDS=$${BENCH_SECONDS:-20} $(PG_TEST_ENV) bash test/bench/bench.sh

@@ -14,6 +14,8 @@
 #	Tiers: core-check, sim, sanitize, fuzz (no server); installcheck
 #	(pg_regress) and pgtap on a scratch server; tap (multi-node TAP tests);
 #	pg-regress (PostgreSQL's own regression suite with and without raftable);
+#	chaos (a minute of randomized faults, histories checked for
+#	linearizability);
 #	bench (the short benchmark).
 #	All tiers run even when one fails; the exit status is non-zero if any
 #	failed, and the last line of output is "N passed, N failed".
@@ -205,7 +207,7 @@ run_tap() {
 	fi
 }
 
-PG_TIERS=(installcheck pgtap tap pg-regress bench)
+PG_TIERS=(installcheck pgtap tap pg-regress chaos bench)
 if [ $build_ok = 0 ]; then
 	not_run "build or install failed" "${PG_TIERS[@]}"
 else
@@ -221,6 +223,12 @@ else
 	tier tap run_tap
 	# PostgreSQL's regression suite, with and without raftable's hooks
 	tier pg-regress bash test/pgregress/run.sh
+	# randomized faults, histories checked (make chaos-short; as root)
+	if [ "$(id -u)" = 0 ]; then
+		tier chaos bash test/chaos/short.sh
+	else
+		not_run "needs root (iptables, per-node OS users)" chaos
+	fi
 	# the short variant of make bench: the figures, not a pass mark
 	tier bench env BENCH_SECONDS="$BENCH_SECONDS" bash test/bench/bench.sh
 fi
