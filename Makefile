@@ -85,7 +85,7 @@ PG_TEST_ENV  = PATH="$(bindir):$$PATH"
 PGTAP_DB    ?= raftable_pgtap
 PROVE       ?= prove
 
-.PHONY: pgtap tap bench bench-snapshot failover-bench pg-regress chaos chaos-short
+.PHONY: pgtap tap bench bench-snapshot failover-bench pg-regress chaos chaos-short mutants
 
 pgtap:
 	$(PG_TEST_ENV) dropdb --if-exists $(PGTAP_DB)
@@ -121,6 +121,11 @@ chaos:
 
 chaos-short:
 	bash test/chaos/short.sh
+
+# each mutant breaks one mechanism in a copy of the tree; its test must fail
+# (server mutants install the mutated build, then the real one again)
+mutants:
+	bash test/mutants/run.sh
 
 bench:
 	BENCH_SECONDS=$${BENCH_SECONDS:-20} $(PG_TEST_ENV) bash test/bench/bench.sh

@@ -141,13 +141,14 @@ fi
 
 # --- tiers without a server ------------------------------------------------
 
-CORE_TIERS=(core-check sim sanitize fuzz)
+CORE_TIERS=(core-check mutants-core sim sanitize fuzz)
 if [ "$RAFTABLE_SKIP_CORE" = 1 ]; then
 	echo "=== core tiers skipped (RAFTABLE_SKIP_CORE=1)"
 elif [ $packages_ok = 0 ]; then
 	not_run "package installation failed" "${CORE_TIERS[@]}"
 else
 	tier core-check make core-check
+	tier mutants-core bash test/mutants/run.sh --core
 	tier sim make sim SEEDS="$SIM_SEEDS"
 	tier sanitize make sanitize
 	tier fuzz make fuzz FUZZ_SECONDS="$FUZZ_SECONDS"

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# test/mutants/run.sh
+#	make mutants: each mutant breaks one mechanism on purpose, in a copy
+#	of the tree, and the test that guards that mechanism must fail on it
+#	("killed").  A mutant that survives is a hole in the test suite.
+#
+#	    bash test/mutants/run.sh            (all)
+#	    bash test/mutants/run.sh --core     (those the core tests catch: CI)
+#	    bash test/mutants/run.sh NAME...    (some)
+#
+#	Core mutants run the core unit tests; server mutants install the
+#	mutated extension, run one TAP file as the PostgreSQL user, and then
+#	install the unmutated build again.  As root (like test/run-tests.sh).
+#	Last line: "mutants: N killed, N survived".
+
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+REPO=$(pwd)
+# shellcheck source=test/lib.sh
+. test/lib.sh
+
+# name | file | perl substitution (one line, must match) | how it is caught
+MUTANTS=(
+	"readindex-requester-any-term|src/core/raft.c|s/queue_read\(r, m->ctx, m->from, m->hint_term == r->term\)/queue_read(r, m->ctx, m->from, true)/|core"
+	"vote-resets-timer|src/core/raft.c|s/else if \(m->type == RAFT_MSG_VOTE && r->role == RAFT_FOLLOWER\)/else if (0)/|core"
+	"apply-stall-not-reported|src/core/raft.c|s/p->stalled_at = m->hint_index;/p->stalled_at = 0;/|core"
+	"strong-without-read-index|src/reads.c|s/target = reads_round\(deadline_us, \"strong\"\);/target = 0;/|tap:test/tap/017_reads.pl"
+	"rr-no-wait-at-begin|src/reads.c|s/reads_xact_covered = reads_prepare\(\);/reads_xact_covered = 0;/|tap:test/tap/017_reads.pl"
+	"removed-node-stays|src/worker.c|s/if \(!worker_was_member \|\| st.conf_index == 0\)/if (true)/|tap:test/tap/016_node_lifecycle.pl"
+)
+
+killed=0
+survived=0
+results=()
+
+install_from() {	# install_from DIR
+	(cd "$1" && make -s >/dev/null 2>&1 && rt_as_root make -s install >/dev/null 2>&1)
+}
+
+run_mutant() {
+	local name=$1 file=$2 subst=$3 how=$4 dir
+	dir=$(mktemp -d /tmp/raftable-mutant.XXXXXX)
+	tar -C "$REPO" --exclude=./.git --exclude=./build --exclude=./tmp_check -cf - . | tar -C "$dir" -xf -
+	if ! perl -0pi -e "\$n = ($subst); END { exit(\$n ? 0 : 1) }" "$dir/$file"; then
+		echo "mutants: $name: the substitution does not apply to $file"
+		results+=("ERROR    $name (does not apply)")
+		survived=$((survived + 1))
+		rm -rf "$dir"
+		return
+	fi
+	local caught=0
+	case $how in
+		core)
+			(cd "$dir" && make -s core-check >"$dir/out.log" 2>&1) ||
+				{ grep -q '^not ok' "$dir/out.log" && caught=1 || caught=2; }
+			;;
+		tap:*)
+			if ! install_from "$dir"; then
+				caught=2
+			else
+				chown -R "$RT_PG_USER" "$dir"
+				(cd "$dir" && rt_as_pg make tap PROVE_TESTS="${how#tap:}" >"$dir/out.log" 2>&1) || caught=1
+			fi
+			;;
+	esac
+	if [ $caught = 2 ]; then
+		survived=$((survived + 1))
+		results+=("ERROR    $name: the mutant does not build (see $dir/out.log)")
+	elif [ $caught = 1 ]; then
+		killed=$((killed + 1))
+		results+=("killed   $name (${how})")
+		rm -rf "$dir"
+	else
+		survived=$((survived + 1))
+		results+=("SURVIVED $name (${how}): see $dir/out.log")
+	fi
+}
+
+core_only=0
+if [ "${1:-}" = --core ]; then
+	core_only=1
+	shift
+fi
+want=("$@")
+for m in "${MUTANTS[@]}"; do
+	IFS='|' read -r name file subst how <<<"$m"
+	if [ ${#want[@]} -gt 0 ] && ! printf '%s\n' "${want[@]}" | grep -qx "$name"; then
+		continue
+	fi
+	if [ $core_only = 1 ] && [ "$how" != core ]; then
+		continue
+	fi
+	echo "mutants: $name"
+	run_mutant "$name" "$file" "$subst" "$how"
+done
+# the server tiers must find the real extension again
+if [ $core_only = 0 ]; then
+	install_from "$REPO" || echo "mutants: could not reinstall the unmutated build"
+fi
+printf '%s\n' "${results[@]}"
+echo "mutants: $killed killed, $survived survived"
+[ $survived = 0 ]
