@@ -17,6 +17,7 @@ test/chaos/linearizable.py
     the history by the caller, since they had no effect).
 """
 
+import random
 import sys
 
 INF = float('inf')
@@ -35,63 +36,113 @@ def _step(state, op):
     return False, state
 
 
-def check_key(ops, initial=None, budget=2_000_000):
+class _Entry:
+    """A call or a return in the doubly linked event list."""
+    __slots__ = ('op', 'call', 'match', 'prev', 'next')
+
+    def __init__(self, op, call):
+        self.op, self.call = op, call
+        self.match = self.prev = self.next = None
+
+
+def check_key(ops, initial=None, budget=5_000_000):
     """
     True if the operations on one key are linearizable, False if not, None
     if the search ran out of budget.  ops: as in the module comment.
+
+    Porcupine's form of the search: the calls and returns in time order
+    form a linked list; the first call whose operation may be applied
+    next is taken out with its return ("lifted"), and the search starts
+    again from the head; reaching a return means that operation could not
+    be linearized before it returned, so the last choice is undone.  A
+    set of (linearized operations, state) pairs already explored prunes
+    the search (Lowe), the set hashed incrementally (Zobrist).  An
+    operation whose outcome is unknown returns at infinity, and need not
+    be linearized at all.
     """
+    # reads with an unknown outcome constrain nothing
+    ops = [o for o in ops if not (o['f'] == 'read' and o['ok'] is None)]
     n = len(ops)
     if n == 0:
         return True
-    # an unknown operation completes at infinity; reads with an unknown
-    # outcome constrain nothing and are dropped
-    ops = [o for o in ops if not (o['f'] == 'read' and o['ok'] is None)]
-    n = len(ops)
-    inv = [o['invoke'] for o in ops]
-    comp = [o['complete'] if o['ok'] else INF for o in ops]
-    optional = [o['ok'] is None for o in ops]
-    order = sorted(range(n), key=lambda i: inv[i])
+    rnd = random.Random(n)
+    zobrist = [rnd.getrandbits(64) for _ in range(n)]
+    events = []
+    for i, o in enumerate(ops):
+        c = _Entry(i, True)
+        r = _Entry(i, False)
+        c.match = r
+        # calls before returns at the same instant: concurrent, not ordered
+        events.append((o['invoke'], 0, c))
+        events.append((o['complete'] if o['ok'] else INF, 1, r))
+    events.sort(key=lambda e: (e[0], e[1]))
+    head = _Entry(None, False)
+    prev = head
+    for _, _, e in events:
+        prev.next = e
+        e.prev = prev
+        prev = e
+    definite = sum(1 for o in ops if o['ok'])
+
+    def lift(c):
+        c.prev.next = c.next
+        if c.next:
+            c.next.prev = c.prev
+        r = c.match
+        r.prev.next = r.next
+        if r.next:
+            r.next.prev = r.prev
+
+    def unlift(c):
+        r = c.match
+        r.prev.next = r
+        if r.next:
+            r.next.prev = r
+        c.prev.next = c
+        if c.next:
+            c.next.prev = c
+
+    state = initial
+    lin_hash = 0
+    left = definite
     seen = set()
+    stack = []
+    entry = head.next
     steps = 0
-    sys.setrecursionlimit(max(10000, 4 * n + 100))
-
-    # required: every definite operation must be linearized
-    required_mask = 0
-    for i in range(n):
-        if not optional[i]:
-            required_mask |= 1 << i
-
-    def search(done, state):
-        nonlocal steps
-        if done & required_mask == required_mask:
-            return True
-        key = (done, state)
-        if key in seen:
-            return False
-        seen.add(key)
+    while left > 0:
         steps += 1
         if steps > budget:
-            raise TimeoutError
-        # the earliest completion among operations not yet linearized: any
-        # operation linearized next must have been invoked before it
-        horizon = INF
-        for i in range(n):
-            if not (done >> i) & 1 and comp[i] < horizon:
-                horizon = comp[i]
-        for i in order:
-            if (done >> i) & 1:
-                continue
-            if inv[i] > horizon:
-                break
+            return None
+        if entry is None:
+            return False
+        if entry.call:
+            i = entry.op
             ok, nstate = _step(state, ops[i])
-            if ok and search(done | (1 << i), nstate):
-                return True
-        return False
-
-    try:
-        return search(0, initial)
-    except TimeoutError:
-        return None
+            if ok:
+                h = lin_hash ^ zobrist[i]
+                if (h, nstate) not in seen:
+                    seen.add((h, nstate))
+                    stack.append((entry, state, lin_hash))
+                    state, lin_hash = nstate, h
+                    if ops[i]['ok']:
+                        left -= 1
+                    lift(entry)
+                    entry = head.next
+                    continue
+            entry = entry.next
+        else:
+            if not ops[entry.op]['ok']:
+                # only unknown operations remain before this point in time
+                entry = entry.next
+                continue
+            if not stack:
+                return False
+            entry, state, lin_hash = stack.pop()
+            if ops[entry.op]['ok']:
+                left += 1
+            unlift(entry)
+            entry = entry.next
+    return True
 
 
 def check(history, initial=None):
