@@ -19,14 +19,14 @@ REPO=$(pwd)
 # shellcheck source=test/lib.sh
 . test/lib.sh
 
-# name | file | perl substitution (one line, must match) | how it is caught
+# name @ file @ perl substitution (one line, must match) @ how it is caught
 MUTANTS=(
-	"readindex-requester-any-term|src/core/raft.c|s/queue_read\(r, m->ctx, m->from, m->hint_term == r->term\)/queue_read(r, m->ctx, m->from, true)/|core"
-	"vote-resets-timer|src/core/raft.c|s/else if \(m->type == RAFT_MSG_VOTE && r->role == RAFT_FOLLOWER\)/else if (0)/|core"
-	"apply-stall-not-reported|src/core/raft.c|s/p->stalled_at = m->hint_index;/p->stalled_at = 0;/|core"
-	"strong-without-read-index|src/reads.c|s/target = reads_round\(deadline_us, \"strong\"\);/target = 0;/|tap:test/tap/017_reads.pl"
-	"rr-no-wait-at-begin|src/reads.c|s/reads_xact_covered = reads_prepare\(\);/reads_xact_covered = 0;/|tap:test/tap/017_reads.pl"
-	"removed-node-stays|src/worker.c|s/if \(!worker_was_member \|\| st.conf_index == 0\)/if (true)/|tap:test/tap/016_node_lifecycle.pl"
+	"readindex-requester-any-term@src/core/raft.c@s/queue_read\(r, m->ctx, m->from, m->hint_term == r->term\)/queue_read(r, m->ctx, m->from, true)/@core"
+	"vote-resets-timer@src/core/raft.c@s/else if \(m->type == RAFT_MSG_VOTE && r->role == RAFT_FOLLOWER\)/else if (0)/@core"
+	"apply-stall-not-reported@src/core/raft.c@s/p->stalled_at = m->hint_index;/p->stalled_at = 0;/@core"
+	"strong-without-read-index@src/reads.c@s/target = reads_round\(deadline_us, \"strong\"\);/target = 0;/@tap:test/tap/017_reads.pl"
+	"rr-no-wait-at-begin@src/reads.c@s/reads_xact_covered = reads_prepare\(\);/reads_xact_covered = 0;/@tap:test/tap/017_reads.pl"
+	"removed-node-stays@src/worker.c@s/if \(!worker_was_member \|\| st.conf_index == 0\)/if (true)/@tap:test/tap/016_node_lifecycle.pl"
 )
 
 killed=0
@@ -83,7 +83,7 @@ if [ "${1:-}" = --core ]; then
 fi
 want=("$@")
 for m in "${MUTANTS[@]}"; do
-	IFS='|' read -r name file subst how <<<"$m"
+	IFS='@' read -r name file subst how <<<"$m"
 	if [ ${#want[@]} -gt 0 ] && ! printf '%s\n' "${want[@]}" | grep -qx "$name"; then
 		continue
 	fi

@@ -223,6 +223,21 @@ for my $iso ('REPEATABLE READ', 'SERIALIZABLE')
 	}
 	is($bad, 0, "$iso: 50 transactions begun after a write each see it");
 }
+# with the follower's apply held back, a transaction begun after a write
+# waits for it at BEGIN, and fails rather than read without it
+{
+	my $f = $followers[0];
+	my $hold = poller($f);
+	$hold->query(q{BEGIN; SELECT 1 FROM raftable.apply_state FOR UPDATE});
+	my $before = sql($f, q{SET raftable.read_consistency = 'eventual'; SELECT v FROM reg WHERE k = 1});
+	sql($leader, q{UPDATE reg SET v = v + 1 WHERE k = 1});
+	my $r = sql_error($f, q{BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT v FROM reg WHERE k = 1; COMMIT});
+	isnt($r->{out} // '', $before, 'REPEATABLE READ with apply held back: no stale answer');
+	is($r->{sqlstate}, 'RA001', '... but RA001, from the wait at BEGIN');
+	$hold->query('ROLLBACK');
+	$hold->quit;
+	ok(wait_applied(\@nodes, $leader), 'released, the follower applies');
+}
 {
 	my $f = $followers[0];
 	my $p = poller($f);
