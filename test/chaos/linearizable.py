@@ -60,8 +60,19 @@ def check_key(ops, initial=None, budget=5_000_000):
     operation whose outcome is unknown returns at infinity, and need not
     be linearized at all.
     """
-    # reads with an unknown outcome constrain nothing
-    ops = [o for o in ops if not (o['f'] == 'read' and o['ok'] is None)]
+    # reads with an unknown outcome constrain nothing; nor does a write
+    # (or compare-and-set) of unknown outcome whose value nobody read: if it
+    # took effect, the next operation overwrote it unseen, so the history
+    # with it is linearizable exactly when the one without it is (values
+    # written are unique)
+    observed = {o['value'] for o in ops if o['f'] == 'read' and o['ok']}
+    observed |= {o['value'][0] for o in ops if o['f'] == 'cas'}
+
+    def written(o):
+        return o['value'] if o['f'] == 'write' else o['value'][1]
+
+    ops = [o for o in ops
+           if not (o['ok'] is None and (o['f'] == 'read' or written(o) not in observed))]
     n = len(ops)
     if n == 0:
         return True
