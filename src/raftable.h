@@ -480,9 +480,9 @@ extern void transport_forget_peers_except(const uint64 *ids, int n);
 
 extern void transport_send(uint64 to, const uint8 *msg, size_t len);
 
-/* number of sockets transport_add_events() may add */
-extern int	transport_nsockets(void);
-extern void transport_add_events(WaitEventSet *wes);
+/* the sockets to wait on, and when they may have been replaced */
+extern int	transport_wait_events(pgsocket *socks, int *events, int max);
+extern uint64 transport_socket_epoch(void);
 
 /* after a wait: progress connects, flush queues, read results, timeouts */
 extern void transport_poll(void);

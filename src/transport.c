@@ -8,8 +8,8 @@
  * batches in flight on that connection, failure detection (connect and
  * call timeouts, libpq errors) and the reconnect backoff.  Nothing else in
  * raftable touches these connections; the worker only queues messages,
- * adds our sockets to its WaitEventSet and calls transport_poll() after
- * every wait.
+ * waits on the sockets transport_wait_events() names and calls
+ * transport_poll() after every wait.
  *
  * Messages leave in batches.  A batch is a sequence of (uint32
  * little-endian length, message bytes), at most TP_BATCH_MAX bytes unless
@@ -166,6 +166,7 @@ typedef struct TpPeer
 static MemoryContext tp_context = NULL;
 static TpPeer *tp_peers[RAFT_MAX_MEMBERS];
 static int	tp_npeers = 0;
+static uint64 tp_socket_epoch = 0;	/* see transport_socket_epoch() */
 static uint64 tp_self_id = 0;
 static uint64 tp_messages_sent = 0;
 
@@ -385,42 +386,48 @@ transport_send(uint64 to, const uint8 *msg, size_t len)
 }
 
 /*
- * How many sockets transport_add_events() adds right now, so that the
- * worker can size its WaitEventSet.  Must use the same test as
- * transport_add_events(), which adds exactly these.
+ * The sockets the worker must wait on right now, with the events to wait
+ * for on each (at most max of them); returns how many.  Readable always
+ * (results, errors, EOF), writeable while connecting wants to write or
+ * while libpq holds output the kernel would not take yet.
  */
 int
-transport_nsockets(void)
+transport_wait_events(pgsocket *socks, int *events, int max)
 {
 	int			n = 0;
-	int			i;
 
-	for (i = 0; i < tp_npeers; i++)
+	for (int i = 0; i < tp_npeers && n < max; i++)
 	{
-		if (tp_wait_events(tp_peers[i]) != 0)
+		TpPeer	   *p = tp_peers[i];
+		int			ev = tp_wait_events(p);
+
+		if (ev != 0)
+		{
+			socks[n] = PQsocket(p->conn);
+			events[n] = ev;
 			n++;
+		}
 	}
 	return n;
 }
 
 /*
- * Add our sockets to the worker's WaitEventSet: readable always (results,
- * errors, EOF), writeable while connecting wants to write or while libpq
- * holds output the kernel would not take yet.
+ * A number that changes whenever a socket transport_wait_events() names
+ * may have been closed and another opened, perhaps under the same
+ * descriptor number: the worker keeps one WaitEventSet across waits and
+ * must build it anew then (epoll forgets a closed descriptor).  While a
+ * connection is being made libpq may replace its socket at any step, so
+ * the number changes on every call then.
  */
-void
-transport_add_events(WaitEventSet *wes)
+uint64
+transport_socket_epoch(void)
 {
-	int			i;
-
-	for (i = 0; i < tp_npeers; i++)
+	for (int i = 0; i < tp_npeers; i++)
 	{
-		TpPeer	   *p = tp_peers[i];
-		int			events = tp_wait_events(p);
-
-		if (events != 0)
-			AddWaitEventToSet(wes, events, PQsocket(p->conn), NULL, NULL);
+		if (tp_peers[i]->state == TP_CONNECTING)
+			return ++tp_socket_epoch;
 	}
+	return tp_socket_epoch;
 }
 
 /*
@@ -658,6 +665,7 @@ tp_start_connect(TpPeer *p, TimestampTz now)
 
 	p->conn = PQconnectStartParams(keys, vals, /* expand_dbname = */ 1);
 	p->state = TP_CONNECTING;
+	tp_socket_epoch++;
 	p->connect_start = now;
 	p->proven = false;
 	p->output_pending = false;
@@ -1149,6 +1157,7 @@ tp_close(TpPeer *p)
 	{
 		PQfinish(p->conn);
 		p->conn = NULL;
+		tp_socket_epoch++;
 	}
 	p->state = TP_IDLE;
 	p->ninflight = 0;
@@ -1248,8 +1257,7 @@ tp_queue_reset(TpQueue *q)
 
 /*
  * The events to wait for on a peer's socket, or 0 if it has none to wait
- * on.  The single test behind both transport_nsockets() and
- * transport_add_events(), so that they always agree.
+ * on.
  */
 static int
 tp_wait_events(TpPeer *p)

@@ -1017,21 +1017,64 @@ worker_timeout_ms(bool active)
 	return t;
 }
 
+/*
+ * Sleep until the latch is set, a peer socket is ready or the next
+ * deadline.  The WaitEventSet lives across waits (in worker_cxt): building
+ * one costs an epoll descriptor and a system call per socket, several
+ * times the rest of a read-index round's work in this process.  It is
+ * built anew when the sockets may have changed (transport_socket_epoch),
+ * and a socket whose events changed is only modified.
+ */
 static void
 worker_wait(bool active)
 {
-	WaitEventSet *wes;
-	WaitEvent	events[RAFT_MAX_MEMBERS + 2];
-	int			nsock = active ? transport_nsockets() : 0;
+	static WaitEventSet *wes = NULL;
+	static uint64 wes_epoch = 0;
+	static int	wes_n = -1;		/* sockets in wes; -1: no wes */
+	static pgsocket wes_socks[RAFT_MAX_MEMBERS];
+	static int	wes_events[RAFT_MAX_MEMBERS];
+	pgsocket	socks[RAFT_MAX_MEMBERS];
+	int			events[RAFT_MAX_MEMBERS];
+	WaitEvent	fired[RAFT_MAX_MEMBERS + 2];
+	int			n = 0;
+	uint64		epoch = 0;
 
-	wes = CreateWaitEventSet(cycle_cxt, nsock + 2);
-	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	if (active)
-		transport_add_events(wes);
-	(void) WaitEventSetWait(wes, worker_timeout_ms(active), events,
-							lengthof(events), PG_WAIT_EXTENSION);
-	FreeWaitEventSet(wes);
+	{
+		n = transport_wait_events(socks, events, RAFT_MAX_MEMBERS);
+		epoch = transport_socket_epoch();
+	}
+
+	if (wes == NULL || epoch != wes_epoch || n != wes_n ||
+		memcmp(socks, wes_socks, n * sizeof(pgsocket)) != 0)
+	{
+		if (wes != NULL)
+			FreeWaitEventSet(wes);
+		wes = CreateWaitEventSet(worker_cxt, RAFT_MAX_MEMBERS + 2);
+		AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		for (int i = 0; i < n; i++)
+			AddWaitEventToSet(wes, events[i], socks[i], NULL, NULL);
+		wes_epoch = epoch;
+		wes_n = n;
+		memcpy(wes_socks, socks, n * sizeof(pgsocket));
+		memcpy(wes_events, events, n * sizeof(int));
+	}
+	else
+	{
+		/* positions 0 and 1 are the latch and postmaster death */
+		for (int i = 0; i < n; i++)
+		{
+			if (events[i] != wes_events[i])
+			{
+				ModifyWaitEvent(wes, i + 2, events[i], NULL);
+				wes_events[i] = events[i];
+			}
+		}
+	}
+
+	(void) WaitEventSetWait(wes, worker_timeout_ms(active), fired,
+							lengthof(fired), PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 }
 
