@@ -25,29 +25,28 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
-/* how long a connection to, or a query on, another node may take */
-#define REMOTE_WAIT_MS	(30 * 1000)
 
 /*
  * Wait until conn's socket is ready for events, or the latch is set, for
  * at most until deadline; interrupts (cancel, terminate) are served.
- * Returns false on timeout.
+ * Returns 0 once the deadline has passed, else what woke us
+ * (WaitLatchOrSocket's bits: the socket may not be ready).
  */
-bool
+int
 remote_wait_socket(PGconn *conn, int events, TimestampTz deadline)
 {
 	long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 	int			rc;
 
 	if (ms <= 0)
-		return false;
+		return 0;
 	rc = WaitLatchOrSocket(MyLatch,
 						   WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | WL_TIMEOUT | events,
 						   PQsocket(conn), ms, PG_WAIT_EXTENSION);
 	if (rc & WL_LATCH_SET)
 		ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
-	return true;
+	return rc;
 }
 
 /*
@@ -56,10 +55,10 @@ remote_wait_socket(PGconn *conn, int events, TimestampTz deadline)
  * Returns the connection, good or bad; the caller checks PQstatus.
  */
 static PGconn *
-remote_connect_wait(PGconn *conn)
+remote_connect_wait(PGconn *conn, int wait_ms)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   REMOTE_WAIT_MS);
+													   wait_ms);
 	PostgresPollingStatusType status = PGRES_POLLING_WRITING;
 
 	if (conn == NULL || PQstatus(conn) == CONNECTION_BAD)
@@ -68,10 +67,22 @@ remote_connect_wait(PGconn *conn)
 	{
 		while (status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED)
 		{
-			if (!remote_wait_socket(conn, status == PGRES_POLLING_READING ?
-								 WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE, deadline))
+			int			want = status == PGRES_POLLING_READING ?
+				WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
+			int			rc = remote_wait_socket(conn, want, deadline);
+
+			if (rc == 0)
 				break;			/* PQstatus stays not OK: the caller reports */
-			status = PQconnectPoll(conn);
+
+			/*
+			 * Only a ready socket may advance libpq: woken by the latch while
+			 * the TCP handshake is still going, PQconnectPoll would take the
+			 * connection as made, and then block inside libpq sending the
+			 * startup packet until the kernel gives up (minutes, deaf to
+			 * cancel) when the peer's SYNs are being dropped.
+			 */
+			if (rc & want)
+				status = PQconnectPoll(conn);
 		}
 	}
 	PG_CATCH();
@@ -138,23 +149,24 @@ remote_collect(PGconn *conn, int idle_ms)
 
 /*
  * Connect from this backend to another node, waiting interruptibly and at
- * most REMOTE_WAIT_MS (keepalives on; statements there time out too).
+ * most wait_ms (keepalives on; statements there time out too).
  * conninfo is the node's, as the membership records it: we connect as
  * this node's own role (peer.c), and without dbname to raftable.database,
  * as the worker does.
  */
 PGconn *
-remote_connect_nothrow(const char *conninfo, bool long_running)
+remote_connect_nothrow(const char *conninfo, bool long_running, int wait_ms)
 {
 	char		self_role[NAMEDATALEN];
 
 	peer_self_role(self_role);
-	return remote_connect_as(conninfo, self_role, long_running);
+	return remote_connect_as(conninfo, self_role, long_running, wait_ms);
 }
 
 /* the same, as role ("": libpq's default user) */
 PGconn *
-remote_connect_as(const char *conninfo, const char *role, bool long_running)
+remote_connect_as(const char *conninfo, const char *role, bool long_running,
+				  int wait_ms)
 {
 	char	   *ours;
 	const char *keys[] = {"dbname", "connect_timeout", "application_name",
@@ -183,7 +195,7 @@ remote_connect_as(const char *conninfo, const char *role, bool long_running)
 			vals[8] = raftable_database;
 		}
 	}
-	conn = remote_connect_wait(PQconnectStartParams(keys, vals, true));
+	conn = remote_connect_wait(PQconnectStartParams(keys, vals, true), wait_ms);
 	pfree(ours);
 	return conn;
 }
@@ -191,7 +203,8 @@ remote_connect_as(const char *conninfo, const char *role, bool long_running)
 PGconn *
 remote_connect(const char *conninfo, bool long_running)
 {
-	PGconn	   *conn = remote_connect_nothrow(conninfo, long_running);
+	PGconn	   *conn = remote_connect_nothrow(conninfo, long_running,
+												 REMOTE_WAIT_MS);
 
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
 	{

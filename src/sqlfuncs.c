@@ -513,7 +513,7 @@ sql_full_conninfo(const raft_conf *conf, uint64 id, char *conninfo)
 static void
 sql_tell_leave(const char *conninfo, uint64 cluster_id, uint64 node_id)
 {
-	PGconn	   *conn = remote_connect_nothrow(conninfo, false);
+	PGconn	   *conn = remote_connect_nothrow(conninfo, false, REMOTE_BRIEF_MS);
 
 	if (conn != NULL && PQstatus(conn) == CONNECTION_OK)
 	{
@@ -917,7 +917,7 @@ raftable_require_everywhere(List *roles, Oid relid)
 
 		if (m->is_self)
 			continue;
-		conn = remote_connect_nothrow(m->conninfo, false);
+		conn = remote_connect_nothrow(m->conninfo, false, REMOTE_BRIEF_MS);
 		if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
 		{
 			/*
@@ -977,7 +977,7 @@ sql_check_reaches_self(const char *conninfo)
 	char	   *ours;
 
 	peer_role_of(conninfo, role);
-	conn = remote_connect_as(conninfo, role, false);
+	conn = remote_connect_as(conninfo, role, false, REMOTE_WAIT_MS);
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
 	{
 		char	   *msg = conn ? pchomp(PQerrorMessage(conn)) : "out of memory";
