@@ -85,7 +85,7 @@ PG_TEST_ENV  = PATH="$(bindir):$$PATH"
 PGTAP_DB    ?= raftable_pgtap
 PROVE       ?= prove
 
-.PHONY: pgtap tap bench bench-snapshot failover-bench pg-regress chaos chaos-short mutants
+.PHONY: pgtap tap bench bench-snapshot failover-bench pg-regress checkers chaos mutants
 
 pgtap:
 	$(PG_TEST_ENV) dropdb --if-exists $(PGTAP_DB)
@@ -115,12 +115,12 @@ pg-regress:
 
 # randomized faults against a real cluster, histories checked for
 # linearizability (as root: iptables and per-node OS users)
-chaos:
-	/usr/bin/python3 test/chaos/chaos.py --seconds $${CHAOS_SECONDS:-1800} \
-		$${CHAOS_SEED:+--seed $$CHAOS_SEED}
+checkers:
+	/usr/bin/python3 test/chaos/linearizable.py
+	/usr/bin/python3 test/chaos/checkers.py
 
-chaos-short:
-	bash test/chaos/short.sh
+chaos:
+	DURATION=$(DURATION) NODES=$(NODES) SEED=$(SEED) bash test/chaos/run.sh
 
 # each mutant breaks one mechanism in a copy of the tree; its test must fail
 # (server mutants install the mutated build, then the real one again)
