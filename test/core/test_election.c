@@ -424,3 +424,36 @@ TEST(rejected_vote_keeps_the_election_timer)
 	CHECK(raft_next_deadline(h_r(net, 2)) != deadline);
 	h_free(net);
 }
+
+/*
+ * Figure 2 ("persistent state ... updated on stable storage before
+ * responding to RPCs"): a vote reply is never one of the messages a node
+ * may send before its Ready is persisted, or a crash right after could
+ * let it vote twice in one term.  The Ready that grants the vote carries
+ * the vote in its hard state.
+ */
+TEST(fig2_vote_reply_waits_for_persistence)
+{
+	h_net	   *net = h_new_opts(3, 3, false, false);
+	raft_msg	m = h_msg(RAFT_MSG_VOTE, 2, 1, 5);
+	raft_ready	rd;
+	int			replies = 0;
+
+	m.index = 1;
+	m.log_term = 1;
+	raft_step(h_r(net, 1), &m);
+	CHECK_EQ(raft_get_ready(h_r(net, 1), &rd), 0);
+	CHECK_EQ(rd.hs.vote, 2);
+	CHECK_EQ(rd.hs.term, 5);
+	for (size_t i = 0; i < rd.n_msgs; i++)
+	{
+		if (rd.msgs[i].type != RAFT_MSG_VOTE_RESP)
+			continue;
+		replies++;
+		CHECK(!rd.msgs[i].reject);
+		CHECK(!raft_msg_may_precede_persist(&rd.msgs[i]));
+	}
+	CHECK_EQ(replies, 1);
+	raft_advance(h_r(net, 1), &rd);
+	h_free(net);
+}

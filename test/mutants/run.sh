@@ -9,8 +9,9 @@
 #	    bash test/mutants/run.sh NAME...    (some)
 #
 #	Core mutants run the core unit tests; server mutants install the
-#	mutated extension, run one TAP file as the PostgreSQL user, and then
-#	install the unmutated build again.  As root (like test/run-tests.sh).
+#	mutated extension, run one TAP file as the PostgreSQL user or a minute
+#	of make chaos (seed MUTANT_CHAOS_SEED, default 1), and then install the
+#	unmutated build again.  As root (like test/run-tests.sh).
 #	Last line: "mutants: N killed, N survived".
 
 set -uo pipefail
@@ -23,9 +24,19 @@ REPO=$(pwd)
 MUTANTS=(
 	"readindex-requester-any-term@src/core/raft.c@s/queue_read\(r, m->ctx, m->from, m->hint_term == r->term\)/queue_read(r, m->ctx, m->from, true)/@core"
 	"vote-resets-timer@src/core/raft.c@s/else if \(m->type == RAFT_MSG_VOTE && r->role == RAFT_FOLLOWER\)/else if (0)/@core"
+	"figure8-commit-by-counting@src/core/raft.c@s{if \(idx <= r->commit \|\| log_term\(r, idx, &ok\) != r->term \|\| !ok\)}{if (idx <= r->commit \|\| (log_term(r, idx, &ok), !ok))}@core"
+	"vote-without-up-to-date-check@src/core/raft.c@s{if \(can_vote && up_to_date\)}{if (can_vote && (up_to_date \|\| true))}@core"
+	"quorum-off-by-one-even@src/core/raft.c@s{return raft_conf_voters\(r->conf\) / 2 \+ 1;}{return (raft_conf_voters(r->conf) + 1) / 2;}@core"
+	"append-without-prev-term-match@src/core/raft.c@s{if \(!log_matches\(r, m->index, m->log_term\)\)}{if (m->index > log_last_index(r))}@core"
+	"follower-commit-beyond-last-new@src/core/raft.c@s{raft_index\s+c = m->commit < last_new \? m->commit : last_new;}{raft_index c = m->commit;}@core"
+	"check-quorum-off@src/core/raft.c@s{if \(r->opts.check_quorum && !quorum_active\(r\)\)}{if (0 && !quorum_active(r))}@core"
+	"read-index-before-noop-commit@src/core/raft.c@s{pr->index = r->commit >= r->noop_index \? r->commit : 0;}{pr->index = r->commit;}@core"
+	"vote-reply-before-persist@src/core/raft.c@s{return m->type == RAFT_MSG_APPEND \|\| m->type == RAFT_MSG_HEARTBEAT;}{return true;}@core"
 	"apply-stall-not-reported@src/core/raft.c@s/p->stalled_at = m->hint_index;/p->stalled_at = 0;/@core"
 	"strong-without-read-index@src/reads.c@s/target = reads_round\(deadline_us, \"strong\"\);/target = 0;/@tap:test/tap/017_reads.pl"
 	"rr-no-wait-at-begin@src/reads.c@s/reads_xact_covered = reads_prepare\(\);/reads_xact_covered = 0;/@tap:test/tap/017_reads.pl"
+	"unknown-outcome-acknowledged@src/capture.c@s/if \(state == RAFTABLE_PROP_COMMITTED\)\n\t\treturn;\n\tif \(state == -1\)/return;\n\tif (state == -1)/@chaos"
+	"leader-writes-before-applying-earlier-terms@src/capture.c@s/if \(st->applied_index >= need\)/if (true)/@chaos"
 	"removed-node-stays@src/worker.c@s/if \(!worker_was_member \|\| st.conf_index == 0\)/if (true)/@tap:test/tap/016_node_lifecycle.pl"
 )
 
@@ -51,8 +62,14 @@ run_mutant() {
 	local caught=0
 	case $how in
 		core)
-			(cd "$dir" && make -s core-check >"$dir/out.log" 2>&1) ||
-				{ grep -q '^not ok' "$dir/out.log" && caught=1 || caught=2; }
+			# a test run that never ends has caught the mutant as surely
+			(cd "$dir" && timeout "${MUTANT_CORE_SECONDS:-60}" make -s core-check >"$dir/out.log" 2>&1)
+			case $? in
+				0) ;;
+				124) echo "not ok - the core tests did not finish in ${MUTANT_CORE_SECONDS:-60} s" >>"$dir/out.log"
+					caught=1 ;;
+				*) grep -q '^not ok' "$dir/out.log" && caught=1 || caught=2 ;;
+			esac
 			;;
 		tap:*)
 			if ! install_from "$dir"; then
@@ -62,13 +79,24 @@ run_mutant() {
 				(cd "$dir" && rt_as_pg make tap PROVE_TESTS="${how#tap:}" >"$dir/out.log" 2>&1) || caught=1
 			fi
 			;;
+		chaos)
+			# the fault suite, a minute, a fixed seed: its checkers must object
+			if ! install_from "$dir"; then
+				caught=2
+			else
+				(cd "$dir" && /usr/bin/python3 test/chaos/chaos.py --seconds "${MUTANT_CHAOS_SECONDS:-60}" \
+					--seed "${MUTANT_CHAOS_SEED:-1}" >"$dir/out.log" 2>&1) || caught=1
+			fi
+			;;
 	esac
 	if [ $caught = 2 ]; then
 		survived=$((survived + 1))
 		results+=("ERROR    $name: the mutant does not build (see $dir/out.log)")
 	elif [ $caught = 1 ]; then
 		killed=$((killed + 1))
-		results+=("killed   $name (${how})")
+		# what caught it: the first failed test or anomaly
+		why=$(grep -m1 -E '^not ok|ANOMALY|^chaos: .*error' "$dir/out.log" | cut -c1-150)
+		results+=("killed   $name (${how})${why:+: $why}")
 		rm -rf "$dir"
 	else
 		survived=$((survived + 1))
