@@ -152,6 +152,7 @@ typedef struct node
 	bool		crash_now;		/* crash before its next Ready cycle */
 	bool		dirty;			/* events fed since the last Ready cycle */
 	bool		was_member;		/* has been in a configuration it applied */
+	uint64_t	cutoff_since;	/* leads, cut off from a quorum since: 0 not */
 
 	/* last observed status, to see transitions */
 	raft_role	role;
@@ -3010,6 +3011,43 @@ seed_setup(uint64_t seed, int force_nodes, const mixdef *force_mix)
 		node_start(&S.nodes[i], true);
 }
 
+/*
+ * Check-quorum (dissertation §6.2): a leader that cannot exchange messages
+ * with a quorum steps down within an election timeout or two.  Checked
+ * where the voters are known to be the boot nodes (no membership changes)
+ * and every link is either up or cut both ways for the whole wait: a
+ * leader cut off from a quorum for five election timeouts still leading
+ * fails the seed.  (Without check-quorum a deposed minority leader would
+ * keep serving as if it led, until a higher term reaches it.)
+ */
+static void
+check_check_quorum(void)
+{
+	if (!S.check_quorum || S.mix->w_member != 0 || S.n_nodes != S.n_boot)
+		return;
+	for (int i = 0; i < S.n_nodes && !S.failed; i++)
+	{
+		node	   *n = &S.nodes[i];
+		int			reach = 1;
+
+		if (n->state != NODE_UP || n->role != RAFT_LEADER)
+		{
+			n->cutoff_since = 0;
+			continue;
+		}
+		for (int j = 0; j < S.n_nodes; j++)
+			if (j != i && S.nodes[j].state == NODE_UP && !S.cut[i][j] && !S.cut[j][i])
+				reach++;
+		if (reach >= S.n_boot / 2 + 1)
+			n->cutoff_since = 0;
+		else if (n->cutoff_since == 0)
+			n->cutoff_since = S.now;
+		else if (S.now - n->cutoff_since > 5 * ELECTION_MS)
+			fail("check-quorum: n%llu still leads term %llu, cut off from a quorum since %llu ms",
+				 U(n->id), U(n->term), U(n->cutoff_since));
+	}
+}
+
 static void
 seed_run(void)
 {
@@ -3086,6 +3124,7 @@ seed_run(void)
 			S.next_compact = S.now + rnd_range(10, 200);
 		}
 		flush_dirty();
+		check_check_quorum();
 		if (S.now >= S.next_scan && !S.failed)
 		{
 			scan_all();

@@ -5,7 +5,8 @@
 #	("killed").  A mutant that survives is a hole in the test suite.
 #
 #	    bash test/mutants/run.sh            (all)
-#	    bash test/mutants/run.sh --core     (those the core tests catch: CI)
+#	    bash test/mutants/run.sh --core     (those the core tests or the
+#	                                         simulator catch: CI)
 #	    bash test/mutants/run.sh NAME...    (some)
 #
 #	Core mutants run the core unit tests; server mutants install the
@@ -30,6 +31,7 @@ MUTANTS=(
 	"append-without-prev-term-match@src/core/raft.c@s{if \(!log_matches\(r, m->index, m->log_term\)\)}{if (m->index > log_last_index(r))}@core"
 	"follower-commit-beyond-last-new@src/core/raft.c@s{raft_index\s+c = m->commit < last_new \? m->commit : last_new;}{raft_index c = m->commit;}@core"
 	"check-quorum-off@src/core/raft.c@s{if \(r->opts.check_quorum && !quorum_active\(r\)\)}{if (0 && !quorum_active(r))}@core"
+	"check-quorum-off-sim@src/core/raft.c@s{if \(r->opts.check_quorum && !quorum_active\(r\)\)}{if (0 && !quorum_active(r))}@sim"
 	"read-index-before-noop-commit@src/core/raft.c@s{pr->index = r->commit >= r->noop_index \? r->commit : 0;}{pr->index = r->commit;}@core"
 	"vote-reply-before-persist@src/core/raft.c@s{return m->type == RAFT_MSG_APPEND \|\| m->type == RAFT_MSG_HEARTBEAT;}{return true;}@core"
 	"apply-stall-not-reported@src/core/raft.c@s/p->stalled_at = m->hint_index;/p->stalled_at = 0;/@core"
@@ -37,6 +39,8 @@ MUTANTS=(
 	"rr-no-wait-at-begin@src/reads.c@s/reads_xact_covered = reads_prepare\(\);/reads_xact_covered = 0;/@tap:test/tap/017_reads.pl"
 	"unknown-outcome-acknowledged@src/capture.c@s/if \(state == RAFTABLE_PROP_COMMITTED\)\n\t\treturn;\n\tif \(state == -1\)/return;\n\tif (state == -1)/@chaos"
 	"leader-writes-before-applying-earlier-terms@src/capture.c@s/if \(st->applied_index >= need\)/if (true)/@chaos"
+	"strong-without-read-index-chaos@src/reads.c@s/target = reads_round\(deadline_us, \"strong\"\);/target = 0;/@chaos"
+	"snapshot-without-marks@src/snapshot.c@s{for \(int i = 0; i < PQntuples\(marks\); i\+\+\)}{for (int i = 0; i < 0 * PQntuples(marks); i++)}@chaos"
 	"removed-node-stays@src/worker.c@s/if \(!worker_was_member \|\| st.conf_index == 0\)/if (true)/@tap:test/tap/016_node_lifecycle.pl"
 )
 
@@ -79,6 +83,14 @@ run_mutant() {
 				(cd "$dir" && rt_as_pg make tap PROVE_TESTS="${how#tap:}" >"$dir/out.log" 2>&1) || caught=1
 			fi
 			;;
+		sim)
+			# the simulator alone, over the seeds CI runs
+			(cd "$dir" && timeout 600 make -s sim SEEDS="${MUTANT_SIM_SEEDS:-2000}" >"$dir/out.log" 2>&1)
+			case $? in
+				0) ;;
+				*) grep -q '^FAIL' "$dir/out.log" && caught=1 || caught=2 ;;
+			esac
+			;;
 		chaos)
 			# the fault suite, a minute, a fixed seed: its checkers must object
 			if ! install_from "$dir"; then
@@ -95,7 +107,7 @@ run_mutant() {
 	elif [ $caught = 1 ]; then
 		killed=$((killed + 1))
 		# what caught it: the first failed test or anomaly
-		why=$(grep -m1 -E '^not ok|ANOMALY|^chaos: .*error' "$dir/out.log" | cut -c1-150)
+		why=$(grep -m1 -E '^not ok|^FAIL|ANOMALY|^chaos: .*error' "$dir/out.log" | cut -c1-150)
 		results+=("killed   $name (${how})${why:+: $why}")
 		rm -rf "$dir"
 	else
@@ -115,7 +127,7 @@ for m in "${MUTANTS[@]}"; do
 	if [ ${#want[@]} -gt 0 ] && ! printf '%s\n' "${want[@]}" | grep -qx "$name"; then
 		continue
 	fi
-	if [ $core_only = 1 ] && [ "$how" != core ]; then
+	if [ $core_only = 1 ] && [ "$how" != core ] && [ "$how" != sim ]; then
 		continue
 	fi
 	echo "mutants: $name"
