@@ -484,9 +484,16 @@ class Nemesis(threading.Thread):
         try:
             if leader is None:
                 raise RuntimeError('no leader')
-            if any(r[0] == n.id for r in leader.sql('SELECT node_id FROM raftable.nodes')):
-                leader.sql('SELECT raftable.remove_node(%s)', (n.id,), timeout=30)
-            n.id = leader.sql('SELECT raftable.add_node(%s, %s)', (n.conninfo(), n.name), timeout=60)[0][0]
+            rows = leader.sql('SELECT node_id, node_name FROM raftable.nodes')
+            again = [r[0] for r in rows if r[1] == n.name and r[0] != n.id]
+            if again:
+                # an add_node that timed out left it a learner, promoted later
+                n.id = again[0]
+            else:
+                if any(r[0] == n.id for r in rows):
+                    leader.sql('SELECT raftable.remove_node(%s)', (n.id,), timeout=30)
+                n.id = leader.sql('SELECT raftable.add_node(%s, %s)', (n.conninfo(), n.name),
+                                  timeout=60)[0][0]
             n.out = False
             self.removed = None
             log(f'{n.name} added back as node {n.id}')
