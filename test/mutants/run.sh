@@ -31,6 +31,7 @@ MUTANTS=(
 	"append-without-prev-term-match@src/core/raft.c@s{if \(!log_matches\(r, m->index, m->log_term\)\)}{if (m->index > log_last_index(r))}@core"
 	"follower-commit-beyond-last-new@src/core/raft.c@s{raft_index\s+c = m->commit < last_new \? m->commit : last_new;}{raft_index c = m->commit;}@core"
 	"check-quorum-off@src/core/raft.c@s{if \(r->opts.check_quorum && !quorum_active\(r\)\)}{if (0 && !quorum_active(r))}@core"
+	"figure8-commit-by-counting-sim@src/core/raft.c@s{if \(idx <= r->commit \|\| log_term\(r, idx, &ok\) != r->term \|\| !ok\)}{if (idx <= r->commit \|\| (log_term(r, idx, &ok), !ok))}@sim"
 	"check-quorum-off-sim@src/core/raft.c@s{if \(r->opts.check_quorum && !quorum_active\(r\)\)}{if (0 && !quorum_active(r))}@sim"
 	"read-index-before-noop-commit@src/core/raft.c@s{pr->index = r->commit >= r->noop_index \? r->commit : 0;}{pr->index = r->commit;}@core"
 	"vote-reply-before-persist@src/core/raft.c@s{return m->type == RAFT_MSG_APPEND \|\| m->type == RAFT_MSG_HEARTBEAT;}{return true;}@core"
@@ -85,7 +86,7 @@ run_mutant() {
 			;;
 		sim)
 			# the simulator alone, over the seeds CI runs
-			(cd "$dir" && timeout 600 make -s sim SEEDS="${MUTANT_SIM_SEEDS:-2000}" >"$dir/out.log" 2>&1)
+			(cd "$dir" && timeout 900 make -s sim SEEDS="${MUTANT_SIM_SEEDS:-20000}" >"$dir/out.log" 2>&1)
 			case $? in
 				0) ;;
 				*) grep -q '^FAIL' "$dir/out.log" && caught=1 || caught=2 ;;
