@@ -1014,6 +1014,39 @@ peer_match(const raft *r, const raft_peer *p)
 }
 
 /*
+ * The reads a leader's driver may answer without stepping the core: a
+ * READ_INDEX whose hint_term is g->term, from one of g->ids, is answered
+ * with g->index, exactly as step_leader and release_reads would answer it
+ * at once.  That is so when the request alone, with the leader itself,
+ * is a quorum (three voters or two), and the leader's no-op has committed
+ * (§6.4, step 1).  g->term is 0 when no request may be answered so.
+ *
+ * The driver publishes the grant for its other processes before it sends
+ * any message or acknowledges any write after a step (see readindex.c);
+ * the core only says what its own rule gives.
+ */
+void
+raft_get_read_grant(const raft *r, raft_read_grant *g)
+{
+	int			q = quorum(r);
+	const raft_member *self = raft_conf_find(r->conf, r->id);
+
+	memset(g, 0, sizeof(*g));
+	if (r->role != RAFT_LEADER || r->commit < r->noop_index ||
+		self == NULL || !self->voter || q > 2)
+		return;
+	for (uint32_t i = 0; i < r->n_peers; i++)
+	{
+		const raft_peer *p = &r->peers[i];
+
+		if (p->voter && p->id != r->id)
+			g->ids[g->n_ids++] = p->id;
+	}
+	g->term = r->term;
+	g->index = r->commit;
+}
+
+/*
  * Release pending reads that a quorum has acknowledged after they arrived
  * (dissertation §6.4, step 3): the leader itself, members that answered a
  * heartbeat round started after the read arrived, and the follower that

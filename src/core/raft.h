@@ -433,6 +433,18 @@ extern void raft_get_status(const raft *r, raft_status *st);
 extern const raft_conf *raft_get_conf(const raft *r);
 extern const raft_stats *raft_get_stats(const raft *r);
 
+/* what a leader may answer a follower's READ_INDEX with, core untouched */
+typedef struct raft_read_grant
+{
+	raft_term	term;			/* the request's hint_term must be this; 0:
+								 * nothing may be answered so */
+	raft_index	index;			/* the answer */
+	uint32_t	n_ids;			/* the voters whose request alone confirms */
+	raft_id		ids[RAFT_MAX_MEMBERS];
+} raft_read_grant;
+
+extern void raft_get_read_grant(const raft *r, raft_read_grant *g);
+
 /* progress of a peer as the leader sees it; RAFT_ENOTLEADER elsewhere */
 extern int	raft_get_progress(const raft *r, raft_id id, raft_progress *pr);
 

@@ -204,3 +204,63 @@ TEST(readindex_request_acknowledges_only_in_the_leaders_term)
 	CHECK(!h_peek(net, RAFT_MSG_READ_INDEX_RESP, 1, 2, &resp));
 	h_free(net);
 }
+
+/*
+ * raft_get_read_grant says what the leader's own rule answers at once: in
+ * its term, to a voter whose request with the leader is a quorum, the
+ * commit index, once its no-op committed; nothing otherwise.  The driver
+ * answers such requests outside the core with it.
+ */
+TEST(readindex_grant_is_the_leaders_own_answer)
+{
+	h_net	   *net = h_new(3, 3);
+	raft_read_grant g;
+	raft_msg	req;
+	raft_msg	resp;
+
+	net->drop_type[RAFT_MSG_APPEND_RESP] = true;
+	h_campaign(net, 1);
+	raft_get_read_grant(h_r(net, 1), &g);
+	CHECK_EQ(g.term, 0);		/* its no-op has not committed */
+	net->drop_type[RAFT_MSG_APPEND_RESP] = false;
+	h_run(net, 30);
+	raft_get_read_grant(h_r(net, 1), &g);
+	CHECK_EQ(g.term, h_status(net, 1).term);
+	CHECK_EQ(g.index, h_status(net, 1).commit);
+	CHECK_EQ(g.n_ids, 2);
+	CHECK(g.ids[0] != 1 && g.ids[1] != 1 && g.ids[0] != g.ids[1]);
+
+	/* the core answers such a request at once, with the same index */
+	req = h_msg(RAFT_MSG_READ_INDEX, 2, 1, 0);
+	req.ctx = 21;
+	req.hint_term = g.term;
+	CHECK_EQ(raft_step(h_r(net, 1), &req), 0);
+	h_cycle(net, 1);
+	CHECK(h_peek(net, RAFT_MSG_READ_INDEX_RESP, 1, 2, &resp));
+	CHECK_EQ(resp.index, g.index);
+	h_drop_wire(net);
+
+	/* a follower grants nothing */
+	raft_get_read_grant(h_r(net, 2), &g);
+	CHECK_EQ(g.term, 0);
+	h_free(net);
+
+	/* two voters and a learner: the other voter only */
+	net = h_new(3, 2);
+	h_campaign(net, 1);
+	h_run(net, 30);
+	raft_get_read_grant(h_r(net, 1), &g);
+	CHECK(g.term != 0);
+	CHECK_EQ(g.n_ids, 1);
+	CHECK_EQ(g.ids[0], 2);
+	h_free(net);
+
+	/* five voters: a follower and the leader are not a quorum */
+	net = h_new(5, 5);
+	h_campaign(net, 1);
+	h_run(net, 30);
+	CHECK_EQ(h_leader(net), 1);
+	raft_get_read_grant(h_r(net, 1), &g);
+	CHECK_EQ(g.term, 0);
+	h_free(net);
+}
