@@ -453,7 +453,8 @@ GRANT SELECT ON raftable.nodes TO PUBLIC;
 
 /*
  * _deliver answers a sender that is not in this node's committed
- * configuration with that configuration's index.  Its return type changes,
+ * configuration with that configuration's index, and a leader's answers
+ * to read-index requests go back in its result.  Its return type changes,
  * so it is created anew, with the EXECUTE grants it had.
  */
 DO $upgrade$
@@ -470,7 +471,7 @@ BEGIN
 	   AND a.grantee <> p.proowner;
 	DROP FUNCTION raftable._deliver(bytea);
 	CREATE FUNCTION raftable._deliver(batch bytea)
-	RETURNS bigint
+	RETURNS bytea
 	AS 'MODULE_PATHNAME', 'raftable_deliver'
 	LANGUAGE C STRICT VOLATILE;
 	REVOKE ALL ON FUNCTION raftable._deliver(bytea) FROM PUBLIC;

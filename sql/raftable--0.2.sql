@@ -97,10 +97,11 @@ REVOKE ALL ON FUNCTION raftable.create_cluster(text, text),
  * Peer entry points: called by other nodes over libpq, never by PUBLIC.
  * Grant EXECUTE on these three to the role peers connect as (README).
  */
--- NULL, or the index of this node's committed configuration when a sender
--- is not in it (how a node removed while it was down learns it)
+-- NULL, or: a u64, the index of this node's committed configuration when
+-- a sender is not in it (how a node removed while it was down learns it),
+-- else 0; then answers to READ_INDEX requests a leader gives at once
 CREATE FUNCTION raftable._deliver(batch bytea)
-RETURNS bigint
+RETURNS bytea
 AS 'MODULE_PATHNAME', 'raftable_deliver'
 LANGUAGE C STRICT VOLATILE;
 

@@ -372,6 +372,8 @@ extern bool readindex_proof(uint64 *index, int64 *age_us);
 extern void readindex_start_rounds(raft *r, int64 stale_us);
 extern void readindex_answer(uint64 round, uint64 index, int err);
 extern void readindex_reset(void);
+extern bool readindex_granted(uint64 from, uint64 hint_term, uint64 *index);
+extern void readindex_publish_grant(const raft *r);
 
 /* ---------- the read path (reads.c) ---------- */
 extern void reads_define_settings(void);

@@ -23,6 +23,22 @@
  *				started += ..., raft_read_index(ctx = started)
  *			  Ready.reads[ctx]: done = max(done, ctx), with its result
  *
+ * A leader answers its followers' requests.  When a request alone
+ * confirms the leader's term (three voters: see step_leader in the core),
+ * the backend running raftable._deliver answers it itself, from the grant
+ * the worker publishes here (raft_get_read_grant), and the answer goes
+ * back as the call's result: no wake-up of the leader's worker, and no
+ * call back to the follower.  That is the same answer the core would give,
+ * provided the grant is never newer in term, nor older in commit, than
+ * what the rest of the world has been told:
+ *
+ *	- the worker publishes it before it sends any message after a step
+ *	  (worker_cycle), so a leader that moved to a newer term, or voted in
+ *	  one, has withdrawn its grant before anyone can hear of it;
+ *	- and before it tells a writer its entry committed
+ *	  (worker_settle_proposals), so the index answered covers every write
+ *	  acknowledged before the request arrived.
+ *
  * A round that succeeded also proves how fresh this node's state is once
  * it has applied the round's index: every write committed before the round
  * started is in it.  Bounded reads use that proof (reads.c), measured on
@@ -72,6 +88,10 @@ typedef struct ReadIndexShared
 	uint64		proof_index;
 	ConditionVariable cv;		/* a round was answered */
 
+	/* the leader's grant (raft_get_read_grant), for _deliver */
+	slock_t		grant_mutex;
+	raft_read_grant grant;
+
 	/* raftable.stats' read counters: atomics, bumped by every read */
 	pg_atomic_uint64 counters[RAFTABLE_READ_COUNTERS];
 } ReadIndexShared;
@@ -104,6 +124,7 @@ readindex_shmem_init(void)
 	{
 		memset(ri_shared, 0, sizeof(ReadIndexShared));
 		SpinLockInit(&ri_shared->mutex);
+		SpinLockInit(&ri_shared->grant_mutex);
 		ConditionVariableInit(&ri_shared->cv);
 		for (int i = 0; i < RAFTABLE_READ_COUNTERS; i++)
 			pg_atomic_init_u64(&ri_shared->counters[i], 0);
@@ -200,7 +221,47 @@ readindex_proof(uint64 *index, int64 *age_us)
 	return true;
 }
 
+/*
+ * _deliver, on the leader: may this node answer a READ_INDEX from voter
+ * `from`, sent in term hint_term, without its worker?  If so *index is the
+ * answer (the ordering that makes it safe is in the header comment).
+ */
+bool
+readindex_granted(uint64 from, uint64 hint_term, uint64 *index)
+{
+	bool		ok = false;
+
+	SpinLockAcquire(&ri_shared->grant_mutex);
+	if (ri_shared->grant.term != 0 && hint_term == ri_shared->grant.term)
+	{
+		for (uint32 i = 0; i < ri_shared->grant.n_ids; i++)
+			if (ri_shared->grant.ids[i] == from)
+				ok = true;
+		*index = ri_shared->grant.index;
+	}
+	SpinLockRelease(&ri_shared->grant_mutex);
+	return ok;
+}
+
 /* ---------- worker side ---------- */
+
+/*
+ * Publish what the core grants now (nothing, without a core).  Called
+ * before every send and every acknowledgement of a write: see above.
+ */
+void
+readindex_publish_grant(const raft *r)
+{
+	raft_read_grant g;
+
+	if (r != NULL)
+		raft_get_read_grant(r, &g);
+	else
+		memset(&g, 0, sizeof(g));
+	SpinLockAcquire(&ri_shared->grant_mutex);
+	ri_shared->grant = g;
+	SpinLockRelease(&ri_shared->grant_mutex);
+}
 
 /*
  * Start a round if one is asked for and fewer than RI_MAX_INFLIGHT are in
@@ -272,5 +333,6 @@ readindex_reset(void)
 	ri_shared->proof_us = 0;
 	ri_shared->proof_index = 0;
 	SpinLockRelease(&ri_shared->mutex);
+	readindex_publish_grant(NULL);
 	ConditionVariableBroadcast(&ri_shared->cv);
 }

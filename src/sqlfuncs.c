@@ -1399,16 +1399,58 @@ sql_sender_allowed(const RaftableStatus *st, uint64 from, bool is_member)
 }
 
 /*
+ * _deliver's result, a bytea built in a StringInfo: the varlena header,
+ * the u64 (0 unless set), then the framed messages.
+ */
+static void
+sql_answer_start(StringInfo answer)
+{
+	if (answer->data != NULL)
+		return;
+	initStringInfo(answer);
+	appendStringInfoSpaces(answer, VARHDRSZ + 8);
+	memset(answer->data + VARHDRSZ, 0, 8);
+}
+
+/* answer a follower's READ_INDEX with the index this leader grants */
+static void
+sql_answer_read(StringInfo answer, const RaftableStatus *st, uint64 to,
+				uint64 ctx, uint64 index)
+{
+	raft_msg	r;
+	size_t		len;
+
+	memset(&r, 0, sizeof(r));
+	r.type = RAFT_MSG_READ_INDEX_RESP;
+	r.from = st->node_id;
+	r.to = to;
+	r.ctx = ctx;
+	r.index = index;
+	len = raft_msg_encoded_size(&r);
+	sql_answer_start(answer);
+	for (int i = 0; i < 4; i++)
+		appendStringInfoChar(answer, (char) (len >> (8 * i)));
+	enlargeStringInfo(answer, len);
+	raft_msg_encode(&r, st->cluster_id, (uint8 *) answer->data + answer->len);
+	answer->len += len;
+}
+
+/*
  * raftable._deliver(batch bytea): messages from a peer.  Each is checked
  * (well-formed, this cluster, sent by the session's own member: see
  * peer.c, addressed to us, from a member or while we have no leader:
  * sql_sender_allowed) and queued for the worker; the call returns at
  * once.  The sender check is made once per sender in a batch.
  *
- * It returns NULL, or, when a sender is not in this node's configuration
- * and that configuration is committed, the configuration's log index: the
- * sender's worker compares it with its own configuration's to learn that
- * it was removed while it could not be told (worker_check_removed).
+ * It returns NULL when it has nothing to say; otherwise a u64 (little
+ * endian) and then messages framed as in the batch.  The u64 is 0, or,
+ * when a sender is not in this node's configuration and that
+ * configuration is committed, the configuration's log index: the sender's
+ * worker compares it with its own configuration's to learn that it was
+ * removed while it could not be told (worker_check_removed).  The messages
+ * are answers to READ_INDEX requests this leader may give without its
+ * worker (readindex.c): they go back on the connection the request came
+ * on, which saves a wake-up of each worker and a call the other way.
  */
 Datum
 raftable_deliver(PG_FUNCTION_ARGS)
@@ -1424,6 +1466,7 @@ raftable_deliver(PG_FUNCTION_ARGS)
 	bool		checked_ok = false;
 	bool		checked_member = false;
 	bool		stranger = false;	/* a sender not in our configuration */
+	StringInfoData answer = {0};	/* the result, once there is one */
 
 	sql_require_served_database();
 	st = sql_status_of(false, 0);	/* every batch: not the members' details */
@@ -1434,7 +1477,11 @@ raftable_deliver(PG_FUNCTION_ARGS)
 		raft_msg	m;
 		uint64		cluster_id,
 					from,
-					to;
+					to,
+					ctx,
+					hint_term,
+					index;
+		uint8		type;
 		int			rc,
 					level;
 
@@ -1457,6 +1504,9 @@ raftable_deliver(PG_FUNCTION_ARGS)
 					 errdetail("%s", raft_strerror(rc))));
 		from = m.from;
 		to = m.to;
+		type = m.type;
+		ctx = m.ctx;
+		hint_term = m.hint_term;
 		raft_msg_free(&m, NULL);
 		/*
 		 * Messages of another cluster, for another node, or from a stranger
@@ -1497,6 +1547,9 @@ raftable_deliver(PG_FUNCTION_ARGS)
 							   (unsigned long long) st->node_id)));
 			ignored = true;
 		}
+		else if (type == RAFT_MSG_READ_INDEX && checked_member &&
+				 readindex_granted(from, hint_term, &index))
+			sql_answer_read(&answer, st, from, ctx, index);
 		else if (raftable_inbox_push(p + 4, len))
 			queued = true;
 		p += 4 + len;
@@ -1505,8 +1558,15 @@ raftable_deliver(PG_FUNCTION_ARGS)
 	if (queued)
 		raftable_wake_worker();
 	if (stranger && st->conf_committed)
-		PG_RETURN_INT64((int64) st->conf_index);
-	PG_RETURN_NULL();
+	{
+		sql_answer_start(&answer);
+		for (int i = 0; i < 8; i++)
+			answer.data[VARHDRSZ + i] = (char) (st->conf_index >> (8 * i));
+	}
+	if (answer.data == NULL)
+		PG_RETURN_NULL();
+	SET_VARSIZE(answer.data, answer.len);
+	PG_RETURN_BYTEA_P((bytea *) answer.data);
 }
 
 static Datum

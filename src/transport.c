@@ -905,31 +905,55 @@ tp_serve(TpPeer *p, TimestampTz now)
 }
 
 /*
- * _deliver answers NULL, or the index of the peer's committed
- * configuration when we are not in it (a peer of release 0.1 answers an
- * empty void).
+ * _deliver's result (see raftable_deliver): NULL, or a u64, the index of
+ * the peer's committed configuration when we are not in it (else 0), and
+ * then the peer's answers to our READ_INDEX requests, framed as batches
+ * are.  Those go to the worker through the inbox, as if delivered; only
+ * that type, and only from this peer, is taken.  A peer of release 0.1
+ * answers an empty void.
  */
 static void
 tp_note_answer(TpPeer *p, const PGresult *res)
 {
-	const char *v;
-	char	   *end;
-	uint64		index;
+	const uint8 *v;
+	size_t		left;
+	uint64		index = 0;
+	bool		pushed = false;
 
-	if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0))
+	if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0) ||
+		PQgetlength(res, 0, 0) < 8)
 		return;
-	v = PQgetvalue(res, 0, 0);
-	if (*v == '\0')
-		return;
-	errno = 0;
-	index = strtou64(v, &end, 10);
-	if (errno != 0 || *end != '\0')
-		return;
+	v = (const uint8 *) PQgetvalue(res, 0, 0);
+	left = PQgetlength(res, 0, 0) - 8;
+	for (int i = 0; i < 8; i++)
+		index |= (uint64) v[i] << (8 * i);
 	if (index > tp_left_out_at)
 	{
 		tp_left_out_at = index;
 		tp_left_out_by = p->id;
 	}
+	v += 8;
+	while (left >= 4)
+	{
+		uint32		len = (uint32) v[0] | ((uint32) v[1] << 8) |
+			((uint32) v[2] << 16) | ((uint32) v[3] << 24);
+		raft_msg	m;
+		uint64		cluster_id;
+
+		if (len > left - 4)
+			break;
+		if (raft_msg_decode(v + 4, len, &cluster_id, &m, NULL) == RAFT_OK)
+		{
+			if (m.type == RAFT_MSG_READ_INDEX_RESP && m.from == p->id &&
+				raftable_inbox_push(v + 4, len))
+				pushed = true;
+			raft_msg_free(&m, NULL);
+		}
+		v += 4 + len;
+		left -= 4 + len;
+	}
+	if (pushed)
+		SetLatch(MyLatch);		/* the worker drains the inbox next */
 }
 
 /*
@@ -1065,9 +1089,9 @@ tp_send_batch(TpPeer *p, TimestampTz now)
 	formats[0] = 1;				/* binary */
 
 	if ((p->prepared ?
-		 PQsendQueryPrepared(p->conn, TP_DELIVER_STMT, 1, values, lengths, formats, 0) :
+		 PQsendQueryPrepared(p->conn, TP_DELIVER_STMT, 1, values, lengths, formats, 1) :
 		 PQsendQueryParams(p->conn, TP_DELIVER_SQL, 1, types, values,
-						   lengths, formats, 0)) != 1 ||
+						   lengths, formats, 1)) != 1 ||
 		PQpipelineSync(p->conn) != 1)
 	{
 		tp_fail(p, now, "could not send to", PQerrorMessage(p->conn));

@@ -353,6 +353,8 @@ worker_cycle(void)
 		return false;
 	if ((rc = raft_get_ready(worker_raft, &rd)) != 0)
 		elog(ERROR, "raftable: Raft core failed: %s", raft_strerror(rc));
+	/* before any message of this cycle leaves: see readindex.c */
+	readindex_publish_grant(worker_raft);
 
 	/* a configuration in this cycle may name a peer the messages are for */
 	worker_sync_peers();
@@ -926,6 +928,8 @@ worker_settle_proposals(bool exiting)
 	last_commit = st.commit;
 	last_term = st.term;
 	last_role = st.role;
+	/* before any writer hears its entry committed: see readindex.c */
+	readindex_publish_grant(exiting ? NULL : worker_raft);
 
 	LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
 	for (int i = 0; i < RAFTABLE_MAX_PROPOSALS; i++)

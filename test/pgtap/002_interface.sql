@@ -47,7 +47,7 @@ SELECT function_returns('raftable', f, a, r, format('raftable.%s(%s) returns %s'
 	('add_node',            ARRAY['text', 'text', 'boolean'],          'bigint'),
 	('remove_node',         ARRAY['bigint'],                           'void'),
 	('transfer_leadership', ARRAY['bigint'],                           'bigint'),
-	('_deliver',            ARRAY['bytea'],                            'bigint'),
+	('_deliver',            ARRAY['bytea'],                            'bytea'),
 	('_join',               ARRAY['bigint', 'bigint', 'text', 'text', 'bytea'], 'void'),
 	('_leave',              ARRAY['bigint', 'bigint'],                 'void'),
 	('replicate_table',     ARRAY['regclass'],                         'void'),

@@ -109,6 +109,49 @@ cmp_ok(stats_of($followers[0])->{strong_reads}, '>=', 500, 'raftable.stats count
 }
 
 # ---------------------------------------------------------------------------
+# the leader answers a follower's READ_INDEX in _deliver's result
+# ---------------------------------------------------------------------------
+
+{
+	# a READ_INDEX in the codec's layout, version 1 (src/core/codec.c), ctx
+	# 0 (a round no reader waits for), and a batch of one
+	my $read_index = sub {
+		my (%m) = @_;
+		my $msg = pack('a2 C C q< Q< Q< Q< Q< Q< Q< C C Q< Q< Q< Q< V C',
+			'RF', 1, 11, $m{cluster}, $m{from}, $m{to}, 0, 0, 0, 0, 0, 0, 0,
+			$m{hint_term}, 0, 0, 0, 0);
+		return '\\x' . unpack('H*', pack('V', length $msg) . $msg);
+	};
+	my $ask = sub {
+		my ($node, %m) = @_;
+		return sql($node, "SELECT encode(raftable._deliver('" . $read_index->(%m)
+			  . "'::bytea), 'hex')");
+	};
+	my $ls = status_of($leader);
+	my $f = status_of($followers[0]);
+	sql($leader, q{UPDATE reg SET v = v WHERE k = 1});
+	my $commit = status_of($leader)->{commit_index};
+	my $hex = $ask->($leader, cluster => $ls->{cluster_id}, from => $f->{node_id},
+		to => $ls->{node_id}, hint_term => $ls->{term});
+	my $raw = pack('H*', $hex // '');
+	my ($conf, $len) = length($raw) >= 12 ? unpack('Q< V', $raw) : (undef, 0);
+	my ($type, $from, $to, $index) = length($raw) >= 12 + 44
+	  ? unpack('x2 x C x8 Q< Q< x8 Q<', substr($raw, 12)) : ();
+	ok( defined $type && $type == 12 && $from == $ls->{node_id} && $to == $f->{node_id},
+		'a READ_INDEX in the leader\'s term from a follower is answered in _deliver\'s result')
+	  or diag("result: " . ($hex // 'NULL'));
+	cmp_ok($index // 0, '>=', $commit, "... with an index covering the last write ($commit)");
+	is($conf, 0, '... and no configuration index (the follower is a member)');
+	is( $ask->($leader, cluster => $ls->{cluster_id}, from => $f->{node_id},
+			to => $ls->{node_id}, hint_term => $ls->{term} - 1),
+		'', 'a READ_INDEX sent in an older term is left to the worker (a heartbeat round)');
+	my $other = status_of($followers[1]);
+	is( $ask->($followers[1], cluster => $ls->{cluster_id}, from => $f->{node_id},
+			to => $other->{node_id}, hint_term => $ls->{term}),
+		'', 'a follower answers no READ_INDEX in _deliver\'s result');
+}
+
+# ---------------------------------------------------------------------------
 # a follower cut off
 # ---------------------------------------------------------------------------
 
