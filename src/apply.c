@@ -11,11 +11,15 @@
  * raftable.apply_state.applied_index: a crash at any point either keeps
  * the whole batch and its index or neither.
  *
- * Batches commit asynchronously (synchronous_commit = off): a crash may
- * lose the last ones, and apply then does them again, from the log, with
- * their applied index -- still exactly once.  What the log must keep for
- * that is what is applied but not yet flushed, so the worker publishes
- * the flushed part (durable_index) for compaction.
+ * A batch that changes replicated tables commits synchronously (its WAL
+ * flushed before its rows become visible), or a crash could take back
+ * rows that a read on this node has already seen: an eventual read would
+ * go backwards.  A batch that only skips this leader's own entries (see
+ * below) and advances the index changes nothing a read sees; it commits
+ * asynchronously (synchronous_commit = off): a crash may lose it, and
+ * apply then does it again, from the log -- still exactly once.  What the
+ * log must keep for that is what is applied but not yet flushed, so the
+ * worker publishes the flushed part (durable_index) for compaction.
  *
  * Row changes are applied by primary key through SPI plans kept per table,
  * with session_replication_role = replica so that user triggers and
@@ -761,6 +765,7 @@ apply_batch(uint64 commit, uint64 *from)
 	uint64		n;
 	uint64		m = 0;
 	bool	   *marked;
+	bool		changed = false;	/* an entry was applied, not skipped */
 	MemoryContext entry_cxt;
 	bool		isnull;
 	ErrorContextCallback errcb;
@@ -838,6 +843,7 @@ apply_batch(uint64 commit, uint64 *from)
 				apply_entry(apply_cur_index, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
 				MemoryContextSwitchTo(old);
 				MemoryContextReset(entry_cxt);
+				changed = true;
 			}
 		}
 		last = applied + m;
@@ -854,6 +860,9 @@ apply_batch(uint64 commit, uint64 *from)
 	SPI_finish();
 	PopActiveSnapshot();
 	apply_batch_xid = GetTopTransactionIdIfAny();
+	/* rows a read may see are durable before it can see them */
+	if (changed)
+		ForceSyncCommit();
 	CommitTransactionCommand();
 	/* the first batch of a process: what it read may not be flushed yet */
 	if (last > applied || apply_first_batch)

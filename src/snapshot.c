@@ -434,6 +434,7 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 		SPI_finish();
 		PopActiveSnapshot();
 		snapshot_install_xid = GetTopTransactionIdIfAny();
+		ForceSyncCommit();		/* as an apply batch: never taken back */
 		CommitTransactionCommand();
 		pgstat_report_activity(STATE_IDLE, NULL);
 		PQclear(marks);

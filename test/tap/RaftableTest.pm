@@ -515,11 +515,29 @@ sub new
 sub query
 {
 	my ($self, $sql, $timeout) = @_;
+	$self->send($sql);
+	return $self->result($timeout);
+}
+
+# send($sql): start a query and return at once (for one that will wait on
+# a lock); result() collects what it printed
+sub send
+{
+	my ($self, $sql) = @_;
 	my $n = ++$self->{n};
-	my $mark = "__raftable_poll_${n}__";
+	$self->{mark} = "__raftable_poll_${n}__";
 	$self->{out} = '';
 	$self->{err} = '';
-	$self->{in} .= "$sql;\n\\echo $mark\n";
+	$self->{in} .= "$sql;\n\\echo $self->{mark}\n";
+	$self->{h}->pump_nb;
+	return;
+}
+
+# result() -> the output of the query sent last; dies on timeout
+sub result
+{
+	my ($self, $timeout) = @_;
+	my $mark = $self->{mark};
 	$self->{timer}->start($timeout // 10);
 	$self->{h}->pump until $self->{out} =~ /\Q$mark\E\n/;
 	$self->{timer}->reset;
