@@ -336,7 +336,7 @@ class Client(threading.Thread):
     def call(self, op, node, level, body):
         """run body(connection) for op on node; fill in ok/error/complete"""
         op.update(node=node.name, level=level, client=self.cid, workload=self.workload, error=None)
-        op['invoke'] = time.monotonic()
+        op['invoke'] = time.monotonic() - T0     # the log's clock
         try:
             body(self.conn(node, level))
             op['ok'] = op.get('ok', True)
@@ -356,8 +356,8 @@ class Client(threading.Thread):
             op['ok'] = None
             self.drop(node)
             self.leader = self.any_node()
-        op['complete'] = time.monotonic() if op['ok'] is not None else None
-        op['returned'] = time.monotonic()
+        op['complete'] = time.monotonic() - T0 if op['ok'] is not None else None
+        op['returned'] = time.monotonic() - T0
         return op
 
     # register: linearizable per key
@@ -396,15 +396,19 @@ class Client(threading.Thread):
             op['id'] = c.execute('INSERT INTO set_t (v) VALUES (%s) RETURNING id', (v,)).fetchone()[0]
         return self.call(op, self.lead(), 'strong', body)
 
+    # a read at a random level on any node; value() makes the row a value
+    def read_any_level(self, sql, value):
+        level = self.rng.choice(['strong', 'bounded', 'eventual'])
+        op = {'f': 'read'}
+
+        def body(c):
+            op['value'] = value(c.execute(sql).fetchone())
+        return self.call(op, self.any_node(), level, body)
+
     # bank: transfers in transactions, totals read at every level
     def op_bank(self):
         if self.rng.random() < 0.5:
-            level = self.rng.choice(['strong', 'bounded', 'eventual'])
-            op = {'f': 'read'}
-
-            def body(c):
-                op['value'] = tuple(c.execute('SELECT sum(balance)::bigint, count(*)::int FROM bank').fetchone())
-            return self.call(op, self.any_node(), level, body)
+            return self.read_any_level('SELECT sum(balance)::bigint, count(*)::int FROM bank', tuple)
         a, b = self.rng.sample(range(1, ACCOUNTS + 1), 2)
         amount = self.rng.randint(1, 10)
         op = {'f': 'transfer', 'value': (a, b, amount)}
@@ -418,12 +422,7 @@ class Client(threading.Thread):
     # counter: increments, and reads at every level
     def op_counter(self):
         if self.rng.random() < 0.6:
-            level = self.rng.choice(['strong', 'bounded', 'eventual'])
-            op = {'f': 'read'}
-
-            def body(c):
-                op['value'] = c.execute('SELECT n FROM ctr WHERE k = 1').fetchone()[0]
-            return self.call(op, self.any_node(), level, body)
+            return self.read_any_level('SELECT n FROM ctr WHERE k = 1', lambda row: row[0])
         op = {'f': 'inc', 'value': None}
         return self.call(op, self.lead(), 'strong',
                          lambda c: c.execute('UPDATE ctr SET n = n + 1 WHERE k = 1'))
@@ -449,10 +448,12 @@ class Nemesis(threading.Thread):
         self.paused = []        # (node, resume at)
         self.removed = None     # (node, add back at)
         self.counts = {}
+        self.began = T0
 
     def note(self, kind, what):
+        # stamped when the fault began (a kill waits for the processes to go)
         self.counts[kind] = self.counts.get(kind, 0) + 1
-        line = f'{time.monotonic() - T0:8.3f} {kind}: {what}'
+        line = f'{self.began - T0:8.3f} {kind}: {what}'
         self.schedule.append(line)
         log(f'nemesis {kind}: {what}')
 
@@ -523,6 +524,7 @@ class Nemesis(threading.Thread):
 
     def inject(self, fault):
         nodes, rng = self.nodes, self.rng
+        self.began = time.monotonic()
         leader = leader_of(self.members()) if fault.endswith('leader') or fault in ('transfer', 'member') \
             else None
         if fault in ('isolate', 'isolate-leader'):
@@ -778,10 +780,7 @@ def main():
                 n.as_user([f'{BINDIR}/pg_ctl', '-D', n.data, '-m', 'immediate', 'stop'], check=False)
         if a.keep or not ok:
             with open(os.path.join(base, 'history.json'), 'w') as f:
-                json.dump([dict(o, invoke=o['invoke'] - T0,
-                                complete=(o['complete'] - T0) if o.get('complete') else None,
-                                returned=o['returned'] - T0)
-                           for o in history], f, indent=0, default=str)
+                json.dump(history, f, indent=0, default=str)
             with open(os.path.join(base, 'nemesis.log'), 'w') as f:
                 f.write(f'seed {seed}\n' + '\n'.join(schedule) + '\n')
             log(f'kept {base}: history.json, nemesis.log, */server.log; '
