@@ -6,14 +6,15 @@
 #	The moment between rows and index is made visible on purpose.  On the
 #	follower, a session S1 holds table t in SHARE mode, so the apply
 #	worker, inside a batch, waits to insert the leader's new rows.  A
-#	second session S2 then asks for the row of raftable.apply_state FOR
-#	UPDATE, which the batch holds, and queues behind it.  When S1 lets go,
-#	the batch ends and S2 gets the row next.  S2 reads the applied index
-#	and the table there: the rows must be exactly those of the entries up
-#	to that index.  If rows and index went in separate transactions, S2
-#	would get the row between them: the rows committed, the index not.
-#	Then a checkpoint makes what is committed durable, the follower is
-#	killed (kill -9) with S2 still holding the row, and restarted: it must
+#	second session S2 then asks for raftable.apply_state in ACCESS
+#	EXCLUSIVE mode and queues behind the batch, which holds it in a weaker
+#	mode.  When S1 lets go, the batch ends and S2 gets the table next,
+#	before anything else can touch it.  S2 reads the applied index and the
+#	table t there: the rows must be exactly those of the entries up to
+#	that index.  If rows and index went in separate transactions, S2 would
+#	get the table between them: the rows committed, the index not.  Then
+#	a checkpoint makes what is committed durable, the follower is killed
+#	(kill -9) with S2 still holding the lock, and restarted: it must
 #	apply the rest without an error and end equal to the leader (with
 #	separate transactions it would insert those rows again: a duplicate
 #	key, an apply stall).  make mutants: apply-rows-and-index-apart.
@@ -69,21 +70,22 @@ $s2->query("SET application_name = 's2'");
 # what this node holds: a strong read would wait for the apply S2 blocks
 $s2->query("SET raftable.read_consistency = 'eventual'");
 $s2->query('BEGIN');
-$s2->send('SELECT applied_index FROM raftable.apply_state FOR UPDATE');
-ok(wait_for(sub { sql($n2, $s2_waits) == 1 }, 'S2 waits for the row'),
-	'S2 queues for the row of raftable.apply_state behind the batch');
+$s2->send('LOCK TABLE raftable.apply_state IN ACCESS EXCLUSIVE MODE');
+ok(wait_for(sub { sql($n2, $s2_waits) == 1 }, 'S2 waits for raftable.apply_state'),
+	'S2 queues for raftable.apply_state behind the batch');
 
 $s1->query('COMMIT');
 $s1->quit;
-my $index = $s2->result(30);
+$s2->result(30);
+my $index = $s2->query('SELECT applied_index FROM raftable.apply_state');
 my $rows = $s2->query('SELECT count(*) FROM t');
 my $want = 10 + grep { $_ <= $index } @idx;
-cmp_ok($index, '>=', $idx[0], "S2 gets the row after the batch: applied index $index");
+cmp_ok($index, '>=', $idx[0], "S2 gets the table after the batch: applied index $index");
 is($rows, $want, "the rows S2 sees are those of the entries up to index $index");
 
-# make the committed part durable, then crash with S2 still holding the row
+# make the committed part durable, then crash with S2 still holding the lock
 sql($n2, 'CHECKPOINT');
-ok(kill9_and_wait($n2), 'node2 killed with S2 holding the row');
+ok(kill9_and_wait($n2), 'node2 killed with S2 holding the lock');
 eval { $s2->quit };
 restart_node($n2);
 ok(wait_converged([ $n1, $n2 ]), 'node2 is back in the cluster');
