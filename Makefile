@@ -20,6 +20,8 @@
 #	make bench-snapshot       test/bench/snapshot.sh: a new node copies a
 #	                          replicated table of SNAPSHOT_ROWS rows (default
 #	                          3,300,000, about 1.1 GB); times and checksums
+#	make symbols              test/symbols.sh: raftable.so exports only what
+#	                          PostgreSQL looks up by name
 #	make failover-bench       test/tap/004_failover.pl with FAILOVER_RUNS=10
 #	                          (kill -9 of the leader, median and max failover)
 #	make core-check | sim SEEDS=N | sanitize | fuzz FUZZ_SECONDS=N
@@ -53,6 +55,8 @@ OBJS = \
 	$(patsubst %.c,%.o,$(wildcard src/core/*.c))
 # libpq, for the connections to the peers (as contrib/postgres_fdw does)
 PG_CPPFLAGS = -I$(libpq_srcdir) -Isrc
+# export only what PostgreSQL looks up by name (RAFTABLE_EXPORT, raftable.h)
+PG_CFLAGS = -fvisibility=hidden
 SHLIB_LINK_INTERNAL = $(libpq)
 PGFILEDESC = "raftable - Raft among PostgreSQL instances"
 
@@ -85,7 +89,7 @@ PG_TEST_ENV  = PATH="$(bindir):$$PATH"
 PGTAP_DB    ?= raftable_pgtap
 PROVE       ?= prove
 
-.PHONY: pgtap tap bench bench-snapshot failover-bench pg-regress checkers chaos mutants
+.PHONY: pgtap tap bench bench-snapshot failover-bench pg-regress checkers chaos mutants symbols
 
 pgtap:
 	$(PG_TEST_ENV) dropdb --if-exists $(PGTAP_DB)
@@ -112,6 +116,10 @@ tap:
 # first time: it fetches the PostgreSQL 15 source with apt-get source)
 pg-regress:
 	$(PG_TEST_ENV) bash test/pgregress/run.sh
+
+# raftable.so exports only what PostgreSQL looks up by name
+symbols: all
+	bash test/symbols.sh
 
 # randomized faults against a real cluster, histories checked for
 # linearizability (as root: iptables and per-node OS users)

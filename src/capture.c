@@ -68,8 +68,8 @@
 #include "utils/wait_event.h"
 #include "storage/latch.h"
 
-PG_FUNCTION_INFO_V1(raftable_capture);
-PG_FUNCTION_INFO_V1(raftable_last_write_index);
+RAFTABLE_FUNCTION(raftable_capture);
+RAFTABLE_FUNCTION(raftable_last_write_index);
 
 bool		raftable_applying = false;
 

@@ -68,9 +68,9 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-PG_FUNCTION_INFO_V1(raftable_replicate_table);
-PG_FUNCTION_INFO_V1(raftable_unreplicate_table);
-PG_FUNCTION_INFO_V1(raftable_check_dropped);
+RAFTABLE_FUNCTION(raftable_replicate_table);
+RAFTABLE_FUNCTION(raftable_unreplicate_table);
+RAFTABLE_FUNCTION(raftable_check_dropped);
 
 static ProcessUtility_hook_type ddl_prev_utility = NULL;
 

@@ -24,9 +24,11 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
-PG_MODULE_MAGIC;
+/* exported, like everything PostgreSQL looks up by name (raftable.h) */
+extern RAFTABLE_EXPORT const Pg_magic_struct *PG_MAGIC_FUNCTION_NAME(void);
+extern RAFTABLE_EXPORT void _PG_init(void);
 
-void		_PG_init(void);
+PG_MODULE_MAGIC;
 
 char	   *raftable_database = NULL;
 int			raftable_election_timeout = 1000;

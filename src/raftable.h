@@ -48,6 +48,24 @@
  */
 #define RAFTABLE_MAX_CHANGE_BYTES (4 * 1024 * 1024)
 
+/*
+ * Symbols.  raftable.so is built with -fvisibility=hidden (Makefile), so
+ * that none of its internal names (storage_load, raft_new, ...) can
+ * collide with another library's in a backend: PostgreSQL 15 loads
+ * libraries with their symbols global, and its PGDLLEXPORT is empty on
+ * Linux.  Exported are only what PostgreSQL looks up by name: the magic
+ * block, _PG_init, the background workers' entry points, and the SQL
+ * functions with their info records, all named raftable_* (test/symbols.sh
+ * checks it).  An SQL function is declared with RAFTABLE_FUNCTION(name)
+ * instead of PG_FUNCTION_INFO_V1(name).
+ */
+#define RAFTABLE_EXPORT __attribute__((visibility("default")))
+
+#define RAFTABLE_FUNCTION(name) \
+extern RAFTABLE_EXPORT Datum name(PG_FUNCTION_ARGS); \
+extern RAFTABLE_EXPORT const Pg_finfo_record *CppConcat(pg_finfo_,name)(void); \
+PG_FUNCTION_INFO_V1(name)
+
 /* ---------- settings (raftable.c) ---------- */
 extern char *raftable_database;
 extern int	raftable_election_timeout;	/* ms */
@@ -395,10 +413,10 @@ extern void waits_shmem_init(void);
 extern void raftable_report_wait(int kind, uint64 index);
 
 /* ---------- the worker (worker.c) ---------- */
-extern PGDLLEXPORT void raftable_worker_main(Datum arg);
+extern RAFTABLE_EXPORT void raftable_worker_main(Datum arg);
 
 /* ---------- the apply worker (apply.c) ---------- */
-extern PGDLLEXPORT void raftable_apply_main(Datum arg);
+extern RAFTABLE_EXPORT void raftable_apply_main(Datum arg);
 extern bool raftable_applying;	/* this process applies: capture nothing */
 extern bool raftable_applied_visible(uint64 index, Snapshot snapshot);
 

@@ -58,9 +58,9 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
-PG_FUNCTION_INFO_V1(raftable_set_read_consistency);
-PG_FUNCTION_INFO_V1(raftable_read_barrier);
-PG_FUNCTION_INFO_V1(raftable_wait_for_index);
+RAFTABLE_FUNCTION(raftable_set_read_consistency);
+RAFTABLE_FUNCTION(raftable_read_barrier);
+RAFTABLE_FUNCTION(raftable_wait_for_index);
 
 /* settings of this module */
 static char *reads_after_index_string = NULL;

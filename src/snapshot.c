@@ -57,7 +57,7 @@
 #include "utils/snapmgr.h"
 #include "utils/wait_event.h"
 
-PG_FUNCTION_INFO_V1(raftable_snapshot_progress);
+RAFTABLE_FUNCTION(raftable_snapshot_progress);
 
 /* how long a stalled COPY stream may stay silent */
 #define SNAPSHOT_IDLE_MS (60 * 1000)

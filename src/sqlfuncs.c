@@ -37,17 +37,17 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
-PG_FUNCTION_INFO_V1(raftable_version);
-PG_FUNCTION_INFO_V1(raftable_create_cluster);
-PG_FUNCTION_INFO_V1(raftable_add_node);
-PG_FUNCTION_INFO_V1(raftable_remove_node);
-PG_FUNCTION_INFO_V1(raftable_transfer_leadership);
-PG_FUNCTION_INFO_V1(raftable_deliver);
-PG_FUNCTION_INFO_V1(raftable_join);
-PG_FUNCTION_INFO_V1(raftable_leave);
-PG_FUNCTION_INFO_V1(raftable_status);
-PG_FUNCTION_INFO_V1(raftable_nodes);
-PG_FUNCTION_INFO_V1(raftable_stats);
+RAFTABLE_FUNCTION(raftable_version);
+RAFTABLE_FUNCTION(raftable_create_cluster);
+RAFTABLE_FUNCTION(raftable_add_node);
+RAFTABLE_FUNCTION(raftable_remove_node);
+RAFTABLE_FUNCTION(raftable_transfer_leadership);
+RAFTABLE_FUNCTION(raftable_deliver);
+RAFTABLE_FUNCTION(raftable_join);
+RAFTABLE_FUNCTION(raftable_leave);
+RAFTABLE_FUNCTION(raftable_status);
+RAFTABLE_FUNCTION(raftable_nodes);
+RAFTABLE_FUNCTION(raftable_stats);
 
 
 /* how long to wait for the cluster to commit a membership change */

@@ -25,7 +25,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-PG_FUNCTION_INFO_V1(raftable_waits);
+RAFTABLE_FUNCTION(raftable_waits);
 
 typedef struct RaftableWaitSlot
 {
