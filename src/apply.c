@@ -1075,8 +1075,9 @@ apply_maybe_snapshot(void)
 	}
 	LWLockRelease(raftable_shared->lock);
 	if (ok)
-		elog(LOG, "raftable: snapshot installed; this node now stands at log index %llu",
-			 (unsigned long long) installed);
+		ereport(LOG,
+				(errmsg("raftable: snapshot installed; this node now stands at log index %llu",
+						(unsigned long long) installed)));
 	raftable_wake_worker();
 	ConditionVariableBroadcast(&raftable_shared->status_cv);
 }

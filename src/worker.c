@@ -179,11 +179,12 @@ worker_start_raft(void)
 	LWLockAcquire(raftable_shared->lock, LW_SHARED);
 	worker_stats_base = raftable_shared->stats;
 	LWLockRelease(raftable_shared->lock);
-	elog(LOG, "raftable: node %llu of cluster %llu, term %llu, log (%llu, %llu]",
-		 (unsigned long long) worker_id.node_id,
-		 (unsigned long long) worker_id.cluster_id,
-		 (unsigned long long) hs.term, (unsigned long long) snap->index,
-		 (unsigned long long) (snap->index + n));
+	ereport(LOG,
+			(errmsg("raftable: node %llu of cluster %llu, term %llu, log (%llu, %llu]",
+					(unsigned long long) worker_id.node_id,
+					(unsigned long long) worker_id.cluster_id,
+					(unsigned long long) hs.term, (unsigned long long) snap->index,
+					(unsigned long long) (snap->index + n))));
 }
 
 /*
@@ -278,8 +279,9 @@ worker_want_snapshot(const raft_snapshot_meta *meta, uint64 from)
 	strlcpy(req->conninfo, conninfo, sizeof(req->conninfo));
 	LWLockRelease(raftable_shared->lock);
 	raftable_wake_apply();
-	elog(LOG, "raftable: node %llu offered a snapshot at log index %llu; copying the tables from it",
-		 (unsigned long long) from, (unsigned long long) meta->index);
+	ereport(LOG,
+			(errmsg("raftable: node %llu offered a snapshot at log index %llu; copying the tables from it",
+					(unsigned long long) from, (unsigned long long) meta->index)));
 }
 
 /* the apply worker answered: tell the core what is installed */
@@ -764,8 +766,9 @@ worker_promote_learners(void)
 			pr.match < st.commit)
 			continue;
 		if (raft_promote(worker_raft, conf->members[i].id, NULL) == RAFT_OK)
-			elog(LOG, "raftable: node %llu caught up; promoting it to voter",
-				 (unsigned long long) conf->members[i].id);
+			ereport(LOG,
+					(errmsg("raftable: node %llu caught up; promoting it to voter",
+							(unsigned long long) conf->members[i].id)));
 		return;
 	}
 }
@@ -971,9 +974,11 @@ worker_reload(void)
 	worker_options(&opts);
 	if (raft_set_timeouts(worker_raft, opts.election_timeout,
 						  opts.heartbeat_interval) != RAFT_OK)
-		elog(LOG, "raftable: timeouts unchanged: heartbeat %llu ms is not below the election timeout %llu ms",
-			 (unsigned long long) opts.heartbeat_interval,
-			 (unsigned long long) opts.election_timeout);
+		ereport(LOG,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("raftable: timeouts unchanged: heartbeat %llu ms is not below the election timeout %llu ms",
+						(unsigned long long) opts.heartbeat_interval,
+						(unsigned long long) opts.election_timeout)));
 }
 
 static void
@@ -1143,7 +1148,8 @@ raftable_worker_main(Datum arg)
 				active = false;
 				worker_stop_raft();
 				memset(&worker_id, 0, sizeof(worker_id));
-				elog(LOG, "raftable: extension dropped; the worker idles");
+				ereport(LOG,
+						(errmsg("raftable: extension dropped; the worker idles")));
 			}
 			if (!active && OidIsValid(ext))
 			{
