@@ -260,8 +260,8 @@ typedef struct RaftableApplyStatus
 	Latch	   *latch;
 	uint64		applied_index;
 	uint64		durable_index;	/* applied, and flushed: what compaction
-								 * may rely on (apply commits
-								 * asynchronously) */
+								 * may rely on (a batch that only skips
+								 * marked entries commits asynchronously) */
 	char		error[512];		/* the last error, with its table and log
 								 * index; empty once apply succeeds again */
 	char		error_brief[256];	/* its SQLSTATE, log index and table

@@ -274,22 +274,185 @@ snapshot_remote(PGconn *conn, const char *sql, int nparams, const char *const *v
 	return res;
 }
 
+/* what a snapshot copies besides the rows: the source's lists, in libpq */
+typedef struct SnapshotSource
+{
+	uint64		applied;		/* the index the copy stands at */
+	PGresult   *marks;			/* idx of the marks above it */
+	PGresult   *tables;			/* schema, name, definition, since, owner */
+	PGresult   *seqs;			/* schema, name, last value */
+} SnapshotSource;
+
+/* publish a new phase of raftable.snapshot_progress */
+static void
+snapshot_phase(const char *phase, uint64 source_index, int tables_total)
+{
+	RaftableSnapshotProgress *p = &raftable_shared->snapshot;
+
+	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+	strlcpy(p->phase, phase, sizeof(p->phase));
+	p->source_index = source_index;
+	p->tables_total = tables_total;
+	LWLockRelease(raftable_shared->lock);
+}
+
+/*
+ * Phase 1, on the source: fix the session, open a REPEATABLE READ
+ * transaction, and read what the copy will stand at (at least min_index)
+ * and the lists of tables, sequences and marks, all in that snapshot.
+ *
+ * No name in the queries resolves in a schema of anyone's choosing (the
+ * peer role may be a superuser there); COPY's text as the apply worker
+ * reads it (changeset.h); and every row or an error, never a copy
+ * filtered by a row-level security policy (replicated tables have none:
+ * ddl.c refuses them).  The source's own applied state is what is copied,
+ * with its index: no read index round (reads.c), which would only delay
+ * the copy.
+ */
+static void
+snapshot_read_source(PGconn *conn, uint64 min_index, SnapshotSource *src)
+{
+	PGresult   *res;
+	char		buf[32];
+	const char *params[1] = {buf};
+
+	PQclear(snapshot_remote(conn, "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false), "
+							"pg_catalog.set_config('raftable.read_consistency', 'eventual', false), "
+							"pg_catalog.set_config('datestyle', 'ISO, YMD', false), "
+							"pg_catalog.set_config('row_security', 'off', false), "
+							"pg_catalog.set_config('intervalstyle', 'postgres', false), "
+							"pg_catalog.set_config('timezone', 'UTC', false), "
+							"pg_catalog.set_config('extra_float_digits', '3', false), "
+							"pg_catalog.set_config('bytea_output', 'hex', false)", 0, NULL));
+	PQclear(snapshot_remote(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+							0, NULL));
+	res = snapshot_remote(conn, "SELECT applied_index FROM raftable.apply_state",
+						  0, NULL);
+	src->applied = PQntuples(res) == 1 ? strtou64(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+	PQclear(res);
+	if (src->applied < min_index)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the snapshot source has applied only up to log index %llu, not %llu yet",
+						(unsigned long long) src->applied, (unsigned long long) min_index)));
+	snprintf(buf, sizeof(buf), UINT64_FORMAT, src->applied);
+	src->marks = snapshot_remote(conn, "SELECT idx FROM raftable.applied_marks WHERE idx > $1",
+								 1, params);
+	src->tables = snapshot_remote(conn, snapshot_tables_sql, 0, NULL);
+	src->seqs = snapshot_remote(conn, snapshot_sequences_sql, 0, NULL);
+}
+
+/*
+ * Phase 2, here: out with the old.  Every table replicated here stops
+ * being so.  One the source no longer has at all was dropped while this
+ * node was away, and goes; one it has but does not replicate was
+ * unreplicated, and stays, with the rows it has here.  Those the source
+ * replicates go too, to be created again from its definitions.
+ */
+static void
+snapshot_drop_ours(PGconn *conn, const SnapshotSource *src)
+{
+	SPITupleTable *ours;
+	uint64		nours;
+
+	raftable_spi("SELECT n.nspname, c.relname FROM raftable.replicated r "
+				 "JOIN pg_catalog.pg_class c ON c.oid = r.relid "
+				 "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace",
+				 0, NULL, NULL);
+	ours = SPI_tuptable;
+	nours = SPI_processed;
+	raftable_spi("SELECT raftable._detach(relid::regclass) FROM raftable.replicated",
+				 0, NULL, NULL);
+	for (uint64 i = 0; i < nours; i++)
+	{
+		char	   *q = quote_qualified_identifier(SPI_getvalue(ours->vals[i], ours->tupdesc, 1),
+												   SPI_getvalue(ours->vals[i], ours->tupdesc, 2));
+		const char *qp[1] = {q};
+		PGresult   *res = snapshot_remote(conn, "SELECT pg_catalog.to_regclass($1) IS NULL", 1, qp);
+		bool		gone = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+
+		PQclear(res);
+		if (gone)
+			raftable_spi(psprintf("DROP TABLE IF EXISTS %s", q), 0, NULL, NULL);
+	}
+	for (int i = PQntuples(src->tables) - 1; i >= 0; i--)
+		raftable_spi(psprintf("DROP TABLE IF EXISTS %s",
+							  quote_qualified_identifier(PQgetvalue(src->tables, i, 0),
+														 PQgetvalue(src->tables, i, 1))),
+					 0, NULL, NULL);
+}
+
+/* Phase 3: create each of the source's tables, replicate it, copy its rows */
+static void
+snapshot_copy_tables(PGconn *conn, const SnapshotSource *src)
+{
+	for (int i = 0; i < PQntuples(src->tables); i++)
+	{
+		const char *schema = PQgetvalue(src->tables, i, 0);
+		const char *name = PQgetvalue(src->tables, i, 1);
+		Oid			types[2] = {REGCLASSOID, INT8OID};
+		Datum		values[2];
+
+		snapshot_progress(NULL, psprintf("%s.%s", schema, name), i);
+		ddl_create_table(schema, name, PQgetvalue(src->tables, i, 4),
+						 PQgetvalue(src->tables, i, 2));
+		values[0] = ObjectIdGetDatum(RangeVarGetRelid(makeRangeVar((char *) schema,
+																   (char *) name, -1),
+													  NoLock, false));
+		values[1] = Int64GetDatum(strtoi64(PQgetvalue(src->tables, i, 3), NULL, 10));
+		raftable_spi("SELECT raftable._attach($1)", 1, types, values);
+		raftable_spi("UPDATE raftable.replicated SET since_index = $2 WHERE relid = $1",
+					 2, types, values);
+		snapshot_copy_table(conn, schema, name);
+	}
+}
+
+/*
+ * Phase 4: the sequences' values, then the state the copy stands at: the
+ * applied index and the marks of the entries above it that the source had
+ * already applied (apply.c skips them, as the source does).
+ */
+static void
+snapshot_set_state(const SnapshotSource *src)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		values[2];
+
+	for (int i = 0; i < PQntuples(src->seqs); i++)
+	{
+		if (PQgetisnull(src->seqs, i, 2))
+			continue;
+		values[0] = CStringGetTextDatum(quote_qualified_identifier(PQgetvalue(src->seqs, i, 0),
+																   PQgetvalue(src->seqs, i, 1)));
+		values[1] = Int64GetDatum(strtoi64(PQgetvalue(src->seqs, i, 2), NULL, 10));
+		raftable_spi("SELECT pg_catalog.setval($1::regclass, $2)", 2, types, values);
+	}
+	types[0] = INT8OID;
+	values[0] = Int64GetDatum(src->applied);
+	raftable_spi("UPDATE raftable.apply_state SET applied_index = $1", 1, types, values);
+	raftable_spi("DELETE FROM raftable.applied_marks", 0, NULL, NULL);
+	for (int i = 0; i < PQntuples(src->marks); i++)
+	{
+		values[0] = Int64GetDatum(strtoi64(PQgetvalue(src->marks, i, 0), NULL, 10));
+		raftable_spi("INSERT INTO raftable.applied_marks (idx) VALUES ($1)",
+					 1, types, values);
+	}
+}
+
 /*
  * Copy the replicated tables from the node at conninfo, which must have
  * applied at least min_index.  Returns the index the copy stands at.
- * Runs in the apply worker, outside any transaction.
+ * Runs in the apply worker, outside any transaction: phases 2 to 4 are
+ * one local transaction, which a failure rolls back.  Whatever fails, the
+ * connection and every libpq result are released (the apply worker lives
+ * on and tries again).
  */
 uint64
 snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 {
 	PGconn	   *conn;
-	PGresult   *res;
-	PGresult   *tables;
-	PGresult   *marks;
-	PGresult   *seqs;
+	SnapshotSource *src = palloc0(sizeof(SnapshotSource));	/* set in PG_TRY */
 	uint64		applied;
-	char		buf[32];
-	const char *params[1];
 	RaftableSnapshotProgress *p = &raftable_shared->snapshot;
 
 	snapshot_rows = snapshot_bytes = 0;
@@ -303,46 +466,8 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 	conn = remote_connect(conninfo, true);
 	PG_TRY();
 	{
-		/*
-		 * No name in the queries below resolves in a schema of anyone's
-		 * choosing (the peer role may be a superuser here); COPY's text as
-		 * the apply worker reads it (changeset.h); and every row or an
-		 * error, never a copy filtered by a row-level security policy
-		 * (replicated tables have none: ddl.c refuses them).  The source's
-		 * own applied state is what is copied, with its index: no read
-		 * index round (reads.c), which would only delay the copy.
-		 */
-		PQclear(snapshot_remote(conn, "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false), "
-								"pg_catalog.set_config('raftable.read_consistency', 'eventual', false), "
-								"pg_catalog.set_config('datestyle', 'ISO, YMD', false), "
-								"pg_catalog.set_config('row_security', 'off', false), "
-								"pg_catalog.set_config('intervalstyle', 'postgres', false), "
-								"pg_catalog.set_config('timezone', 'UTC', false), "
-								"pg_catalog.set_config('extra_float_digits', '3', false), "
-								"pg_catalog.set_config('bytea_output', 'hex', false)", 0, NULL));
-		PQclear(snapshot_remote(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-								0, NULL));
-		res = snapshot_remote(conn, "SELECT applied_index FROM raftable.apply_state",
-							  0, NULL);
-		applied = PQntuples(res) == 1 ? strtou64(PQgetvalue(res, 0, 0), NULL, 10) : 0;
-		PQclear(res);
-		if (applied < min_index)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("the snapshot source has applied only up to log index %llu, not %llu yet",
-							(unsigned long long) applied, (unsigned long long) min_index)));
-		snprintf(buf, sizeof(buf), "%llu", (unsigned long long) applied);
-		params[0] = buf;
-		marks = snapshot_remote(conn, "SELECT idx FROM raftable.applied_marks WHERE idx > $1",
-								1, params);
-		tables = snapshot_remote(conn, snapshot_tables_sql, 0, NULL);
-		seqs = snapshot_remote(conn, snapshot_sequences_sql, 0, NULL);
-
-		LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
-		strlcpy(p->phase, "copying", sizeof(p->phase));
-		p->source_index = applied;
-		p->tables_total = PQntuples(tables);
-		LWLockRelease(raftable_shared->lock);
+		snapshot_read_source(conn, min_index, src);
+		snapshot_phase("copying", src->applied, PQntuples(src->tables));
 
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
@@ -350,109 +475,31 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 			elog(ERROR, "SPI_connect failed");
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "installing a raftable snapshot");
-
-		/*
-		 * Out with the old: every table replicated here stops being so.
-		 * One the source no longer has at all was dropped while this node
-		 * was away, and goes; one it has but does not replicate was
-		 * unreplicated, and stays, with the rows it has here.
-		 */
-		raftable_spi("SELECT n.nspname, c.relname FROM raftable.replicated r "
-					 "JOIN pg_catalog.pg_class c ON c.oid = r.relid "
-					 "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace",
-					 0, NULL, NULL);
-		{
-			SPITupleTable *ours = SPI_tuptable;
-			uint64		nours = SPI_processed;
-
-			raftable_spi("SELECT raftable._detach(relid::regclass) FROM raftable.replicated",
-						 0, NULL, NULL);
-			for (uint64 i = 0; i < nours; i++)
-			{
-				char	   *q = quote_qualified_identifier(SPI_getvalue(ours->vals[i], ours->tupdesc, 1),
-														   SPI_getvalue(ours->vals[i], ours->tupdesc, 2));
-				const char *qp[1] = {q};
-
-				res = snapshot_remote(conn, "SELECT pg_catalog.to_regclass($1) IS NULL", 1, qp);
-				if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
-					raftable_spi(psprintf("DROP TABLE IF EXISTS %s", q), 0, NULL, NULL);
-				PQclear(res);
-			}
-		}
-		for (int i = PQntuples(tables) - 1; i >= 0; i--)
-			raftable_spi(psprintf("DROP TABLE IF EXISTS %s",
-								  quote_qualified_identifier(PQgetvalue(tables, i, 0),
-															 PQgetvalue(tables, i, 1))),
-						 0, NULL, NULL);
-
-		for (int i = 0; i < PQntuples(tables); i++)
-		{
-			const char *schema = PQgetvalue(tables, i, 0);
-			const char *name = PQgetvalue(tables, i, 1);
-			Oid			types[2] = {REGCLASSOID, INT8OID};
-			Datum		values[2];
-
-			snapshot_progress(NULL, psprintf("%s.%s", schema, name), i);
-			ddl_create_table(schema, name, PQgetvalue(tables, i, 4), PQgetvalue(tables, i, 2));
-			values[0] = ObjectIdGetDatum(RangeVarGetRelid(makeRangeVar((char *) schema,
-																	   (char *) name, -1),
-														  NoLock, false));
-			values[1] = Int64GetDatum(strtoi64(PQgetvalue(tables, i, 3), NULL, 10));
-			raftable_spi("SELECT raftable._attach($1)", 1, types, values);
-			raftable_spi("UPDATE raftable.replicated SET since_index = $2 WHERE relid = $1",
-						 2, types, values);
-			snapshot_copy_table(conn, schema, name);
-		}
-		snapshot_progress("installing", "", PQntuples(tables));
-
-		for (int i = 0; i < PQntuples(seqs); i++)
-		{
-			Oid			types[2] = {TEXTOID, INT8OID};
-			Datum		values[2];
-
-			if (PQgetisnull(seqs, i, 2))
-				continue;
-			values[0] = CStringGetTextDatum(quote_qualified_identifier(PQgetvalue(seqs, i, 0),
-																	   PQgetvalue(seqs, i, 1)));
-			values[1] = Int64GetDatum(strtoi64(PQgetvalue(seqs, i, 2), NULL, 10));
-			raftable_spi("SELECT pg_catalog.setval($1::regclass, $2)", 2, types, values);
-		}
-		{
-			Oid			types[1] = {INT8OID};
-			Datum		values[1] = {Int64GetDatum(applied)};
-
-			raftable_spi("UPDATE raftable.apply_state SET applied_index = $1",
-						 1, types, values);
-			raftable_spi("DELETE FROM raftable.applied_marks", 0, NULL, NULL);
-			for (int i = 0; i < PQntuples(marks); i++)
-			{
-				values[0] = Int64GetDatum(strtoi64(PQgetvalue(marks, i, 0), NULL, 10));
-				raftable_spi("INSERT INTO raftable.applied_marks (idx) VALUES ($1)",
-							 1, types, values);
-			}
-		}
+		snapshot_drop_ours(conn, src);
+		snapshot_copy_tables(conn, src);
+		snapshot_progress("installing", "", PQntuples(src->tables));
+		snapshot_set_state(src);
 		SPI_finish();
 		PopActiveSnapshot();
 		snapshot_install_xid = GetTopTransactionIdIfAny();
 		ForceSyncCommit();		/* as an apply batch: never taken back */
 		CommitTransactionCommand();
 		pgstat_report_activity(STATE_IDLE, NULL);
-		PQclear(marks);
-		PQclear(tables);
-		PQclear(seqs);
+		applied = src->applied;
 	}
-	PG_CATCH();
+	PG_FINALLY();
 	{
 		if (snapshot_buf)
 			PQfreemem(snapshot_buf);
 		snapshot_buf = NULL;
+		PQclear(src->marks);
+		PQclear(src->tables);
+		PQclear(src->seqs);
+		pfree(src);
 		PQfinish(conn);
 		snapshot_conn = NULL;
-		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	PQfinish(conn);
-	snapshot_conn = NULL;
 
 	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
 	strlcpy(p->phase, "done", sizeof(p->phase));
