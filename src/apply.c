@@ -296,17 +296,6 @@ apply_colname(ApplyTable *t, int i)
 	return (char *) quote_identifier(get_attname(t->relid, t->attnums[i], false));
 }
 
-static SPIPlanPtr
-apply_prepare(const char *sql, int nargs, Oid *types)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
-
-	if (plan == NULL || SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not prepare \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	return plan;
-}
-
 static void
 apply_make_plans(ApplyTable *t)
 {
@@ -328,7 +317,7 @@ apply_make_plans(ApplyTable *t)
 	for (int i = 0; i < t->natts; i++)
 		appendStringInfo(&sql, "%s$%d", i ? ", " : "", i + 1);
 	appendStringInfoChar(&sql, ')');
-	t->insert_plan = apply_prepare(sql.data, t->natts, t->types);
+	t->insert_plan = raftable_spi_prepare(sql.data, t->natts, t->types);
 
 	/* UPDATE: every column but identity ALWAYS ones, which can't be set */
 	resetStringInfo(&sql);
@@ -352,7 +341,7 @@ apply_make_plans(ApplyTable *t)
 	memcpy(types, t->types, sizeof(Oid) * t->natts);
 	for (int k = 0; k < t->nkeys; k++)
 		types[t->natts + k] = t->types[t->keypos[k]];
-	t->update_plan = apply_prepare(sql.data, t->natts + t->nkeys, types);
+	t->update_plan = raftable_spi_prepare(sql.data, t->natts + t->nkeys, types);
 
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "DELETE FROM %s WHERE ", t->qname);
@@ -362,7 +351,7 @@ apply_make_plans(ApplyTable *t)
 						 apply_colname(t, t->keypos[k]), t->keyeq[k], k + 1);
 		types[k] = t->types[t->keypos[k]];
 	}
-	t->delete_plan = apply_prepare(sql.data, t->nkeys, types);
+	t->delete_plan = raftable_spi_prepare(sql.data, t->nkeys, types);
 	MemoryContextSwitchTo(old);
 }
 
@@ -431,19 +420,6 @@ static SPIPlanPtr apply_state_plan;
 static SPIPlanPtr apply_log_plan;
 static SPIPlanPtr apply_mark_plan;
 static SPIPlanPtr apply_advance_plan;
-
-static void
-apply_sql_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
-			   Datum *values)
-{
-	int			rc;
-
-	if (*plan == NULL)
-		*plan = apply_prepare(sql, nargs, types);
-	rc = SPI_execute_plan(*plan, values, NULL, false, 0);
-	if (rc < 0)
-		elog(ERROR, "\"%s\" failed: %s", sql, SPI_result_code_string(rc));
-}
 
 /*
  * replicate_table: any table of that name here goes, and the leader's
@@ -609,7 +585,7 @@ apply_take_marks(uint64 from, uint64 to, bool *marked)
 	Datum		values[2] = {Int64GetDatum(from), Int64GetDatum(to)};
 	bool		isnull;
 
-	apply_sql_kept(&apply_mark_plan,
+	raftable_spi_kept(&apply_mark_plan,
 				   "DELETE FROM raftable.applied_marks WHERE idx > $1 AND idx <= $2 "
 				   "RETURNING idx", 2, types, values);
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -777,7 +753,7 @@ apply_batch(uint64 commit, uint64 *from)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "applying raftable log entries");
 
-	apply_sql_kept(&apply_state_plan,
+	raftable_spi_kept(&apply_state_plan,
 				   "SELECT applied_index FROM raftable.apply_state FOR UPDATE",
 				   0, NULL, NULL);
 	if (SPI_processed != 1)
@@ -790,7 +766,7 @@ apply_batch(uint64 commit, uint64 *from)
 	{
 		values[0] = Int64GetDatum(applied);
 		values[1] = Int64GetDatum(apply_upper_bound(applied, commit));
-		apply_sql_kept(&apply_log_plan,
+		raftable_spi_kept(&apply_log_plan,
 					   "SELECT idx, kind, data FROM raftable.log "
 					   "WHERE idx > $1 AND idx <= $2 ORDER BY idx", 2, types, values);
 		tt = SPI_tuptable;
@@ -852,7 +828,7 @@ apply_batch(uint64 commit, uint64 *from)
 		if (last > applied)
 		{
 			values[0] = Int64GetDatum(last);
-			apply_sql_kept(&apply_advance_plan,
+			raftable_spi_kept(&apply_advance_plan,
 						   "UPDATE raftable.apply_state SET applied_index = $1",
 						   1, types, values);
 		}

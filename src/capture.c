@@ -844,16 +844,9 @@ capture_mark(uint64 index)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (capture_mark_plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare("INSERT INTO raftable.applied_marks (idx) VALUES ($1)",
-									   1, types);
-
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		capture_mark_plan = plan;
-	}
-	if (SPI_execute_plan(capture_mark_plan, values, NULL, false, 0) != SPI_OK_INSERT)
+	if (raftable_spi_kept(&capture_mark_plan,
+						  "INSERT INTO raftable.applied_marks (idx) VALUES ($1)",
+						  1, types, values) != SPI_OK_INSERT)
 		elog(ERROR, "could not record log index %llu as applied",
 			 (unsigned long long) index);
 	if (capture_new_tables &&

@@ -195,6 +195,37 @@ raftable_spi(const char *sql, int nargs, Oid *types, Datum *values)
 		elog(ERROR, "raftable: \"%s\" failed: %s", sql, SPI_result_code_string(rc));
 }
 
+/* prepare a statement and keep its plan for the life of the process */
+SPIPlanPtr
+raftable_spi_prepare(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+	if (plan == NULL || SPI_keepplan(plan) != 0)
+		elog(ERROR, "raftable: could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	return plan;
+}
+
+/*
+ * Run a statement through the plan kept in *plan, prepared the first time
+ * (the plan cache redoes it if a table it uses is renewed, as by DROP and
+ * CREATE EXTENSION).  ERROR if it fails; else SPI's result code.
+ */
+int
+raftable_spi_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
+				  Datum *values)
+{
+	int			rc;
+
+	if (*plan == NULL)
+		*plan = raftable_spi_prepare(sql, nargs, types);
+	rc = SPI_execute_plan(*plan, values, NULL, false, 0);
+	if (rc < 0)
+		elog(ERROR, "raftable: \"%s\" failed: %s", sql, SPI_result_code_string(rc));
+	return rc;
+}
+
 /*
  * What both workers' transactions need whatever the server's defaults for
  * sessions are: they write, and read committed (apply reads the marks of

@@ -27,6 +27,7 @@
 #include "postgres.h"
 
 #include "core/raft.h"
+#include "executor/spi.h"
 #include "nodes/pg_list.h"
 #include "storage/condition_variable.h"
 #include "storage/dsm.h"
@@ -98,6 +99,9 @@ extern void raftable_restore_user(const RaftableSavedUser *saved);
 extern void raftable_set_option(const char *name, const char *value);
 
 extern void raftable_spi(const char *sql, int nargs, Oid *types, Datum *values);
+extern SPIPlanPtr raftable_spi_prepare(const char *sql, int nargs, Oid *types);
+extern int	raftable_spi_kept(SPIPlanPtr *plan, const char *sql, int nargs,
+							  Oid *types, Datum *values);
 extern void raftable_worker_session(void);
 
 typedef enum RaftableReadConsistency

@@ -83,17 +83,8 @@ static void
 storage_exec_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
 				  Datum *values, int expect)
 {
-	int			rc;
+	int			rc = raftable_spi_kept(plan, sql, nargs, types, values);
 
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL || SPI_keepplan(p) != 0)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		*plan = p;
-	}
-	rc = SPI_execute_plan(*plan, values, NULL, false, 0);
 	if (rc != expect)
 		elog(ERROR, "raftable storage: \"%s\" failed: %s", sql,
 			 SPI_result_code_string(rc));
@@ -383,14 +374,8 @@ storage_persist(const raft_ready *rd, bool hs)
 		}
 		/* prepared once; the plan cache redoes it if the table is renewed */
 		if (storage_insert_plan == NULL)
-		{
-			SPIPlanPtr	plan = SPI_prepare("INSERT INTO raftable.log (idx, term, kind, data) "
-										   "VALUES ($1, $2, $3, $4)", 4, t4);
-
-			if (plan == NULL || SPI_keepplan(plan) != 0)
-				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-			storage_insert_plan = plan;
-		}
+			storage_insert_plan = raftable_spi_prepare("INSERT INTO raftable.log (idx, term, kind, data) "
+													   "VALUES ($1, $2, $3, $4)", 4, t4);
 		for (size_t i = 0; i < rd->n_entries; i++)
 		{
 			const raft_entry *e = &rd->entries[i];
