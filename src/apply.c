@@ -586,8 +586,8 @@ apply_take_marks(uint64 from, uint64 to, bool *marked)
 	bool		isnull;
 
 	raftable_spi_kept(&apply_mark_plan,
-				   "DELETE FROM raftable.applied_marks WHERE idx > $1 AND idx <= $2 "
-				   "RETURNING idx", 2, types, values);
+					  "DELETE FROM raftable.applied_marks WHERE idx > $1 AND idx <= $2 "
+					  "RETURNING idx", 2, types, values);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		uint64		idx = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
@@ -754,8 +754,8 @@ apply_batch(uint64 commit, uint64 *from)
 	pgstat_report_activity(STATE_RUNNING, "applying raftable log entries");
 
 	raftable_spi_kept(&apply_state_plan,
-				   "SELECT applied_index FROM raftable.apply_state FOR UPDATE",
-				   0, NULL, NULL);
+					  "SELECT applied_index FROM raftable.apply_state FOR UPDATE",
+					  0, NULL, NULL);
 	if (SPI_processed != 1)
 		elog(ERROR, "raftable.apply_state must hold one row");
 	applied = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
@@ -767,8 +767,8 @@ apply_batch(uint64 commit, uint64 *from)
 		values[0] = Int64GetDatum(applied);
 		values[1] = Int64GetDatum(apply_upper_bound(applied, commit));
 		raftable_spi_kept(&apply_log_plan,
-					   "SELECT idx, kind, data FROM raftable.log "
-					   "WHERE idx > $1 AND idx <= $2 ORDER BY idx", 2, types, values);
+						  "SELECT idx, kind, data FROM raftable.log "
+						  "WHERE idx > $1 AND idx <= $2 ORDER BY idx", 2, types, values);
 		tt = SPI_tuptable;
 		n = SPI_processed;
 
@@ -829,8 +829,8 @@ apply_batch(uint64 commit, uint64 *from)
 		{
 			values[0] = Int64GetDatum(last);
 			raftable_spi_kept(&apply_advance_plan,
-						   "UPDATE raftable.apply_state SET applied_index = $1",
-						   1, types, values);
+							  "UPDATE raftable.apply_state SET applied_index = $1",
+							  1, types, values);
 		}
 	}
 	SPI_finish();
