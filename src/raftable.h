@@ -492,6 +492,9 @@ extern void storage_persist(const raft_ready *rd, bool hs);
  * calls in flight per connection (libpq pipeline mode).  A batch is a
  * sequence of (uint32 little-endian length, message bytes).
  */
+extern int	transport_frame_next(const uint8 **p, size_t *left,
+								 const uint8 **msg, uint32 *len);
+extern void transport_frame_append(StringInfo buf, const uint8 *msg, uint32 len);
 extern void transport_init(void);
 extern void transport_shutdown(void);
 

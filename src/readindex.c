@@ -234,9 +234,8 @@ readindex_granted(uint64 from, uint64 hint_term, uint64 *index)
 	SpinLockAcquire(&ri_shared->grant_mutex);
 	if (ri_shared->grant.term != 0 && hint_term == ri_shared->grant.term)
 	{
-		for (uint32 i = 0; i < ri_shared->grant.n_ids; i++)
-			if (ri_shared->grant.ids[i] == from)
-				ok = true;
+		for (uint32 i = 0; i < ri_shared->grant.n_ids && !ok; i++)
+			ok = ri_shared->grant.ids[i] == from;
 		*index = ri_shared->grant.index;
 	}
 	SpinLockRelease(&ri_shared->grant_mutex);

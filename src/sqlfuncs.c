@@ -1419,6 +1419,7 @@ sql_answer_read(StringInfo answer, const RaftableStatus *st, uint64 to,
 {
 	raft_msg	r;
 	size_t		len;
+	uint8	   *buf;
 
 	memset(&r, 0, sizeof(r));
 	r.type = RAFT_MSG_READ_INDEX_RESP;
@@ -1427,12 +1428,11 @@ sql_answer_read(StringInfo answer, const RaftableStatus *st, uint64 to,
 	r.ctx = ctx;
 	r.index = index;
 	len = raft_msg_encoded_size(&r);
+	buf = palloc(len);
+	raft_msg_encode(&r, st->cluster_id, buf);
 	sql_answer_start(answer);
-	for (int i = 0; i < 4; i++)
-		appendStringInfoChar(answer, (char) (len >> (8 * i)));
-	enlargeStringInfo(answer, len);
-	raft_msg_encode(&r, st->cluster_id, (uint8 *) answer->data + answer->len);
-	answer->len += len;
+	transport_frame_append(answer, buf, len);
+	pfree(buf);
 }
 
 /*
@@ -1473,7 +1473,9 @@ raftable_deliver(PG_FUNCTION_ARGS)
 	sql_require_cluster(st);
 	while (left > 0)
 	{
-		uint32		len;
+		const uint8 *msg = NULL;
+		uint32		len = 0;
+		int			frame;
 		raft_msg	m;
 		uint64		cluster_id,
 					from,
@@ -1485,18 +1487,17 @@ raftable_deliver(PG_FUNCTION_ARGS)
 		int			rc,
 					level;
 
-		if (left < 4)
+		frame = transport_frame_next(&p, &left, &msg, &len);
+		if (frame == -1)
 			ereport(ERROR,
 					(errhidestmt(true), errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 					 errmsg("malformed raftable message batch")));
-		len = (uint32) p[0] | ((uint32) p[1] << 8) | ((uint32) p[2] << 16) |
-			((uint32) p[3] << 24);
-		if (len > left - 4)
+		if (frame == -2)
 			ereport(ERROR,
 					(errhidestmt(true), errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 					 errmsg("malformed raftable message batch"),
 					 errdetail("A message claims %u bytes; %zu remain.", len, left - 4)));
-		rc = raft_msg_decode(p + 4, len, &cluster_id, &m, NULL);
+		rc = raft_msg_decode(msg, len, &cluster_id, &m, NULL);
 		if (rc != RAFT_OK)
 			ereport(ERROR,
 					(errhidestmt(true), errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
@@ -1550,10 +1551,8 @@ raftable_deliver(PG_FUNCTION_ARGS)
 		else if (type == RAFT_MSG_READ_INDEX && checked_member &&
 				 readindex_granted(from, hint_term, &index))
 			sql_answer_read(&answer, st, from, ctx, index);
-		else if (raftable_inbox_push(p + 4, len))
+		else if (raftable_inbox_push(msg, len))
 			queued = true;
-		p += 4 + len;
-		left -= 4 + len;
 	}
 	if (queued)
 		raftable_wake_worker();

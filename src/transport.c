@@ -905,6 +905,41 @@ tp_serve(TpPeer *p, TimestampTz now)
 }
 
 /*
+ * A batch's framing, also used by _deliver's result: each message as a u32
+ * length (little endian), then its bytes.  transport_frame_next() takes
+ * the next one off (*p, *left): 1 with (*msg, *len); 0 at the end; -1 when
+ * fewer than 4 bytes are left, -2 when the length claims more than is left
+ * (*len says how much).
+ */
+int
+transport_frame_next(const uint8 **p, size_t *left, const uint8 **msg, uint32 *len)
+{
+	const uint8 *b = *p;
+
+	if (*left == 0)
+		return 0;
+	if (*left < 4)
+		return -1;
+	*len = (uint32) b[0] | ((uint32) b[1] << 8) | ((uint32) b[2] << 16) |
+		((uint32) b[3] << 24);
+	if (*len > *left - 4)
+		return -2;
+	*msg = b + 4;
+	*p += 4 + *len;
+	*left -= 4 + *len;
+	return 1;
+}
+
+/* append one framed message to buf */
+void
+transport_frame_append(StringInfo buf, const uint8 *msg, uint32 len)
+{
+	for (int i = 0; i < 4; i++)
+		appendStringInfoChar(buf, (char) (len >> (8 * i)));
+	appendBinaryStringInfo(buf, (const char *) msg, len);
+}
+
+/*
  * _deliver's result (see raftable_deliver): NULL, or a u64, the index of
  * the peer's committed configuration when we are not in it (else 0), and
  * then the peer's answers to our READ_INDEX requests, framed as batches
@@ -916,7 +951,9 @@ static void
 tp_note_answer(TpPeer *p, const PGresult *res)
 {
 	const uint8 *v;
+	const uint8 *msg;
 	size_t		left;
+	uint32		len;
 	uint64		index = 0;
 	bool		pushed = false;
 
@@ -933,24 +970,18 @@ tp_note_answer(TpPeer *p, const PGresult *res)
 		tp_left_out_by = p->id;
 	}
 	v += 8;
-	while (left >= 4)
+	while (transport_frame_next(&v, &left, &msg, &len) == 1)
 	{
-		uint32		len = (uint32) v[0] | ((uint32) v[1] << 8) |
-			((uint32) v[2] << 16) | ((uint32) v[3] << 24);
 		raft_msg	m;
 		uint64		cluster_id;
 
-		if (len > left - 4)
-			break;
-		if (raft_msg_decode(v + 4, len, &cluster_id, &m, NULL) == RAFT_OK)
+		if (raft_msg_decode(msg, len, &cluster_id, &m, NULL) == RAFT_OK)
 		{
 			if (m.type == RAFT_MSG_READ_INDEX_RESP && m.from == p->id &&
-				raftable_inbox_push(v + 4, len))
+				raftable_inbox_push(msg, len))
 				pushed = true;
 			raft_msg_free(&m, NULL);
 		}
-		v += 4 + len;
-		left -= 4 + len;
 	}
 	if (pushed)
 		SetLatch(MyLatch);		/* the worker drains the inbox next */
