@@ -45,7 +45,7 @@
 static void
 anchor_slot_name(uint64 node_id, char *name)
 {
-	snprintf(name, NAMEDATALEN, ANCHOR_SLOT_PREFIX UINT64_FORMAT, node_id);
+	snprintf(name, NAMEDATALEN, ANCHOR_SLOT_PREFIX "%llu", (unsigned long long) node_id);
 }
 
 static bool
@@ -59,7 +59,7 @@ anchor_slots_usable(void)
  * what failed, since the worker must not exit over a slot.
  */
 static bool
-anchor_try(void (*fn) (void *), void *arg, const char *what)
+anchor_try(void (*fn) (void *), void *arg, const char *failure)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -80,7 +80,7 @@ anchor_try(void (*fn) (void *), void *arg, const char *what)
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		ereport(WARNING,
-				(errmsg("raftable could not %s", what),
+				(errmsg_internal("%s", _(failure)),
 				 errdetail_internal("%s", err->message)));
 		FreeErrorData(err);
 		ok = false;
@@ -124,7 +124,7 @@ void
 anchor_drop_slots(uint64 keep_id)
 {
 	if (max_replication_slots > 0)
-		anchor_try(anchor_drop_slots_guts, &keep_id, "drop a replication slot it no longer needs");
+		anchor_try(anchor_drop_slots_guts, &keep_id, gettext_noop("raftable could not drop a replication slot it no longer needs"));
 }
 
 static void
@@ -161,7 +161,7 @@ anchor_take(uint64 node_id, RaftableAnchor *a)
 	}
 	anchor_drop_slots(0);
 	anchor_slot_name(node_id, a->slot);
-	if (!anchor_try(anchor_create_slot, a->slot, "create the replication slot that anchors this node's identity"))
+	if (!anchor_try(anchor_create_slot, a->slot, gettext_noop("raftable could not create the replication slot that anchors this node's identity")))
 	{
 		a->slot[0] = '\0';
 		ereport(WARNING,
@@ -183,9 +183,9 @@ anchor_holds(uint64 node_id, const RaftableAnchor *a, char *why, size_t len)
 	if (a->system_identifier != GetSystemIdentifier())
 	{
 		snprintf(why, len,
-				 "Its identity was given on the server with system identifier " UINT64_FORMAT
-				 "; this is " UINT64_FORMAT ".",
-				 a->system_identifier, GetSystemIdentifier());
+				 "Its identity was given on the server with system identifier %llu; this is %llu.",
+				 (unsigned long long) a->system_identifier,
+				 (unsigned long long) GetSystemIdentifier());
 		return false;
 	}
 	if (a->timeline != GetWALInsertionTimeLine())

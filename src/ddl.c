@@ -631,15 +631,19 @@ ddl_check_constraint(Node *n)
 				 errhint("Replicate \"%s\" first.", con->pktable->relname)));
 }
 
-/* an ALTER TABLE subcommand that is refused on a replicated table */
+/*
+ * An ALTER TABLE subcommand that is refused on a replicated table: message,
+ * detail and hint are whole sentences marked with gettext_noop (hint may
+ * be NULL).
+ */
 static void
-ddl_refuse_subcommand(const char *what, const char *detail, const char *hint)
+ddl_refuse_subcommand(const char *message, const char *detail, const char *hint)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("cannot %s on a replicated table", what),
-			 errdetail("%s", detail),
-			 hint ? errhint("%s", hint) : 0));
+			 errmsg_internal("%s", _(message)),
+			 errdetail("%s", _(detail)),
+			 hint ? errhint("%s", _(hint)) : 0));
 }
 
 /*
@@ -659,43 +663,43 @@ ddl_check_subcommand(Relation rel, AlterTableCmd *cmd)
 		case AT_EnableTrigAll:
 		case AT_EnableTrigUser:
 			/* these reach raftable's triggers too: ENABLE makes them ORIGIN */
-			ddl_refuse_subcommand("enable or disable all triggers at once",
-								  "raftable's triggers must stay ENABLE ALWAYS, or writes would not reach the other nodes.",
-								  "Name the triggers one by one.");
+			ddl_refuse_subcommand(gettext_noop("cannot enable or disable all triggers of a replicated table at once"),
+								  gettext_noop("raftable's triggers must stay ENABLE ALWAYS, or writes would not reach the other nodes."),
+								  gettext_noop("Name the triggers one by one."));
 			break;
 		case AT_DisableTrig:
 		case AT_EnableTrig:
 		case AT_EnableReplicaTrig:
 			if (ours)
-				ddl_refuse_subcommand("change raftable's triggers",
-									  "Without them, writes would not reach the other nodes.",
-									  "Unreplicate the table first.");
+				ddl_refuse_subcommand(gettext_noop("cannot change raftable's triggers on a replicated table"),
+									  gettext_noop("Without them, writes would not reach the other nodes."),
+									  gettext_noop("Unreplicate the table first."));
 			if (cmd->subtype == AT_EnableReplicaTrig)
-				ddl_refuse_subcommand("enable a trigger ENABLE REPLICA",
-									  "It would fire when raftable applies the table's changes on every node.",
-									  "Keep the trigger ENABLE (origin only): it fires on the leader, where the write is made.");
+				ddl_refuse_subcommand(gettext_noop("cannot make a trigger ENABLE REPLICA on a replicated table"),
+									  gettext_noop("It would fire when raftable applies the table's changes on every node."),
+									  gettext_noop("Keep the trigger ENABLE (origin only): it fires on the leader, where the write is made."));
 			break;
 		case AT_EnableAlwaysTrig:
 			if (!ours)
-				ddl_refuse_subcommand("enable a trigger ENABLE ALWAYS",
-									  "It would fire when raftable applies the table's changes on every node.",
-									  "Keep the trigger ENABLE (origin only): it fires on the leader, where the write is made.");
+				ddl_refuse_subcommand(gettext_noop("cannot make a trigger ENABLE ALWAYS on a replicated table"),
+									  gettext_noop("It would fire when raftable applies the table's changes on every node."),
+									  gettext_noop("Keep the trigger ENABLE (origin only): it fires on the leader, where the write is made."));
 			break;
 		case AT_EnableAlwaysRule:
 		case AT_EnableReplicaRule:
-			ddl_refuse_subcommand("enable a rule ENABLE ALWAYS or ENABLE REPLICA",
-								  "It would rewrite the changes raftable applies on every node.",
+			ddl_refuse_subcommand(gettext_noop("cannot make a rule ENABLE ALWAYS or ENABLE REPLICA on a replicated table"),
+								  gettext_noop("It would rewrite the changes raftable applies on every node."),
 								  NULL);
 			break;
 		case AT_EnableRowSecurity:
 		case AT_ForceRowSecurity:
-			ddl_refuse_subcommand("enable row-level security",
-								  "Snapshots copy every row of a replicated table; a policy would filter the copy.",
-								  "Guard the rows with privileges and views instead, or unreplicate the table.");
+			ddl_refuse_subcommand(gettext_noop("cannot enable row-level security on a replicated table"),
+								  gettext_noop("Snapshots copy every row of a replicated table; a policy would filter the copy."),
+								  gettext_noop("Guard the rows with privileges and views instead, or unreplicate the table."));
 			break;
 		case AT_SetUnLogged:
-			ddl_refuse_subcommand("make a replicated table unlogged",
-								  "A crash would empty it on one node only.",
+			ddl_refuse_subcommand(gettext_noop("cannot make a replicated table unlogged"),
+								  gettext_noop("A crash would empty it on one node only."),
 								  NULL);
 			break;
 		case AT_AddInherit:
@@ -704,9 +708,9 @@ ddl_check_subcommand(Relation rel, AlterTableCmd *cmd)
 		case AT_DetachPartition:
 		case AT_DetachPartitionFinalize:
 		case AT_AddOf:
-			ddl_refuse_subcommand("change inheritance, partitioning or the type of a replicated table",
-								  "Replicated tables are plain tables, alike on every node.",
-								  "Unreplicate the table first.");
+			ddl_refuse_subcommand(gettext_noop("cannot change the inheritance, partitioning or type of a replicated table"),
+								  gettext_noop("Replicated tables are plain tables, alike on every node."),
+								  gettext_noop("Unreplicate the table first."));
 			break;
 		default:
 			break;

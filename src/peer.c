@@ -261,16 +261,16 @@ peer_report_dropped(uint64 from, int level)
 	}
 	LWLockRelease(raftable_shared->lock);
 	if (!is_member)
-		why = psprintf("Node %llu is not a member, and role \"%s\" is bound to one.",
+		why = psprintf(_("Node %llu is not a member, and role \"%s\" is bound to one."),
 					   (unsigned long long) from, name);
 	else if (bound[0])
-		why = psprintf("Node %llu is bound to role \"%s\".",
+		why = psprintf(_("Node %llu is bound to role \"%s\"."),
 					   (unsigned long long) from, bound);
 	else
-		why = psprintf("Node %llu names no role in its conninfo: only a superuser may send as it.",
+		why = psprintf(_("Node %llu names no role in its conninfo: only a superuser may send as it."),
 					   (unsigned long long) from);
 	if (peer_log_suppressed > 0)
-		why = psprintf("%s %llu more were dropped on this connection since the last report.",
+		why = psprintf(_("%s %llu more were dropped on this connection since the last report."),
 					   why, (unsigned long long) peer_log_suppressed);
 	ereport(LOG,
 			(errhidestmt(true),

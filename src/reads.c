@@ -150,7 +150,7 @@ reads_report_last_write(uint64 index)
 {
 	char		buf[32];
 
-	snprintf(buf, sizeof(buf), UINT64_FORMAT, index);
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long) index);
 	SetConfigOption("raftable.last_write_index", buf, PGC_INTERNAL, PGC_S_OVERRIDE);
 }
 
@@ -653,7 +653,7 @@ raftable_set_read_consistency(PG_FUNCTION_ARGS)
 	{
 		char		ms[32];
 
-		snprintf(ms, sizeof(ms), INT64_FORMAT, reads_timeout_arg(fcinfo, 1) / 1000);
+		snprintf(ms, sizeof(ms), "%lld", (long long) (reads_timeout_arg(fcinfo, 1) / 1000));
 		(void) set_config_option("raftable.max_staleness", ms,
 								 PGC_USERSET, PGC_S_SESSION,
 								 is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET,

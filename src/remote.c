@@ -219,10 +219,13 @@ remote_connect(const char *conninfo, bool long_running)
 	return conn;
 }
 
-/* run a query there; on error, finish conn and raise ours */
+/*
+ * Run a query there; on error, finish conn and raise ours, with failure
+ * (a whole message, marked with gettext_noop) as its text.
+ */
 PGresult *
 remote_exec(PGconn *conn, const char *sql, int nparams, const char *const *values,
-		   const int *lengths, const int *formats, const char *what)
+		   const int *lengths, const int *formats, const char *failure)
 {
 	PGresult   *res = remote_exec_wait(conn, sql, nparams, values, lengths, formats);
 	ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
@@ -240,7 +243,7 @@ remote_exec(PGconn *conn, const char *sql, int nparams, const char *const *value
 		PQfinish(conn);
 		ereport(ERROR,
 				(errhidestmt(true), errcode(code),
-				 errmsg("%s failed on the node", what),
+				 errmsg_internal("%s", _(failure)),
 				 errdetail_internal("%s", msg)));
 	}
 	return res;

@@ -39,10 +39,13 @@ extern PGresult *remote_exec_wait(PGconn *conn, const char *sql, int nparams,
 /* the last result of the query sent on conn; NULL after idle_ms of silence */
 extern PGresult *remote_collect(PGconn *conn, int idle_ms);
 
-/* as remote_exec_wait, but failure finishes conn and raises an ERROR */
+/*
+ * as remote_exec_wait, but failure finishes conn and raises an ERROR whose
+ * message is `failure` (a whole sentence, marked with gettext_noop)
+ */
 extern PGresult *remote_exec(PGconn *conn, const char *sql, int nparams,
 							 const char *const *values, const int *lengths,
-							 const int *formats, const char *what);
+							 const int *formats, const char *failure);
 
 /* wait for events on conn's socket until deadline; false on timeout */
 extern int	remote_wait_socket(PGconn *conn, int events, TimestampTz deadline);

@@ -335,7 +335,7 @@ snapshot_read_source(PGconn *conn, uint64 min_index, SnapshotSource *src)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the snapshot source has applied only up to log index %llu, not %llu yet",
 						(unsigned long long) src->applied, (unsigned long long) min_index)));
-	snprintf(buf, sizeof(buf), UINT64_FORMAT, src->applied);
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long) src->applied);
 	src->marks = snapshot_remote(conn, "SELECT idx FROM raftable.applied_marks WHERE idx > $1",
 								 1, params);
 	src->tables = snapshot_remote(conn, snapshot_tables_sql, 0, NULL);

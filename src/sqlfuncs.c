@@ -434,8 +434,9 @@ pred_voter(const RaftableStatus *st, uint64 id)
 	return m != NULL && m->voter;
 }
 
+/* failure: the whole message (gettext_noop), "could not ..." */
 static void
-sql_fail_request(const RaftableRequest *r, const char *what)
+sql_fail_request(const RaftableRequest *r, const char *failure)
 {
 	/* the status may still say we lead: the worker answered first */
 	if (r->rc == RAFT_ENOTLEADER || r->rc == RAFT_ENOLEADER)
@@ -444,25 +445,25 @@ sql_fail_request(const RaftableRequest *r, const char *what)
 	ereport(ERROR,
 			(errhidestmt(true), errcode(r->rc == RAFT_EBUSY || r->rc == RAFT_ETRANSFER ?
 					 ERRCODE_OBJECT_IN_USE : ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("could not %s", what),
+			 errmsg_internal("%s", _(failure)),
 			 errdetail("%s", r->error[0] ? r->error : raft_strerror(r->rc))));
 }
 
 static void
-sql_wait_committed(uint64 index, const char *what)
+sql_wait_committed(uint64 index, const char *failure)
 {
 	if (!sql_wait_status(pred_committed, index, SQL_COMMIT_WAIT_MS))
 		ereport(ERROR,
 				(errhidestmt(true), errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
-				 errmsg("could not %s: not committed within raftable.write_timeout", what),
-				 errdetail("The change was proposed at log index %llu; it may still be committed.",
+				 errmsg_internal("%s", _(failure)),
+				 errdetail("The change was proposed at log index %llu and not committed within raftable.write_timeout; it may still be committed.",
 						   (unsigned long long) index)));
 }
 
 /* propose a change through the worker and wait until it is committed */
 static uint64
 sql_change(int type, uint64 node_id, const char *name, const char *conninfo,
-		   const char *what)
+		   const char *failure)
 {
 	RaftableRequest *req = palloc0(sizeof(RaftableRequest));
 	RaftableRequest *ans;
@@ -475,8 +476,8 @@ sql_change(int type, uint64 node_id, const char *name, const char *conninfo,
 		strlcpy(req->conninfo, conninfo, RAFTABLE_CONNINFO_LEN);
 	ans = sql_submit(req);
 	if (ans->rc != RAFT_OK)
-		sql_fail_request(ans, what);
-	sql_wait_committed(ans->result, what);
+		sql_fail_request(ans, failure);
+	sql_wait_committed(ans->result, failure);
 	return ans->result;
 }
 
@@ -492,7 +493,7 @@ sql_full_conf(void)
 	ans = sql_submit(req);
 	if (ans->rc != RAFT_OK ||
 		raft_conf_decode(ans->members, ans->members_len, conf) != 0)
-		sql_fail_request(ans, "read the membership");
+		sql_fail_request(ans, gettext_noop("could not read the membership"));
 	return conf;
 }
 
@@ -522,8 +523,8 @@ sql_tell_leave(const char *conninfo, uint64 cluster_id, uint64 node_id)
 		const char *params[2] = {c, n};
 		PGresult   *res;
 
-		snprintf(c, sizeof(c), INT64_FORMAT, (int64) cluster_id);
-		snprintf(n, sizeof(n), INT64_FORMAT, (int64) node_id);
+		snprintf(c, sizeof(c), "%lld", (long long) cluster_id);
+		snprintf(n, sizeof(n), "%lld", (long long) node_id);
 		res = remote_exec_wait(conn, "SELECT raftable._leave($1, $2)", 2, params,
 							NULL, NULL);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -627,7 +628,7 @@ sql_check_compatible(PGconn *conn)
 		"collation version"
 	};
 	PGresult   *res = remote_exec(conn, sql_compat_sql, 0, NULL, NULL, NULL,
-								  "checking the node's settings");
+								  gettext_noop("could not check the node's settings"));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -693,7 +694,7 @@ sql_missing_role(PGconn *conn, const char *roles)
 					  " WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles p "
 					  "                    WHERE p.rolname OPERATOR(pg_catalog.=) r) "
 					  " ORDER BY 1 LIMIT 1",
-					  1, values, NULL, NULL, "checking the node's roles");
+					  1, values, NULL, NULL, gettext_noop("could not check the node's roles"));
 	if (PQntuples(res) > 0)
 		missing = pstrdup(PQgetvalue(res, 0, 0));
 	PQclear(res);
@@ -989,7 +990,7 @@ sql_check_reaches_self(const char *conninfo)
 				 errdetail_internal("%s", msg),
 				 errhint("Give the host, port and role the other nodes will use to reach this one.")));
 	}
-	res = remote_exec(conn, sql_self_sql, 0, NULL, NULL, NULL, "checking self_conninfo");
+	res = remote_exec(conn, sql_self_sql, 0, NULL, NULL, NULL, gettext_noop("could not check self_conninfo on the node"));
 	theirs = pstrdup(PQgetvalue(res, 0, 0));
 	PQclear(res);
 	PQfinish(conn);
@@ -1039,7 +1040,7 @@ raftable_create_cluster_impl(FunctionCallInfo fcinfo)
 				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("this node is already in a raftable cluster")));
 	if (ans->rc != RAFT_OK)
-		sql_fail_request(ans, "create the cluster");
+		sql_fail_request(ans, gettext_noop("could not create the cluster"));
 	/* a lone voter elects itself within an election timeout or two */
 	if (!sql_wait_status(pred_self_leader, 0, 10 * raftable_election_timeout))
 		ereport(WARNING,
@@ -1069,7 +1070,7 @@ sql_check_reaches_joined(const char *conninfo, uint64 cluster_id, uint64 id)
 	for (;;)
 	{
 		PGresult   *res = remote_exec(conn, "SELECT node_id FROM raftable.status", 0, NULL,
-									  NULL, NULL, "checking the joined node");
+									  NULL, NULL, gettext_noop("could not check the joined node"));
 		bool		known = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0);
 
 		same = known && strtou64(PQgetvalue(res, 0, 0), NULL, 10) == id;
@@ -1195,7 +1196,7 @@ raftable_add_node_impl(FunctionCallInfo fcinfo)
 	sql_check_snapshot_rights(conninfo);
 	conn = remote_connect(conninfo, false);
 	res = remote_exec(conn, "SELECT role FROM raftable.status", 0, NULL, NULL, NULL,
-					 "checking raftable");
+					 gettext_noop("could not check raftable on the node"));
 	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "none") != 0)
 	{
 		PQclear(res);
@@ -1221,10 +1222,10 @@ raftable_add_node_impl(FunctionCallInfo fcinfo)
 		int			lengths[5] = {0, 0, 0, 0, (int) members_len};
 		int			formats[5] = {0, 0, 0, 0, 1};
 
-		snprintf(c, sizeof(c), INT64_FORMAT, (int64) st->cluster_id);
-		snprintf(n, sizeof(n), INT64_FORMAT, (int64) id);
+		snprintf(c, sizeof(c), "%lld", (long long) st->cluster_id);
+		snprintf(n, sizeof(n), "%lld", (long long) id);
 		res = remote_exec(conn, "SELECT raftable._join($1, $2, $3, $4, $5::bytea)",
-						 5, values, lengths, formats, "joining");
+						 5, values, lengths, formats, gettext_noop("could not join the node to the cluster"));
 		PQclear(res);
 	}
 	PQfinish(conn);
@@ -1247,9 +1248,9 @@ raftable_add_node_impl(FunctionCallInfo fcinfo)
 		if (ans->rc != RAFT_OK)
 		{
 			sql_tell_leave(conninfo, st->cluster_id, id);
-			sql_fail_request(ans, "add the node");
+			sql_fail_request(ans, gettext_noop("could not add the node"));
 		}
-		sql_wait_committed(ans->result, "add the node");
+		sql_wait_committed(ans->result, gettext_noop("could not add the node"));
 	}
 
 	/* the worker promotes the learner once it holds everything committed */
@@ -1318,13 +1319,13 @@ raftable_remove_node(PG_FUNCTION_ARGS)
 					(errhidestmt(true), errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
 					 errmsg("cannot remove the leader: leadership was not handed over in time")));
 		conn = remote_connect(leader_conninfo, false);
-		snprintf(arg, sizeof(arg), INT64_FORMAT, (int64) id);
+		snprintf(arg, sizeof(arg), "%lld", (long long) id);
 		PQclear(remote_exec(conn, "SELECT raftable.remove_node($1)", 1, values,
-						   NULL, NULL, "removing the node on the new leader"));
+						   NULL, NULL, gettext_noop("could not remove the node on the new leader")));
 		PQfinish(conn);
 		PG_RETURN_VOID();
 	}
-	sql_change(RAFTABLE_REQ_REMOVE, id, NULL, NULL, "remove the node");
+	sql_change(RAFTABLE_REQ_REMOVE, id, NULL, NULL, gettext_noop("could not remove the node"));
 	sql_tell_leave(conninfo, st->cluster_id, id);
 	PG_RETURN_VOID();
 }
@@ -1368,7 +1369,7 @@ raftable_transfer_leadership(PG_FUNCTION_ARGS)
 	req->node_id = id;
 	ans = sql_submit(req);
 	if (ans->rc != RAFT_OK)
-		sql_fail_request(ans, "transfer leadership");
+		sql_fail_request(ans, gettext_noop("could not transfer leadership"));
 	if (!sql_wait_status(pred_leader_is, ans->result, 5 * raftable_election_timeout))
 		ereport(ERROR,
 				(errhidestmt(true), errcode(ERRCODE_RAFTABLE_UNAVAILABLE),

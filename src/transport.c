@@ -184,7 +184,28 @@ static void tp_connected(TpPeer *p, TimestampTz now);
 static void tp_serve(TpPeer *p, TimestampTz now);
 static bool tp_read_results(TpPeer *p, TimestampTz now);
 static bool tp_send_batch(TpPeer *p, TimestampTz now);
-static void tp_fail(TpPeer *p, TimestampTz now, const char *what,
+/* why a connection failed: each has its own whole message in tp_fail */
+typedef enum TpFailure
+{
+	TP_FAIL_CONNECT,
+	TP_FAIL_SETUP,
+	TP_FAIL_PIPELINE,
+	TP_FAIL_LOST,
+	TP_FAIL_GAVE_UP,
+	TP_FAIL_SEND
+} TpFailure;
+
+/* whole messages, for translators: node id, then libpq's reason */
+static const char *const tp_failure_msgs[] = {
+	[TP_FAIL_CONNECT] = gettext_noop("raftable: could not connect to node %llu: %s"),
+	[TP_FAIL_SETUP] = gettext_noop("raftable: could not set up the connection to node %llu: %s"),
+	[TP_FAIL_PIPELINE] = gettext_noop("raftable: could not enter pipeline mode on the connection to node %llu: %s"),
+	[TP_FAIL_LOST] = gettext_noop("raftable: lost the connection to node %llu: %s"),
+	[TP_FAIL_GAVE_UP] = gettext_noop("raftable: gave up on the connection to node %llu: %s"),
+	[TP_FAIL_SEND] = gettext_noop("raftable: could not send to node %llu: %s"),
+};
+
+static void tp_fail(TpPeer *p, TimestampTz now, TpFailure why,
 					const char *detail);
 static void tp_close(TpPeer *p);
 static void tp_drop_queue(TpPeer *p);
@@ -304,8 +325,8 @@ transport_set_peer(uint64 id, const char *conninfo)
 	if (tp_npeers >= RAFT_MAX_MEMBERS)
 	{
 		ereport(LOG,
-				(errmsg("raftable: cannot talk to node " UINT64_FORMAT ": too many peers",
-						id)));
+				(errmsg("raftable: cannot talk to node %llu: too many peers",
+						(unsigned long long) id)));
 		return;
 	}
 
@@ -378,10 +399,11 @@ transport_send(uint64 to, const uint8 *msg, size_t len)
 		p->dropped++;
 		if (tp_rate_ok(&p->drop_log, now))
 			ereport(LOG,
-					(errmsg("raftable: dropping messages for node " UINT64_FORMAT ": its send queue is full",
-							p->id),
-					 errdetail("%zu bytes are queued; " UINT64_FORMAT " messages dropped for this node so far.",
-							   p->queue.tail - p->queue.head, p->dropped)));
+					(errmsg("raftable: dropping messages for node %llu: its send queue is full",
+							(unsigned long long) p->id),
+					 errdetail("%zu bytes are queued; %llu messages dropped for this node so far.",
+							   p->queue.tail - p->queue.head,
+							   (unsigned long long) p->dropped)));
 	}
 }
 
@@ -595,8 +617,8 @@ tp_check_conninfo(TpPeer *p)
 		if (err != NULL)
 			PQfreemem(err);
 		ereport(LOG,
-				(errmsg("raftable: the conninfo of node " UINT64_FORMAT " is invalid; not connecting to it",
-						p->id)));
+				(errmsg("raftable: the conninfo of node %llu is invalid; not connecting to it",
+						(unsigned long long) p->id)));
 		return;
 	}
 
@@ -634,8 +656,8 @@ tp_start_connect(TpPeer *p, TimestampTz now)
 	char		timeout[16];
 	int			n = 0;
 
-	snprintf(appname, sizeof(appname), "raftable-node-" UINT64_FORMAT,
-			 tp_self_id);
+	snprintf(appname, sizeof(appname), "raftable-node-%llu",
+			 (unsigned long long) tp_self_id);
 	snprintf(timeout, sizeof(timeout), "%d",
 			 Max(1, (tp_election_timeout() + 999) / 1000));
 
@@ -674,12 +696,12 @@ tp_start_connect(TpPeer *p, TimestampTz now)
 
 	if (p->conn == NULL)
 	{
-		tp_fail(p, now, "could not connect to", "out of memory");
+		tp_fail(p, now, TP_FAIL_CONNECT, "out of memory");
 		return;
 	}
 	if (PQstatus(p->conn) == CONNECTION_BAD)
 	{
-		tp_fail(p, now, "could not connect to", PQerrorMessage(p->conn));
+		tp_fail(p, now, TP_FAIL_CONNECT, PQerrorMessage(p->conn));
 		return;
 	}
 	PQsetNoticeProcessor(p->conn, tp_notice_processor, p);
@@ -711,7 +733,7 @@ tp_advance_connect(TpPeer *p, TimestampTz now)
 		}
 		if (p->poll_status == PGRES_POLLING_FAILED)
 		{
-			tp_fail(p, now, "could not connect to", PQerrorMessage(p->conn));
+			tp_fail(p, now, TP_FAIL_CONNECT, PQerrorMessage(p->conn));
 			return;
 		}
 	}
@@ -725,7 +747,7 @@ tp_advance_connect(TpPeer *p, TimestampTz now)
 		snprintf(detail, sizeof(detail),
 				 "connection attempt not finished after %d ms",
 				 tp_connect_timeout_ms());
-		tp_fail(p, now, "could not connect to", detail);
+		tp_fail(p, now, TP_FAIL_CONNECT, detail);
 	}
 }
 
@@ -788,13 +810,13 @@ tp_connected(TpPeer *p, TimestampTz now)
 {
 	if (PQsetnonblocking(p->conn, 1) != 0)
 	{
-		tp_fail(p, now, "could not set up the connection to",
+		tp_fail(p, now, TP_FAIL_SETUP,
 				PQerrorMessage(p->conn));
 		return;
 	}
 	if (PQenterPipelineMode(p->conn) != 1)
 	{
-		tp_fail(p, now, "could not enter pipeline mode on the connection to",
+		tp_fail(p, now, TP_FAIL_PIPELINE,
 				PQerrorMessage(p->conn));
 		return;
 	}
@@ -817,7 +839,7 @@ tp_connected(TpPeer *p, TimestampTz now)
 		if (PQsendPrepare(p->conn, TP_DELIVER_STMT, TP_DELIVER_SQL, 1, types) != 1 ||
 			PQpipelineSync(p->conn) != 1)
 		{
-			tp_fail(p, now, "could not set up the connection to",
+			tp_fail(p, now, TP_FAIL_SETUP,
 					PQerrorMessage(p->conn));
 			return;
 		}
@@ -830,14 +852,14 @@ tp_connected(TpPeer *p, TimestampTz now)
 	if (p->failure_logged)
 	{
 		ereport(LOG,
-				(errmsg("raftable: connected to node " UINT64_FORMAT " again",
-						p->id)));
+				(errmsg("raftable: connected to node %llu again",
+						(unsigned long long) p->id)));
 		p->failure_logged = false;
 	}
 	else
 		ereport(DEBUG1,
-				(errmsg_internal("raftable: connected to node " UINT64_FORMAT,
-								 p->id)));
+				(errmsg_internal("raftable: connected to node %llu",
+								 (unsigned long long) p->id)));
 }
 
 
@@ -863,7 +885,7 @@ tp_serve(TpPeer *p, TimestampTz now)
 	 */
 	if (PQconsumeInput(p->conn) == 0)
 	{
-		tp_fail(p, now, "lost the connection to", PQerrorMessage(p->conn));
+		tp_fail(p, now, TP_FAIL_LOST, PQerrorMessage(p->conn));
 		return;
 	}
 	if (!tp_read_results(p, now))
@@ -876,7 +898,7 @@ tp_serve(TpPeer *p, TimestampTz now)
 		snprintf(detail, sizeof(detail),
 				 "no answer to a message batch within %d ms",
 				 tp_election_timeout());
-		tp_fail(p, now, "gave up on the connection to", detail);
+		tp_fail(p, now, TP_FAIL_GAVE_UP, detail);
 		return;
 	}
 
@@ -889,7 +911,7 @@ tp_serve(TpPeer *p, TimestampTz now)
 	rc = PQflush(p->conn);
 	if (rc < 0)
 	{
-		tp_fail(p, now, "could not send to", PQerrorMessage(p->conn));
+		tp_fail(p, now, TP_FAIL_SEND, PQerrorMessage(p->conn));
 		return;
 	}
 	p->output_pending = (rc == 1);
@@ -1059,12 +1081,12 @@ tp_read_results(TpPeer *p, TimestampTz now)
 					tp_chomp(buf, msg != NULL ? msg : PQresultErrorMessage(res),
 							 sizeof(buf));
 					ereport(LOG,
-							(errmsg("raftable: node " UINT64_FORMAT " refused messages: %s",
-									p->id, buf),
+							(errmsg("raftable: node %llu refused messages: %s",
+									(unsigned long long) p->id, buf),
 							 p->call_log.suppressed > 0 ?
-							 errdetail("SQLSTATE %s; " UINT64_FORMAT " similar errors not logged.",
+							 errdetail("SQLSTATE %s; %llu similar errors not logged.",
 									   sqlstate != NULL ? sqlstate : "?",
-									   p->call_log.suppressed) :
+									   (unsigned long long) p->call_log.suppressed) :
 							 errdetail("SQLSTATE %s.",
 									   sqlstate != NULL ? sqlstate : "?")));
 					p->call_log.suppressed = 0;
@@ -1076,7 +1098,7 @@ tp_read_results(TpPeer *p, TimestampTz now)
 
 	if (PQstatus(p->conn) == CONNECTION_BAD)
 	{
-		tp_fail(p, now, "lost the connection to", PQerrorMessage(p->conn));
+		tp_fail(p, now, TP_FAIL_LOST, PQerrorMessage(p->conn));
 		return false;
 	}
 	return true;
@@ -1125,7 +1147,7 @@ tp_send_batch(TpPeer *p, TimestampTz now)
 						   lengths, formats, 1)) != 1 ||
 		PQpipelineSync(p->conn) != 1)
 	{
-		tp_fail(p, now, "could not send to", PQerrorMessage(p->conn));
+		tp_fail(p, now, TP_FAIL_SEND, PQerrorMessage(p->conn));
 		return false;
 	}
 
@@ -1174,19 +1196,19 @@ tp_call_timed_out(TpPeer *p, TimestampTz now)
  * starting over once a connection has proved good.
  */
 static void
-tp_fail(TpPeer *p, TimestampTz now, const char *what, const char *detail)
+tp_fail(TpPeer *p, TimestampTz now, TpFailure why, const char *detail)
 {
 	if (tp_rate_ok(&p->conn_log, now))
 	{
 		char		buf[512];
+		unsigned long long id = (unsigned long long) p->id;
+		unsigned long long suppressed = (unsigned long long) p->conn_log.suppressed;
 
 		tp_chomp(buf, detail != NULL ? detail : "", sizeof(buf));
 		ereport(LOG,
-				(errmsg("raftable: %s node " UINT64_FORMAT ": %s",
-						what, p->id, buf),
-				 p->conn_log.suppressed > 0 ?
-				 errdetail(UINT64_FORMAT " similar failures not logged.",
-						   p->conn_log.suppressed) : 0));
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg(tp_failure_msgs[why], id, buf),
+				 suppressed > 0 ? errdetail("%llu similar failures not logged.", suppressed) : 0));
 		p->conn_log.suppressed = 0;
 		p->failure_logged = true;
 	}
@@ -1393,6 +1415,6 @@ tp_notice_processor(void *arg, const char *message)
 		return;
 	tp_chomp(buf, message, sizeof(buf));
 	ereport(LOG,
-			(errmsg("raftable: message from node " UINT64_FORMAT ": %s",
-					p->id, buf)));
+			(errmsg("raftable: message from node %llu: %s",
+					(unsigned long long) p->id, buf)));
 }
