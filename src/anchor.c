@@ -35,6 +35,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "anchor.h"
 #include "raftable.h"
 #include "replication/slot.h"
 #include "utils/memutils.h"

@@ -46,6 +46,8 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "apply.h"
+#include "capture.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -56,6 +58,9 @@
 #include "libpq/pqformat.h"
 #include "miscadmin.h"
 #include "raftable.h"
+#include "reads.h"
+#include "shmem.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -66,7 +71,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/wait_event.h"
-#include "storage/latch.h"
+#include "waits.h"
 
 RAFTABLE_FUNCTION(raftable_capture);
 RAFTABLE_FUNCTION(raftable_last_write_index);

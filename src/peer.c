@@ -38,6 +38,7 @@
 #include "miscadmin.h"
 #include "peer.h"
 #include "raftable.h"
+#include "shmem.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 

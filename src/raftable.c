@@ -16,11 +16,15 @@
  */
 #include "postgres.h"
 
+#include "capture.h"
+#include "ddl.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "raftable.h"
+#include "reads.h"
+#include "shmem.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 

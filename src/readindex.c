@@ -55,6 +55,8 @@
 #include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "raftable.h"
+#include "readindex.h"
+#include "shmem.h"
 #include "storage/condition_variable.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"

@@ -37,16 +37,21 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "apply.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "commands/copy.h"
 #include "commands/dbcommands.h"
+#include "ddl.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parsetree.h"
 #include "raftable.h"
+#include "readindex.h"
+#include "reads.h"
+#include "shmem.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -57,6 +62,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
+#include "waits.h"
 
 RAFTABLE_FUNCTION(raftable_set_read_consistency);
 RAFTABLE_FUNCTION(raftable_read_barrier);

@@ -23,8 +23,11 @@
 #include "miscadmin.h"
 #include "peer.h"
 #include "raftable.h"
+#include "readindex.h"
+#include "shmem.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "waits.h"
 
 RaftableShared *raftable_shared = NULL;
 

@@ -20,11 +20,14 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "anchor.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "pgstat.h"
 #include "raftable.h"
+#include "shmem.h"
+#include "storage.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
 

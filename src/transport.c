@@ -62,7 +62,9 @@
 #include "catalog/pg_type_d.h"
 #include "pgstat.h"
 #include "raftable.h"
+#include "shmem.h"
 #include "storage/latch.h"
+#include "transport.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 

@@ -24,6 +24,7 @@
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
+#include "waits.h"
 
 RAFTABLE_FUNCTION(raftable_waits);
 
