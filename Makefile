@@ -39,6 +39,9 @@ OBJS = \
 	src/capture.o \
 	src/changeset.o \
 	src/ddl.o \
+	src/deliver.o \
+	src/member.o \
+	src/membership.o \
 	src/peer.o \
 	src/privilege.o \
 	src/raftable.o \
@@ -47,9 +50,9 @@ OBJS = \
 	src/remote.o \
 	src/shmem.o \
 	src/snapshot.o \
-	src/sqlfuncs.o \
 	src/storage.o \
 	src/transport.o \
+	src/views.o \
 	src/waits.o \
 	src/worker.o \
 	$(patsubst %.c,%.o,$(wildcard src/core/*.c))
@@ -76,7 +79,7 @@ include $(PGXS)
 include test/core/core.mk
 
 # PGXS tracks no header dependencies: every object depends on the headers
-$(OBJS): src/raftable.h src/changeset.h src/peer.h src/remote.h src/core/raft.h
+$(OBJS): $(wildcard src/*.h) src/core/raft.h
 
 # ---------------------------------------------------------------------------
 # Test tiers that need PostgreSQL (besides installcheck, from PGXS)

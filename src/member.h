@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * member.h
- *	  Members' names and conninfos, and the checks a new member must pass
- *	  (sqlfuncs.c).
+ *	  Members' names and conninfos (member.c), and the check that roles
+ *	  exist on every member (membership.c).
  *
  * IDENTIFICATION
  *	  src/member.h
@@ -15,7 +15,13 @@
 #include "raftable.h"
 #include "nodes/pg_list.h"
 
+/* membership.c */
 extern void raftable_require_everywhere(List *roles, Oid relid);
+
+/* member.c */
+extern void member_check_conninfo(const char *conninfo);
+extern void member_check_name(const char *name);
+extern char *member_default_name(const char *conninfo);
 extern uint64 raftable_random_id(void);
 extern void raftable_strip_password(const char *conninfo, char *out,
 									size_t outlen);

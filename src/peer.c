@@ -15,7 +15,7 @@
  * node's credentials speak for that node only:
  *
  * - raftable._deliver takes a message from member M only from M's role;
- *   from a node that is no member (see sql_sender_allowed in sqlfuncs.c
+ *   from a node that is no member (see deliver_sender_allowed in deliver.c
  *   for when those are heard at all) only from a role bound to no known
  *   member, so that no member's role can pose as a stranger either.
  * - raftable._leave is taken only from another member's role, and only

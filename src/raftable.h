@@ -12,8 +12,10 @@
  *	  storage.c    durable log, hard state and snapshot in raftable tables
  *	  anchor.c     the identity's ties to its data directory
  *	  transport.c  outbound libpq connections to the peers
- *	  sqlfuncs.c   SQL-callable functions: membership, views, _deliver
- *	  member.h     members' names and conninfos (helpers in sqlfuncs.c)
+ *	  membership.c create_cluster, add_node, remove_node, ...: membership
+ *	  member.c     a member's name, conninfo and core address
+ *	  deliver.c    raftable._deliver: the receiving half of the transport
+ *	  views.c      the functions behind raftable.status, .nodes, .stats
  *	  changeset.c  what a log entry of table changes holds, and its format
  *	  capture.c    the leader's write path: capture, propose, wait, guard
  *	  ddl.c        DDL on replicated tables: replicated, or refused

@@ -668,19 +668,6 @@ raftable_set_read_consistency(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(previous));
 }
 
-static void
-reads_require_cluster(void)
-{
-	RaftableStatus *st;
-
-	raftable_check_preloaded();
-	st = raftable_status_copy(false);
-	if (!st->in_cluster)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("this node is not in a raftable cluster")));
-}
-
 /*
  * raftable.read_barrier(timeout): a read index (a round started after the
  * call), then wait until this node has applied it; returns it.
@@ -691,7 +678,8 @@ raftable_read_barrier(PG_FUNCTION_ARGS)
 	int64		deadline;
 	uint64		index;
 
-	reads_require_cluster();
+	raftable_check_preloaded();
+	raftable_require_cluster(raftable_status_copy(false));
 	deadline = readindex_now_us() + reads_timeout_arg(fcinfo, 0);
 	raftable_report_wait(RAFTABLE_WAIT_READ_INDEX, 0);
 	index = reads_round(deadline, "barrier");

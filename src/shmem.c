@@ -20,6 +20,7 @@
  */
 #include "postgres.h"
 
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "peer.h"
 #include "raftable.h"
@@ -27,6 +28,7 @@
 #include "shmem.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "utils/wait_event.h"
 #include "waits.h"
 
 RaftableShared *raftable_shared = NULL;
@@ -244,3 +246,86 @@ raftable_inbox_pop(uint8 *buf, uint32 bufsize)
 	LWLockRelease(sh->inbox_lock);
 	return len;
 }
+
+/* ---------- the status as backends see it ---------- */
+
+RaftableStatus *
+raftable_status_get(bool with_members, int wait_ms)
+{
+	RaftableStatus *st = raftable_status_copy(with_members);
+	TimestampTz start = GetCurrentTimestamp();
+
+	/*
+	 * A worker that is starting (the server just started, or it exited
+	 * because raftable.database did not exist yet and restarts a second
+	 * later) gets wait_ms before this fails: membership calls wait, views
+	 * and peer calls answer at once.
+	 */
+	while (!st->worker_running &&
+		   !TimestampDifferenceExceeds(start, GetCurrentTimestamp(), wait_ms))
+	{
+		pfree(st);
+		(void) ConditionVariableTimedSleep(&raftable_shared->status_cv, 100,
+										   PG_WAIT_EXTENSION);
+		st = raftable_status_copy(with_members);
+	}
+	ConditionVariableCancelSleep();
+	if (!st->worker_running)
+		ereport(ERROR,
+				(errhidestmt(true), errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
+				 errmsg("the raftable worker is not running"),
+				 wait_ms > 0 ? errdetail("It did not start within %d seconds.", wait_ms / 1000) : 0,
+				 errhint("Check that raftable.database (\"%s\") exists, and the server log; the worker restarts by itself.",
+						 raftable_database)));
+	return st;
+}
+
+/* membership and peer calls only make sense where the worker serves */
+void
+raftable_require_served_database(void)
+{
+	static bool served = false; /* a backend never changes database */
+	char	   *db;
+
+	if (served)
+		return;
+	db = get_database_name(MyDatabaseId);
+	served = db != NULL && strcmp(db, raftable_database) == 0;
+	if (!served)
+		ereport(ERROR,
+				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("raftable serves database \"%s\", not this one", raftable_database),
+				 errhint("Connect to database \"%s\", or set raftable.database.",
+						 raftable_database)));
+}
+
+const RaftableMemberInfo *
+raftable_status_member(const RaftableStatus *st, uint64 id)
+{
+	for (int i = 0; i < st->n_members; i++)
+		if (st->members[i].id == id)
+			return &st->members[i];
+	return NULL;
+}
+
+/* this node has a cluster identity (it may not be a member yet: joining) */
+void
+raftable_require_cluster(const RaftableStatus *st)
+{
+	if (!st->in_cluster)
+		ereport(ERROR,
+				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node is not in a raftable cluster"),
+				 errhint("Start one with raftable.create_cluster(), or add this node from the leader with raftable.add_node().")));
+}
+
+/* RA002 with a hint naming the leader, when we are not it */
+void
+raftable_require_leader(const RaftableStatus *st)
+{
+	raftable_require_cluster(st);
+	if (st->role != RAFT_LEADER)
+		raftable_error_not_leader(ERRCODE_RAFTABLE_NOT_LEADER,
+								  "this node is not the raftable leader");
+}
+

@@ -269,6 +269,12 @@ extern uint32 raftable_inbox_pop(uint8 *buf, uint32 bufsize);
 extern void raftable_wake_worker(void);
 extern void raftable_wake_apply(void);
 extern RaftableStatus *raftable_status_copy(bool with_members);
+extern RaftableStatus *raftable_status_get(bool with_members, int wait_ms);
+extern const RaftableMemberInfo *raftable_status_member(const RaftableStatus *st,
+														uint64 id);
+extern void raftable_require_served_database(void);
+extern void raftable_require_cluster(const RaftableStatus *st);
+extern void raftable_require_leader(const RaftableStatus *st);
 extern void raftable_abandoned(uint64 index, uint64 term);
 extern void raftable_error_not_leader(int sqlstate, const char *msg) pg_attribute_noreturn();
 

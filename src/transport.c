@@ -33,7 +33,7 @@
  * for a peer whose connection fails is thrown away.  Raft retransmits.
  *
  * A peer's conninfo is the one its membership records (never with a
- * password: sqlfuncs.c refuses those), with our own role as the user
+ * password: member.c refuses those), with our own role as the user
  * (peer.c): the worker hands it over ready.  Conninfos are not logged,
  * only libpq's error messages (PQerrorMessage, the server's error fields)
  * are.

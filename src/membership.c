@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
- * sqlfuncs.c
- *	  raftable's SQL-callable functions: cluster membership, the peer entry
- *	  points, and the set-returning functions behind the monitoring views.
+ * membership.c
+ *	  raftable's membership functions: create_cluster, add_node (with the
+ *	  checks a new member must pass), remove_node, transfer_leadership,
+ *	  and the peer entry points _join and _leave.
  *
  * Backends never drive the Raft core.  A membership function checks what
  * it can from the status the worker publishes (are we in a cluster, are we
@@ -13,7 +14,7 @@
  * the worker never waits for anyone.
  *
  * IDENTIFICATION
- *	  src/sqlfuncs.c
+ *	  src/membership.c
  *
  *-------------------------------------------------------------------------
  */
@@ -42,17 +43,12 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
-RAFTABLE_FUNCTION(raftable_version);
 RAFTABLE_FUNCTION(raftable_create_cluster);
 RAFTABLE_FUNCTION(raftable_add_node);
 RAFTABLE_FUNCTION(raftable_remove_node);
 RAFTABLE_FUNCTION(raftable_transfer_leadership);
-RAFTABLE_FUNCTION(raftable_deliver);
 RAFTABLE_FUNCTION(raftable_join);
 RAFTABLE_FUNCTION(raftable_leave);
-RAFTABLE_FUNCTION(raftable_status);
-RAFTABLE_FUNCTION(raftable_nodes);
-RAFTABLE_FUNCTION(raftable_stats);
 
 
 /* how long to wait for the cluster to commit a membership change */
@@ -62,231 +58,10 @@ RAFTABLE_FUNCTION(raftable_stats);
 /* how long a new learner may take to catch up before add_node gives up */
 #define SQL_CATCH_UP_WAIT_MS (6 * raftable_write_timeout)
 
-Datum
-raftable_version(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_TEXT_P(cstring_to_text(RAFTABLE_VERSION));
-}
-
-/* ---------- conninfo and member addresses ---------- */
-
-/*
- * Rebuild a conninfo without its secrets, for the views and messages.
- * Unparseable input gives an empty string rather than echoing it.
- */
-void
-raftable_strip_password(const char *conninfo, char *out, size_t outlen)
-{
-	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
-	StringInfoData buf;
-
-	out[0] = '\0';
-	if (opts == NULL)
-		return;
-	initStringInfo(&buf);
-	for (PQconninfoOption *o = opts; o->keyword; o++)
-	{
-		/* '*' marks secrets: password, sslpassword */
-		if (o->val == NULL || o->val[0] == '\0' || o->dispchar[0] == '*')
-			continue;
-		peer_append_option(&buf, o->keyword, o->val);
-	}
-	PQconninfoFree(opts);
-	strlcpy(out, buf.data, outlen);
-	pfree(buf.data);
-}
-
-/* a member's opaque core address: name, NUL, full conninfo */
-void
-raftable_member_addr_encode(const char *name, const char *conninfo,
-							char *addr, uint16 *addr_len)
-{
-	size_t		nl = strnlen(name, RAFTABLE_NAME_LEN - 1);
-	size_t		cl = strnlen(conninfo, RAFT_MAX_ADDR - nl - 1);
-
-	memcpy(addr, name, nl);
-	addr[nl] = '\0';
-	memcpy(addr + nl + 1, conninfo, cl);
-	*addr_len = (uint16) (nl + 1 + cl);
-}
-
-void
-raftable_member_addr_decode(const char *addr, uint16 addr_len,
-							char *name, size_t namelen,
-							char *conninfo, size_t conninfolen)
-{
-	size_t		nl = strnlen(addr, addr_len);
-	size_t		cl = addr_len > nl ? addr_len - nl - 1 : 0;
-
-	snprintf(name, namelen, "%.*s", (int) nl, addr);
-	snprintf(conninfo, conninfolen, "%.*s", (int) cl, addr + nl + 1);
-}
-
-/* a random nonzero 63-bit id: node and cluster ids are never reused */
-uint64
-raftable_random_id(void)
-{
-	uint64		id = 0;
-
-	while (id == 0)
-	{
-		if (!pg_strong_random(&id, sizeof(id)))
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not generate a random id")));
-		id &= INT64CONST(0x7FFFFFFFFFFFFFFF);
-	}
-	return id;
-}
-
-/*
- * A conninfo given for a member: it must parse, fit, and hold no secret.
- * It goes into the Raft log and every node's raftable.node_state, and its
- * user is the role the member is bound to (peer.c); each node finds its
- * own password (.pgpass, passfile) or uses a client certificate.
- */
-static void
-sql_check_conninfo(const char *conninfo)
-{
-	char	   *err = NULL;
-	PQconninfoOption *opts;
-	const char *secret = NULL;
-
-	if (conninfo == NULL)
-		ereport(ERROR,
-				(errhidestmt(true), errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("conninfo must not be null")));
-	opts = PQconninfoParse(conninfo, &err);
-	if (opts == NULL)
-	{
-		/* libpq's message may quote pieces of it, a password among them */
-		if (err)
-			PQfreemem(err);
-		ereport(ERROR,
-				(errhidestmt(true), errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid connection string"),
-				 errhint("Use key=value pairs or a postgresql:// URI.")));
-	}
-	/* '*' marks secrets: password, sslpassword */
-	for (PQconninfoOption *o = opts; o->keyword && secret == NULL; o++)
-		if (o->dispchar[0] == '*' && o->val != NULL && o->val[0] != '\0')
-			secret = pstrdup(o->keyword);
-	/* one member is one server: libpq would try the next host of a list */
-	for (PQconninfoOption *o = opts; o->keyword; o++)
-		if ((strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0 ||
-			 strcmp(o->keyword, "port") == 0) &&
-			o->val != NULL && strchr(o->val, ',') != NULL)
-		{
-			PQconninfoFree(opts);
-			ereport(ERROR,
-					(errhidestmt(true), errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("connection string must name one server"),
-					 errdetail("Its \"%s\" lists several; a peer that tried the next one would reach another server than the member.",
-							   o->keyword),
-					 errhint("Give each member its own host and port.")));
-		}
-	PQconninfoFree(opts);
-	if (secret)
-		ereport(ERROR,
-				(errhidestmt(true), errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("connection string must not contain a password"),
-				 errdetail("It holds option \"%s\". A member's connection string is kept in the Raft log and on every node.",
-						   secret),
-				 errhint("Give each node its password in its own ~/.pgpass or passfile, or use client certificates.")));
-	if (strlen(conninfo) >= RAFTABLE_CONNINFO_LEN - RAFTABLE_NAME_LEN)
-		ereport(ERROR,
-				(errhidestmt(true), errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("connection string is too long"),
-				 errdetail("At most %d bytes are allowed.",
-						   RAFTABLE_CONNINFO_LEN - RAFTABLE_NAME_LEN - 1)));
-}
-
-static void
-sql_check_name(const char *name)
-{
-	if (name && strlen(name) >= RAFTABLE_NAME_LEN)
-		ereport(ERROR,
-				(errhidestmt(true), errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("node name is too long"),
-				 errdetail("At most %d bytes are allowed.", RAFTABLE_NAME_LEN - 1)));
-}
-
 /* ---------- status snapshot and waiting ---------- */
 
 /* how long a membership call waits for a starting worker */
 #define SQL_WORKER_START_MS 5000
-
-static RaftableStatus *
-sql_status_of(bool with_members, int wait_ms)
-{
-	RaftableStatus *st = raftable_status_copy(with_members);
-	TimestampTz start = GetCurrentTimestamp();
-
-	/*
-	 * A worker that is starting (the server just started, or it exited
-	 * because raftable.database did not exist yet and restarts a second
-	 * later) gets wait_ms before this fails: membership calls wait, views
-	 * and peer calls answer at once.
-	 */
-	while (!st->worker_running &&
-		   !TimestampDifferenceExceeds(start, GetCurrentTimestamp(), wait_ms))
-	{
-		pfree(st);
-		(void) ConditionVariableTimedSleep(&raftable_shared->status_cv, 100,
-										   PG_WAIT_EXTENSION);
-		st = raftable_status_copy(with_members);
-	}
-	ConditionVariableCancelSleep();
-	if (!st->worker_running)
-		ereport(ERROR,
-				(errhidestmt(true), errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
-				 errmsg("the raftable worker is not running"),
-				 wait_ms > 0 ? errdetail("It did not start within %d seconds.", wait_ms / 1000) : 0,
-				 errhint("Check that raftable.database (\"%s\") exists, and the server log; the worker restarts by itself.",
-						 raftable_database)));
-	return st;
-}
-
-static RaftableStatus *
-sql_status(void)
-{
-	return sql_status_of(true, 0);
-}
-
-/* for the membership functions: a starting worker gets a few seconds */
-static RaftableStatus *
-sql_status_starting(void)
-{
-	return sql_status_of(true, SQL_WORKER_START_MS);
-}
-
-/* membership and peer calls only make sense where the worker serves */
-static void
-sql_require_served_database(void)
-{
-	static bool served = false; /* a backend never changes database */
-	char	   *db;
-
-	if (served)
-		return;
-	db = get_database_name(MyDatabaseId);
-	served = db != NULL && strcmp(db, raftable_database) == 0;
-	if (!served)
-		ereport(ERROR,
-				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("raftable serves database \"%s\", not this one", raftable_database),
-				 errhint("Connect to database \"%s\", or set raftable.database.",
-						 raftable_database)));
-}
-
-static const RaftableMemberInfo *
-sql_member(const RaftableStatus *st, uint64 id)
-{
-	for (int i = 0; i < st->n_members; i++)
-		if (st->members[i].id == id)
-			return &st->members[i];
-	return NULL;
-}
 
 /* the voters besides this node */
 static int
@@ -298,27 +73,6 @@ sql_other_voters(const RaftableStatus *st)
 		if (st->members[i].voter && !st->members[i].is_self)
 			n++;
 	return n;
-}
-
-/* this node has a cluster identity (it may not be a member yet: joining) */
-static void
-sql_require_cluster(const RaftableStatus *st)
-{
-	if (!st->in_cluster)
-		ereport(ERROR,
-				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("this node is not in a raftable cluster"),
-				 errhint("Start one with raftable.create_cluster(), or add this node from the leader with raftable.add_node().")));
-}
-
-/* RA002 with a hint naming the leader, when we are not it */
-static void
-sql_require_leader(const RaftableStatus *st)
-{
-	sql_require_cluster(st);
-	if (st->role != RAFT_LEADER)
-		raftable_error_not_leader(ERRCODE_RAFTABLE_NOT_LEADER,
-								  "this node is not the raftable leader");
 }
 
 /*
@@ -398,7 +152,7 @@ sql_wait_status(sql_status_pred pred, uint64 arg, int timeout_ms)
 
 	for (;;)
 	{
-		RaftableStatus *st = sql_status();
+		RaftableStatus *st = raftable_status_get(true, 0);
 
 		ok = pred(st, arg);
 		pfree(st);
@@ -434,7 +188,7 @@ pred_self_leader(const RaftableStatus *st, uint64 unused)
 static bool
 pred_voter(const RaftableStatus *st, uint64 id)
 {
-	const RaftableMemberInfo *m = sql_member(st, id);
+	const RaftableMemberInfo *m = raftable_status_member(st, id);
 
 	return m != NULL && m->voter;
 }
@@ -577,38 +331,6 @@ sql_hiding_statement(Datum (*fn) (FunctionCallInfo), FunctionCallInfo fcinfo)
 	}
 	PG_END_TRY();
 	return result;
-}
-
-/*
- * A node's default name: the host and port its conninfo reaches it at
- * ("db2.example.net:5432"), unique in a cluster whose nodes are reached at
- * different places.
- */
-static char *
-sql_default_name(const char *conninfo)
-{
-	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
-	const char *host = NULL;
-	const char *port = NULL;
-	char	   *name;
-
-	for (PQconninfoOption *o = opts; o && o->keyword; o++)
-	{
-		if (strcmp(o->keyword, "host") == 0 && o->val && o->val[0])
-			host = o->val;
-		else if (strcmp(o->keyword, "hostaddr") == 0 && o->val && o->val[0] && host == NULL)
-			host = o->val;
-		else if (strcmp(o->keyword, "port") == 0 && o->val && o->val[0])
-			port = o->val;
-	}
-	name = psprintf("%.*s:%s", (int) strcspn(host ? host : "localhost", ","),
-					host ? host : "localhost",
-					port ? port : psprintf("%d", DEF_PGPORT));
-	if (opts)
-		PQconninfoFree(opts);
-	if (strlen(name) >= RAFTABLE_NAME_LEN)
-		name[RAFTABLE_NAME_LEN - 1] = '\0';
-	return name;
 }
 
 /*
@@ -1021,12 +743,12 @@ raftable_create_cluster_impl(FunctionCallInfo fcinfo)
 	RaftableRequest *req;
 	RaftableRequest *ans;
 
-	sql_check_conninfo(conninfo);
-	sql_require_served_database();
-	name = PG_ARGISNULL(1) ? sql_default_name(conninfo) :
+	member_check_conninfo(conninfo);
+	raftable_require_served_database();
+	name = PG_ARGISNULL(1) ? member_default_name(conninfo) :
 		text_to_cstring(PG_GETARG_TEXT_PP(1));
-	sql_check_name(name);
-	st = sql_status_starting();
+	member_check_name(name);
+	st = raftable_status_get(true, SQL_WORKER_START_MS);
 	if (st->in_cluster)
 		ereport(ERROR,
 				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1182,15 +904,15 @@ raftable_add_node_impl(FunctionCallInfo fcinfo)
 	char	   *members;
 	size_t		members_len;
 
-	sql_check_conninfo(conninfo);
-	sql_check_name(name);
-	sql_require_served_database();
-	st = sql_status_starting();
-	sql_require_leader(st);
+	member_check_conninfo(conninfo);
+	member_check_name(name);
+	raftable_require_served_database();
+	st = raftable_status_get(true, SQL_WORKER_START_MS);
+	raftable_require_leader(st);
 	conf = sql_full_conf();
 
 	if (name == NULL)
-		name = sql_default_name(conninfo);
+		name = member_default_name(conninfo);
 	for (int i = 0; i < st->n_members; i++)
 		if (strcmp(st->members[i].name, name) == 0)
 			ereport(ERROR,
@@ -1283,11 +1005,11 @@ raftable_remove_node(PG_FUNCTION_ARGS)
 				(errhidestmt(true), errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("node_id must not be null")));
 	id = (uint64) PG_GETARG_INT64(0);
-	sql_require_served_database();
+	raftable_require_served_database();
 	peer_check_remove(id);
-	st = sql_status_starting();
-	sql_require_leader(st);
-	if (sql_member(st, id) == NULL)
+	st = raftable_status_get(true, SQL_WORKER_START_MS);
+	raftable_require_leader(st);
+	if (raftable_status_member(st, id) == NULL)
 		ereport(ERROR,
 				(errhidestmt(true), errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("node %llu is not a member of this cluster",
@@ -1343,12 +1065,12 @@ raftable_transfer_leadership(PG_FUNCTION_ARGS)
 	RaftableRequest *req;
 	RaftableRequest *ans;
 
-	sql_require_served_database();
-	st = sql_status_starting();
-	sql_require_leader(st);
+	raftable_require_served_database();
+	st = raftable_status_get(true, SQL_WORKER_START_MS);
+	raftable_require_leader(st);
 	if (id != 0)
 	{
-		const RaftableMemberInfo *m = sql_member(st, id);
+		const RaftableMemberInfo *m = raftable_status_member(st, id);
 
 		if (m == NULL)
 			ereport(ERROR,
@@ -1385,195 +1107,6 @@ raftable_transfer_leadership(PG_FUNCTION_ARGS)
 
 /* ---------- peer entry points ---------- */
 
-/*
- * Whether to take messages from this node (is_member: it is in our
- * configuration).  Members of our configuration, and the leader we
- * follow, always.  Anyone else (with our cluster's id) only while we have
- * heard from no leader for an election timeout: nodes can hold different
- * configurations, and a member we do not know of yet may be the only one
- * able to win an election (in {A, B}, A adds C, the change commits on A
- * and C, A dies: C needs B's vote) and then lead us.  While a leader is
- * alive, a stranger cannot disturb us.
- */
-static bool
-sql_sender_allowed(const RaftableStatus *st, uint64 from, bool is_member)
-{
-	if (from == st->leader_id || is_member)
-		return true;
-	return st->role != RAFT_LEADER &&
-		(GetCurrentTimestamp() - st->leader_contact_at) / 1000 >= raftable_election_timeout;
-}
-
-/*
- * _deliver's result, a bytea built in a StringInfo: the varlena header,
- * the u64 (0 unless set), then the framed messages.
- */
-static void
-sql_answer_start(StringInfo answer)
-{
-	if (answer->data != NULL)
-		return;
-	initStringInfo(answer);
-	appendStringInfoSpaces(answer, VARHDRSZ + 8);
-	memset(answer->data + VARHDRSZ, 0, 8);
-}
-
-/* answer a follower's READ_INDEX with the index this leader grants */
-static void
-sql_answer_read(StringInfo answer, const RaftableStatus *st, uint64 to,
-				uint64 ctx, uint64 index)
-{
-	raft_msg	r;
-	size_t		len;
-	uint8	   *buf;
-
-	memset(&r, 0, sizeof(r));
-	r.type = RAFT_MSG_READ_INDEX_RESP;
-	r.from = st->node_id;
-	r.to = to;
-	r.ctx = ctx;
-	r.index = index;
-	len = raft_msg_encoded_size(&r);
-	buf = palloc(len);
-	raft_msg_encode(&r, st->cluster_id, buf);
-	sql_answer_start(answer);
-	transport_frame_append(answer, buf, len);
-	pfree(buf);
-}
-
-/*
- * raftable._deliver(batch bytea): messages from a peer.  Each is checked
- * (well-formed, this cluster, sent by the session's own member: see
- * peer.c, addressed to us, from a member or while we have no leader:
- * sql_sender_allowed) and queued for the worker; the call returns at
- * once.  The sender check is made once per sender in a batch.
- *
- * It returns NULL when it has nothing to say; otherwise a u64 (little
- * endian) and then messages framed as in the batch.  The u64 is 0, or,
- * when a sender is not in this node's configuration and that
- * configuration is committed, the configuration's log index: the sender's
- * worker compares it with its own configuration's to learn that it was
- * removed while it could not be told (worker_check_removed).  The messages
- * are answers to READ_INDEX requests this leader may give without its
- * worker (readindex.c): they go back on the connection the request came
- * on, which saves a wake-up of each worker and a call the other way.
- */
-Datum
-raftable_deliver(PG_FUNCTION_ARGS)
-{
-	bytea	   *batch = PG_GETARG_BYTEA_PP(0);
-	const uint8 *p = (const uint8 *) VARDATA_ANY(batch);
-	size_t		left = VARSIZE_ANY_EXHDR(batch);
-	RaftableStatus *st;
-	bool		queued = false;
-	bool		ignored = false;	/* one NOTICE per batch is enough */
-	bool		checked = false;	/* the last sender checked, and how */
-	uint64		checked_from = 0;
-	bool		checked_ok = false;
-	bool		checked_member = false;
-	bool		stranger = false;	/* a sender not in our configuration */
-	StringInfoData answer = {0};	/* the result, once there is one */
-
-	sql_require_served_database();
-	st = sql_status_of(false, 0);	/* every batch: not the members' details */
-	sql_require_cluster(st);
-	while (left > 0)
-	{
-		const uint8 *msg = NULL;
-		uint32		len = 0;
-		int			frame;
-		raft_msg	m;
-		uint64		cluster_id,
-					from,
-					to,
-					ctx,
-					hint_term,
-					index;
-		uint8		type;
-		int			rc,
-					level;
-
-		frame = transport_frame_next(&p, &left, &msg, &len);
-		if (frame == -1)
-			ereport(ERROR,
-					(errhidestmt(true), errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-					 errmsg("malformed raftable message batch")));
-		if (frame == -2)
-			ereport(ERROR,
-					(errhidestmt(true), errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-					 errmsg("malformed raftable message batch"),
-					 errdetail("A message claims %u bytes; %zu remain.", len, left - 4)));
-		rc = raft_msg_decode(msg, len, &cluster_id, &m, NULL);
-		if (rc != RAFT_OK)
-			ereport(ERROR,
-					(errhidestmt(true), errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-					 errmsg("malformed raftable message"),
-					 errdetail("%s", raft_strerror(rc))));
-		from = m.from;
-		to = m.to;
-		type = m.type;
-		ctx = m.ctx;
-		hint_term = m.hint_term;
-		raft_msg_free(&m, NULL);
-		/*
-		 * Messages of another cluster, for another node, or from a stranger
-		 * while we follow a leader are ignored, not errors: the NOTICE goes
-		 * back to the sender (whose transport logs it, rate-limited)
-		 * instead of an ERROR in this server's log for every batch.  A
-		 * message whose sender is not the session's member is dropped the
-		 * same way, and logged here too.
-		 */
-		level = ignored ? DEBUG1 : NOTICE;
-		if (cluster_id == st->cluster_id && (!checked || from != checked_from))
-		{
-			checked = true;
-			checked_from = from;
-			checked_ok = peer_sender_ok(from, &checked_member);
-			stranger |= !checked_member;
-		}
-		if (cluster_id != st->cluster_id)
-		{
-			ereport(level,
-					(errmsg("raftable message for another cluster ignored"),
-					 errdetail("This node is in cluster %llu; the message is for cluster %llu.",
-							   (unsigned long long) st->cluster_id,
-							   (unsigned long long) cluster_id)));
-			ignored = true;
-		}
-		else if (!checked_ok)
-		{
-			peer_report_dropped(from, level);
-			ignored = true;
-		}
-		else if (to != st->node_id || !sql_sender_allowed(st, from, checked_member))
-		{
-			ereport(level,
-					(errmsg("raftable message from node %llu to node %llu ignored",
-							(unsigned long long) from, (unsigned long long) to),
-					 errdetail("This is node %llu; it takes messages from members and from its leader.",
-							   (unsigned long long) st->node_id)));
-			ignored = true;
-		}
-		else if (type == RAFT_MSG_READ_INDEX && checked_member &&
-				 readindex_granted(from, hint_term, &index))
-			sql_answer_read(&answer, st, from, ctx, index);
-		else if (raftable_inbox_push(msg, len))
-			queued = true;
-	}
-	if (queued)
-		raftable_wake_worker();
-	if (stranger && st->conf_committed)
-	{
-		sql_answer_start(&answer);
-		for (int i = 0; i < 8; i++)
-			answer.data[VARHDRSZ + i] = (char) (st->conf_index >> (8 * i));
-	}
-	if (answer.data == NULL)
-		PG_RETURN_NULL();
-	SET_VARSIZE(answer.data, answer.len);
-	PG_RETURN_BYTEA_P((bytea *) answer.data);
-}
-
 static Datum
 raftable_join_impl(FunctionCallInfo fcinfo)
 {
@@ -1584,14 +1117,14 @@ raftable_join_impl(FunctionCallInfo fcinfo)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	char	   *conninfo = text_to_cstring(PG_GETARG_TEXT_PP(3));
 
-	sql_require_served_database();
-	st = sql_status();
+	raftable_require_served_database();
+	st = raftable_status_get(true, 0);
 	if (st->in_cluster)
 		ereport(ERROR,
 				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("this node is already in a raftable cluster")));
-	sql_check_conninfo(conninfo);
-	sql_check_name(name);
+	member_check_conninfo(conninfo);
+	member_check_name(name);
 	if (VARSIZE_ANY_EXHDR(members) > RAFTABLE_MAX_CONF_BYTES)
 		ereport(ERROR,
 				(errhidestmt(true), errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
@@ -1630,8 +1163,8 @@ raftable_leave(PG_FUNCTION_ARGS)
 	RaftableRequest *req = palloc0(sizeof(RaftableRequest));
 	RaftableRequest *ans;
 
-	sql_require_served_database();
-	st = sql_status();
+	raftable_require_served_database();
+	st = raftable_status_get(true, 0);
 	if (!st->in_cluster)
 		PG_RETURN_VOID();		/* it left already: it learnt it on its own */
 	peer_check_leave();
@@ -1645,148 +1178,6 @@ raftable_leave(PG_FUNCTION_ARGS)
 				 errmsg("could not leave the cluster"),
 				 errdetail("%s", ans->error)));
 	PG_RETURN_VOID();
-}
-
-/* ---------- views ---------- */
-
-static Datum
-id_or_null(uint64 id, bool *isnull)
-{
-	*isnull = id == 0;
-	return Int64GetDatum((int64) id);
-}
-
-/*
- * An apply error as the views show it, (Datum) 0 if there is none or this
- * node cannot know.  This node's own (m NULL or self): the full error may
- * quote row values and statement text, so it is for superusers and
- * pg_monitor; others see its SQLSTATE, log index and table.  Another
- * member's, on the leader: as that member reported it, the SQLSTATE and
- * the log index (its own raftable.status says more).
- */
-static Datum
-sql_apply_error(const RaftableMemberInfo *m)
-{
-	char		err[sizeof(raftable_shared->apply.error)];
-
-	if (m == NULL || m->is_self)
-	{
-		LWLockAcquire(raftable_shared->lock, LW_SHARED);
-		strlcpy(err,
-				has_privs_of_role(GetUserId(), ROLE_PG_MONITOR) ?
-				raftable_shared->apply.error : raftable_shared->apply.error_brief,
-				sizeof(err));
-		LWLockRelease(raftable_shared->lock);
-	}
-	else if (m->progress_known && m->stalled_at != 0)
-		snprintf(err, sizeof(err), "SQLSTATE %s at log index %llu",
-				 unpack_sql_state(m->stall_code), (unsigned long long) m->stalled_at);
-	else
-		err[0] = '\0';
-	return err[0] ? CStringGetTextDatum(err) : (Datum) 0;
-}
-
-Datum
-raftable_status(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	RaftableStatus *st = sql_status();
-	Datum		values[13];
-	bool		nulls[13] = {0};
-	const RaftableMemberInfo *lead = sql_member(st, st->leader_id);
-	bool		in = st->in_cluster;
-
-	InitMaterializedSRF(fcinfo, 0);
-	values[0] = id_or_null(st->node_id, &nulls[0]);
-	values[1] = CStringGetTextDatum(st->node_name);
-	nulls[1] = !in;
-	values[2] = id_or_null(st->cluster_id, &nulls[2]);
-	values[3] = CStringGetTextDatum(in ? st->role_name : "none");
-	values[4] = Int64GetDatum((int64) st->term);
-	nulls[4] = !in;
-	values[5] = id_or_null(st->leader_id, &nulls[5]);
-	values[6] = lead ? CStringGetTextDatum(lead->name) : (Datum) 0;
-	nulls[6] = lead == NULL;
-	values[7] = Int64GetDatum((int64) st->commit_index);
-	values[8] = Int64GetDatum((int64) st->applied_index);
-	values[9] = Int64GetDatum((int64) st->last_log_index);
-	values[10] = Int64GetDatum((int64) st->snapshot_index);
-	nulls[7] = nulls[8] = nulls[9] = nulls[10] = !in;
-	values[11] = Int64GetDatum(st->role == RAFT_LEADER ? 0 :
-							   (GetCurrentTimestamp() - st->leader_contact_at) / 1000);
-	nulls[11] = !in;
-	values[12] = sql_apply_error(NULL);
-	nulls[12] = values[12] == (Datum) 0;
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	return (Datum) 0;
-}
-
-Datum
-raftable_nodes(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	RaftableStatus *st = sql_status();
-
-	InitMaterializedSRF(fcinfo, 0);
-	if (!st->in_cluster)
-		return (Datum) 0;
-	for (int i = 0; i < st->n_members; i++)
-	{
-		const RaftableMemberInfo *m = &st->members[i];
-		Datum		values[12];
-		bool		nulls[12] = {0};
-		const char *role;
-
-		if (m->is_self)
-			role = st->role_name;
-		else if (m->id == st->leader_id)
-			role = "leader";
-		else
-			role = m->voter ? "follower" : "learner";
-		values[0] = Int64GetDatum((int64) m->id);
-		values[1] = CStringGetTextDatum(m->name);
-		values[2] = CStringGetTextDatum(m->conninfo);
-		values[3] = BoolGetDatum(m->voter);
-		values[4] = CStringGetTextDatum(role);
-		values[5] = BoolGetDatum(m->is_self);
-		values[6] = BoolGetDatum(m->reachable);
-		values[7] = Int64GetDatum((int64) m->match_index);
-		values[8] = Int64GetDatum((int64) m->lag_entries);
-		values[9] = Int64GetDatum(m->last_contact_ms);
-		nulls[7] = nulls[8] = !m->progress_known;
-		nulls[9] = !m->progress_known || m->last_contact_ms < 0;
-		values[10] = Int64GetDatum((int64) m->applied_index);
-		nulls[10] = !m->progress_known || m->applied_index == 0;
-		values[11] = sql_apply_error(m);
-		nulls[11] = values[11] == (Datum) 0;
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
-	return (Datum) 0;
-}
-
-Datum
-raftable_stats(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	RaftableStats s;
-	Datum		values[16];
-	bool		nulls[16] = {0};
-	const uint64 *f;
-
-	raftable_check_preloaded();
-	LWLockAcquire(raftable_shared->lock, LW_SHARED);
-	s = raftable_shared->stats;
-	LWLockRelease(raftable_shared->lock);
-	readindex_stats(&s);
-	InitMaterializedSRF(fcinfo, 0);
-	StaticAssertStmt(sizeof(RaftableStats) == 16 * sizeof(uint64),
-					 "raftable.stats columns and RaftableStats differ");
-	f = (const uint64 *) &s;
-	for (int i = 0; i < 15; i++)
-		values[i] = Int64GetDatum((int64) f[i]);
-	values[15] = Int64GetDatum((int64) (s.read_wait_us / 1000));
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	return (Datum) 0;
 }
 
 Datum
