@@ -333,7 +333,8 @@ rd_bool(codec_reader *r, bool *v)
 
 /*
  * Read a conf into *conf, which the caller has zeroed (so that the unused
- * tail of each addr is zero and a half-read conf holds no garbage).
+ * tail of each addr is zero and a half-read conf holds no garbage); with
+ * conf NULL, only check it.
  */
 static int
 conf_read(codec_reader *r, raft_conf *conf)
@@ -341,6 +342,8 @@ conf_read(codec_reader *r, raft_conf *conf)
 	uint32_t	n;
 	uint32_t	i,
 				j;
+	raft_member one;			/* conf NULL: checked, not kept */
+	uint64_t	ids[RAFT_MAX_MEMBERS];
 
 	if (!rd_u32(r, &n) || n > RAFT_MAX_MEMBERS)
 		return RAFT_EMALFORMED;
@@ -350,7 +353,7 @@ conf_read(codec_reader *r, raft_conf *conf)
 
 	for (i = 0; i < n; i++)
 	{
-		raft_member *mb = &conf->members[i];
+		raft_member *mb = conf != NULL ? &conf->members[i] : &one;
 		const uint8_t *addr;
 
 		if (!rd_u64(r, &mb->id) || mb->id == RAFT_NONE)
@@ -362,17 +365,19 @@ conf_read(codec_reader *r, raft_conf *conf)
 		addr = rd_take(r, mb->addr_len);
 		if (addr == NULL)
 			return RAFT_EMALFORMED;
-		if (mb->addr_len > 0)
+		if (mb->addr_len > 0 && conf != NULL)
 			memcpy(mb->addr, addr, mb->addr_len);
 
 		/* ids identify members: a duplicate would make lookups ambiguous */
 		for (j = 0; j < i; j++)
 		{
-			if (conf->members[j].id == mb->id)
+			if (ids[j] == mb->id)
 				return RAFT_EMALFORMED;
 		}
+		ids[i] = mb->id;
 	}
-	conf->n = n;
+	if (conf != NULL)
+		conf->n = n;
 	return RAFT_OK;
 }
 
@@ -492,12 +497,13 @@ raft_msg_encode(const raft_msg *m, uint64_t cluster_id, uint8_t *buf)
 }
 
 /*
- * The body of raft_msg_decode(); on error the caller releases whatever *m
- * holds so far, so this can simply return.
+ * The body of raft_msg_decode() and raft_msg_peek(); on error the caller
+ * releases whatever *m holds so far, so this can simply return.  With
+ * peek, entries and the snapshot are checked alike but not kept.
  */
 static int
 msg_read(codec_reader *r, uint64_t *cluster_id, raft_msg *m,
-		 const raft_allocator *a)
+		 const raft_allocator *a, bool peek)
 {
 	uint8_t		magic0,
 				magic1,
@@ -541,7 +547,18 @@ msg_read(codec_reader *r, uint64_t *cluster_id, raft_msg *m,
 	 */
 	if (rd_left(r) == 0 || n > (rd_left(r) - 1) / ENTRY_BODY_FIXED)
 		return RAFT_EMALFORMED;
-	if (n > 0)
+	if (n > 0 && peek)
+	{
+		raft_entry	e;
+
+		for (i = 0; i < n; i++)
+		{
+			rc = entry_body_read(r, &e);
+			if (rc != RAFT_OK)
+				return rc;
+		}
+	}
+	else if (n > 0)
 	{
 		m->entries = codec_alloc_array(a, n, sizeof(raft_entry));
 		if (m->entries == NULL)
@@ -567,13 +584,18 @@ msg_read(codec_reader *r, uint64_t *cluster_id, raft_msg *m,
 		if (!rd_u64(r, &snap_index) || !rd_u64(r, &snap_term) ||
 			rd_left(r) < CONF_FIXED_SIZE)
 			return RAFT_EMALFORMED;
-		m->snapshot = codec_alloc(a, sizeof(raft_snapshot_meta));
-		if (m->snapshot == NULL)
-			return RAFT_ENOMEM;
-		memset(m->snapshot, 0, sizeof(raft_snapshot_meta));
-		m->snapshot->index = snap_index;
-		m->snapshot->term = snap_term;
-		rc = conf_read(r, &m->snapshot->conf);
+		if (peek)
+			rc = conf_read(r, NULL);
+		else
+		{
+			m->snapshot = codec_alloc(a, sizeof(raft_snapshot_meta));
+			if (m->snapshot == NULL)
+				return RAFT_ENOMEM;
+			memset(m->snapshot, 0, sizeof(raft_snapshot_meta));
+			m->snapshot->index = snap_index;
+			m->snapshot->term = snap_term;
+			rc = conf_read(r, &m->snapshot->conf);
+		}
 		if (rc != RAFT_OK)
 			return rc;
 	}
@@ -598,10 +620,34 @@ raft_msg_decode(const uint8_t *buf, size_t len, uint64_t *cluster_id,
 	r.len = buf == NULL ? 0 : len;
 	r.pos = 0;
 
-	rc = msg_read(&r, &cid, m, a);
+	rc = msg_read(&r, &cid, m, a, false);
 	if (rc != RAFT_OK)
 	{
 		raft_msg_free(m, a);
+		cid = 0;
+	}
+	if (cluster_id != NULL)
+		*cluster_id = cid;
+	return rc;
+}
+
+int
+raft_msg_peek(const uint8_t *buf, size_t len, uint64_t *cluster_id,
+			  raft_msg *envelope)
+{
+	codec_reader r;
+	uint64_t	cid = 0;
+	int			rc;
+
+	memset(envelope, 0, sizeof(*envelope));
+	r.buf = buf;
+	r.len = buf == NULL ? 0 : len;
+	r.pos = 0;
+
+	rc = msg_read(&r, &cid, envelope, NULL, true);
+	if (rc != RAFT_OK)
+	{
+		memset(envelope, 0, sizeof(*envelope));
 		cid = 0;
 	}
 	if (cluster_id != NULL)

@@ -490,6 +490,15 @@ extern int	raft_msg_decode(const uint8_t *buf, size_t len,
 							const raft_allocator *a);
 extern void raft_msg_free(raft_msg *m, const raft_allocator *a);
 
+/*
+ * Check one message as raft_msg_decode() does (the same result for every
+ * input, except that it never fails for memory) and fill only its
+ * envelope: *envelope has every fixed field, and neither entries nor a
+ * snapshot (n_entries 0, snapshot NULL).  Nothing is allocated.
+ */
+extern int	raft_msg_peek(const uint8_t *buf, size_t len,
+						  uint64_t *cluster_id, raft_msg *envelope);
+
 /* a configuration on its own (RAFT_ENTRY_CONF data), with a version byte */
 extern size_t raft_conf_encoded_size(const raft_conf *conf);
 extern size_t raft_conf_encode(const raft_conf *conf, uint8_t *buf);

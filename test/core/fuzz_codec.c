@@ -45,6 +45,22 @@ fuzz_msg(const uint8_t *data, size_t size)
 	int			rc;
 
 	rc = raft_msg_decode(data, size, &cluster_id, &m, NULL);
+	{
+		/* the envelope alone: the same verdict, the same fixed fields */
+		raft_msg	env;
+		raft_msg	want;
+		uint64_t	peek_cid;
+
+		memcpy(&want, &m, sizeof(want));
+		want.entries = NULL;
+		want.n_entries = 0;
+		want.snapshot = NULL;
+		if (raft_msg_peek(data, size, &peek_cid, &env) != rc && rc != RAFT_ENOMEM)
+			fuzz_fail("msg: raft_msg_peek and raft_msg_decode disagree");
+		if (rc == RAFT_OK &&
+			(peek_cid != cluster_id || memcmp(&env, &want, sizeof(env)) != 0))
+			fuzz_fail("msg: raft_msg_peek's envelope differs from the decoded message");
+	}
 	if (rc != RAFT_OK)
 	{
 		if (rc != RAFT_EMALFORMED && rc != RAFT_EVERSION && rc != RAFT_ENOMEM)

@@ -291,6 +291,30 @@ le64(uint8_t *p, uint64_t v)
  * Decode buf[0..len) (a heap copy of exactly len bytes) and expect rc; on
  * failure also expect *m zeroed, cluster id 0 and nothing left allocated.
  */
+/*
+ * raft_msg_peek() must judge buf as raft_msg_decode() did (rc) and, on
+ * success, give the decoded message's envelope: every fixed field, no
+ * entries and no snapshot.  Returns 1 if it does.
+ */
+static int
+peek_agrees(const uint8_t *buf, size_t len, int rc, uint64_t cid,
+			const raft_msg *d)
+{
+	raft_msg	env;
+	raft_msg	want;
+	uint64_t	pcid;
+
+	if (raft_msg_peek(buf, len, &pcid, &env) != rc)
+		return 0;
+	if (rc != RAFT_OK)
+		return is_zero(&env, sizeof(env)) && pcid == 0;
+	memcpy(&want, d, sizeof(want));
+	want.entries = NULL;
+	want.n_entries = 0;
+	want.snapshot = NULL;
+	return pcid == cid && memcmp(&env, &want, sizeof(env)) == 0;
+}
+
 static void
 expect_msg_decode(const uint8_t *src, size_t len, int expect_rc)
 {
@@ -302,6 +326,7 @@ expect_msg_decode(const uint8_t *src, size_t len, int expect_rc)
 	int			rc;
 
 	rc = raft_msg_decode(buf, len, &cid, &m, &a);
+	CHECK_EQ(peek_agrees(buf, len, rc, cid, &m), 1);
 	if (rc == RAFT_OK)
 		raft_msg_free(&m, &a);
 	free(buf);
@@ -1210,6 +1235,7 @@ flip_every_bit_msg(const raft_msg *m)
 
 		buf[bit / 8] ^= (uint8_t) (1u << (bit % 8));
 		rc = raft_msg_decode(buf, len, &cid, &d, &a);
+		CHECK_EQ(peek_agrees(buf, len, rc, cid, &d), 1);
 		if (rc == RAFT_OK)
 		{
 			ok++;
