@@ -44,10 +44,12 @@ OBJS = \
 	src/membership.o \
 	src/peer.o \
 	src/privilege.o \
+	src/proposal.o \
 	src/raftable.o \
 	src/readindex.o \
 	src/reads.o \
 	src/remote.o \
+	src/request.o \
 	src/shmem.o \
 	src/snapshot.o \
 	src/storage.o \

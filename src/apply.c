@@ -1019,19 +1019,15 @@ apply_catch(void)
 static void
 apply_maybe_snapshot(void)
 {
-	RaftableSnapshotRequest *req = &raftable_shared->snapshot_req;
-	RaftableSnapshotRequest r;
+	SnapshotAsk ask;
 	uint64		installed = 0;
 	bool		ok = false;
 
-	LWLockAcquire(raftable_shared->lock, LW_SHARED);
-	r = *req;
-	LWLockRelease(raftable_shared->lock);
-	if (r.generation == r.done_generation)
+	if (!snapshot_asked(&ask))
 		return;
 	PG_TRY();
 	{
-		installed = snapshot_install(r.conninfo, r.source_id, r.min_index);
+		installed = snapshot_install(ask.conninfo, ask.source_id, ask.min_index);
 		ok = true;
 	}
 	PG_CATCH();
@@ -1042,25 +1038,19 @@ apply_maybe_snapshot(void)
 		FreeErrorData(err);
 	}
 	PG_END_TRY();
-	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
-	if (req->generation == r.generation)
-	{
-		req->done_generation = r.generation;
-		req->ok = ok;
-		req->installed_index = installed;
-	}
 	if (ok)
 	{
+		LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
 		apply_note_xid(&raftable_shared->apply, raftable_shared->apply.applied_index,
 					   installed, snapshot_install_xid);
 		raftable_shared->apply.applied_index = installed;
+		LWLockRelease(raftable_shared->lock);
 	}
-	LWLockRelease(raftable_shared->lock);
+	snapshot_answer(&ask, ok, installed);
 	if (ok)
 		ereport(LOG,
 				(errmsg("raftable: snapshot installed; this node now stands at log index %llu",
 						(unsigned long long) installed)));
-	raftable_wake_worker();
 	ConditionVariableBroadcast(&raftable_shared->status_cv);
 }
 

@@ -57,6 +57,7 @@
 #include "fmgr.h"
 #include "libpq/pqformat.h"
 #include "miscadmin.h"
+#include "proposal.h"
 #include "raftable.h"
 #include "reads.h"
 #include "shmem.h"
@@ -470,11 +471,7 @@ capture_require_writable(void)
 					 errmsg("SERIALIZABLE transactions cannot write to replicated tables"),
 					 errdetail("raftable commits a transaction through its log before PostgreSQL's serializable check, which could then fail a transaction the log already holds."),
 					 errhint("Use REPEATABLE READ or READ COMMITTED for transactions that write replicated tables.")));
-		LWLockAcquire(raftable_shared->proposal_lock, LW_SHARED);
-		need = raftable_shared->abandoned_term == st->term ?
-			Max(st->term_start_index, raftable_shared->abandoned_index) :
-			st->term_start_index;
-		LWLockRelease(raftable_shared->proposal_lock);
+		need = proposal_writable_from(st->term, st->term_start_index);
 		if (st->applied_index >= need)
 		{
 			pfree(st);
@@ -527,199 +524,46 @@ raftable_capture(PG_FUNCTION_ARGS)
 
 /* ---------- proposing through the worker ---------- */
 
-/* the proposal slot this transaction holds, from its proposal to its end */
-static RaftableProposal *capture_slot = NULL;
-static uint64 capture_slot_gen = 0;
-
 /*
- * Let go of the slot at the end of the transaction.  A transaction that
- * aborts after its entry left leaves that entry to the apply worker: it
- * may still commit (APPENDED), or has committed in the log while the
- * local commit failed after it (COMMITTED: a full NOTIFY queue, a
- * terminate during the write_ack = all wait).  Either way later writes
- * must wait until it is applied (capture_require_writable), or a later
- * write of the same row could reach the tables before it.
- */
-static void
-capture_release_slot(bool aborted)
-{
-	RaftableShared *sh = raftable_shared;
-
-	if (capture_slot == NULL)
-		return;
-	LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
-	if (capture_slot->generation == capture_slot_gen)
-	{
-		/* one being appended right now is the worker's to record */
-		if (capture_slot->state == RAFTABLE_PROP_CLAIMED)
-			capture_slot->state = RAFTABLE_PROP_ABANDONED;
-		else
-		{
-			if (capture_slot->state == RAFTABLE_PROP_APPENDED ||
-				(aborted && capture_slot->state == RAFTABLE_PROP_COMMITTED))
-				raftable_abandoned(capture_slot->index, capture_slot->term);
-			capture_slot->state = RAFTABLE_PROP_FREE;
-		}
-	}
-	LWLockRelease(sh->proposal_lock);
-	capture_slot = NULL;
-	ConditionVariableBroadcast(&sh->proposal_cv);
-}
-
-/* the held slot's state, and its answer */
-static int
-capture_slot_state(int *rc, uint64 *index, uint64 *term)
-{
-	int			state;
-
-	LWLockAcquire(raftable_shared->proposal_lock, LW_SHARED);
-	state = capture_slot->generation == capture_slot_gen ?
-		capture_slot->state : RAFTABLE_PROP_LOST;
-	if (rc)
-		*rc = capture_slot->rc;
-	if (index)
-		*index = capture_slot->index;
-	if (term)
-		*term = capture_slot->term;
-	LWLockRelease(raftable_shared->proposal_lock);
-	return state;
-}
-
-/*
- * Wait on our latch until the held slot leaves the given state, for at
- * most until start + raftable.write_timeout; returns the new state, or
- * -1 on timeout.  The worker sets our latch at every change of the slot.
- */
-static int
-capture_slot_wait(int from, TimestampTz start, int *rc, uint64 *index, uint64 *term)
-{
-	for (;;)
-	{
-		int			state;
-		long		left;
-
-		ResetLatch(MyLatch);
-		state = capture_slot_state(rc, index, term);
-		if (state != from)
-			return state;
-		left = raftable_write_timeout -
-			(long) ((GetCurrentTimestamp() - start) / 1000);
-		if (left <= 0)
-			return -1;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 left, PG_WAIT_EXTENSION);
-
-		/*
-		 * A cancel (or statement_timeout) cannot undo an entry the log may
-		 * commit: as synchronous replication does, say so and wait on, for
-		 * raftable.write_timeout at most.  Termination still ends it.
-		 */
-		if (QueryCancelPending)
-		{
-			QueryCancelPending = false;
-			ereport(WARNING,
-					(errmsg("canceling the wait for the raftable log is not possible"),
-					 errdetail("The transaction's fate is being decided by the log; waiting for it, for raftable.write_timeout at most.")));
-		}
-		CHECK_FOR_INTERRUPTS();
-	}
-}
-
-/*
- * Hand the worker an entry to append; returns its index and term, and
- * keeps the slot for capture_wait_committed().  A refusal (not the
- * leader) raises 25006 and means nothing happened; any failure after the
- * worker may have taken it raises 40003.
+ * Hand the worker an entry to append (proposal.c); returns its index and
+ * term, and keeps the slot for capture_wait_committed().  A refusal (not
+ * the leader) raises 25006 and means nothing happened; any failure after
+ * the worker may have taken it raises 40003.
  */
 static void
 capture_propose(const char *data, int len, uint64 *index, uint64 *term)
 {
-	RaftableShared *sh = raftable_shared;
-	TimestampTz start = GetCurrentTimestamp();
-	dsm_segment *seg = NULL;
-	int			state;
-	int			rc = RAFT_OK;
+	int			rc;
 
-	if (len > RAFTABLE_PROPOSAL_INLINE)
+	switch (proposal_append(data, len, &rc, index, term))
 	{
-		seg = dsm_create(len, 0);
-		memcpy(dsm_segment_address(seg), data, len);
-	}
-	for (;;)
-	{
-		LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
-		for (int i = 0; i < RAFTABLE_MAX_PROPOSALS && capture_slot == NULL; i++)
-			if (sh->proposals[i].state == RAFTABLE_PROP_FREE)
-			{
-				RaftableProposal *p = &sh->proposals[i];
-
-				p->state = RAFTABLE_PROP_PENDING;
-				p->generation = capture_slot_gen = ++sh->proposal_generation;
-				p->latch = MyLatch;
-				p->len = len;
-				p->handle = seg ? dsm_segment_handle(seg) : DSM_HANDLE_INVALID;
-				if (seg == NULL)
-					memcpy(p->data, data, len);
-				capture_slot = p;
-			}
-		LWLockRelease(sh->proposal_lock);
-		if (capture_slot != NULL)
-			break;
-		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), raftable_write_timeout))
-			ereport(ERROR,
-					(errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
-					 errmsg("too many transactions are committing at once"),
-					 errdetail("All %d proposal slots stayed busy for raftable.write_timeout.",
-							   RAFTABLE_MAX_PROPOSALS)));
-		ConditionVariableTimedSleep(&sh->proposal_cv, 100, PG_WAIT_EXTENSION);
-	}
-	ConditionVariableCancelSleep();
-	raftable_wake_worker();
-
-	PG_TRY();
-	{
-		state = capture_slot_wait(RAFTABLE_PROP_PENDING, start, &rc, index, term);
-		if (state == RAFTABLE_PROP_CLAIMED)
-			state = capture_slot_wait(RAFTABLE_PROP_CLAIMED, start, &rc, index, term);
-	}
-	PG_FINALLY();
-	{
-		if (seg)
-			dsm_detach(seg);
-	}
-	PG_END_TRY();
-
-	if (state == -1)
-	{
-		/* not taken yet: withdraw it, and nothing happened */
-		LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
-		if (capture_slot->generation == capture_slot_gen &&
-			capture_slot->state == RAFTABLE_PROP_PENDING)
-		{
-			capture_slot->state = RAFTABLE_PROP_FREE;
-			capture_slot = NULL;
-		}
-		LWLockRelease(sh->proposal_lock);
-		if (capture_slot == NULL)
+		case PROPOSAL_APPENDED:
+		case PROPOSAL_COMMITTED:
+		case PROPOSAL_LOST:		/* capture_wait_committed says so */
+			return;
+		case PROPOSAL_WITHDRAWN:
 			ereport(ERROR,
 					(errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
 					 errmsg("the raftable worker did not take the transaction's changes in time"),
 					 errdetail("Nothing was written: they waited raftable.write_timeout.")));
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
-				 errmsg("outcome of the transaction is unknown"),
-				 errdetail("The raftable worker did not append the change set within raftable.write_timeout.")));
+			break;
+		case PROPOSAL_TIMED_OUT:
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+					 errmsg("outcome of the transaction is unknown"),
+					 errdetail("The raftable worker did not append the change set within raftable.write_timeout.")));
+			break;
+		case PROPOSAL_REFUSED:
+			if (rc == RAFT_ENOTLEADER || rc == RAFT_ENOLEADER || rc == RAFT_ETRANSFER)
+				raftable_error_not_leader(ERRCODE_READ_ONLY_SQL_TRANSACTION,
+										  "cannot commit changes to replicated tables: this node is no longer the raftable leader");
+			ereport(ERROR,
+					(errcode(rc == RAFT_ETOOBIG ? ERRCODE_PROGRAM_LIMIT_EXCEEDED :
+							 ERRCODE_RAFTABLE_UNAVAILABLE),
+					 errmsg("could not append the transaction's changes to the raftable log"),
+					 errdetail("%s", raft_strerror(rc))));
+			break;
 	}
-	if (state == RAFTABLE_PROP_REFUSED &&
-		(rc == RAFT_ENOTLEADER || rc == RAFT_ENOLEADER || rc == RAFT_ETRANSFER))
-		raftable_error_not_leader(ERRCODE_READ_ONLY_SQL_TRANSACTION,
-								  "cannot commit changes to replicated tables: this node is no longer the raftable leader");
-	if (state == RAFTABLE_PROP_REFUSED)
-		ereport(ERROR,
-				(errcode(rc == RAFT_ETOOBIG ? ERRCODE_PROGRAM_LIMIT_EXCEEDED :
-						 ERRCODE_RAFTABLE_UNAVAILABLE),
-				 errmsg("could not append the transaction's changes to the raftable log"),
-				 errdetail("%s", raft_strerror(rc))));
 }
 
 /*
@@ -731,14 +575,14 @@ capture_propose(const char *data, int len, uint64 *index, uint64 *term)
 static void
 capture_wait_committed(uint64 index, uint64 term)
 {
-	int			state;
+	ProposalOutcome outcome;
 
 	raftable_report_wait(RAFTABLE_WAIT_COMMIT, index);
-	state = capture_slot_wait(RAFTABLE_PROP_APPENDED, GetCurrentTimestamp(), NULL, NULL, NULL);
+	outcome = proposal_wait_committed();
 	raftable_report_wait(RAFTABLE_WAIT_NONE, 0);
-	if (state == RAFTABLE_PROP_COMMITTED)
+	if (outcome == PROPOSAL_COMMITTED)
 		return;
-	if (state == -1)
+	if (outcome == PROPOSAL_TIMED_OUT)
 	{
 		LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
 		raftable_shared->stats.write_timeouts++;
@@ -923,7 +767,7 @@ capture_commit(void)
 static void
 capture_reset(bool aborted)
 {
-	capture_release_slot(aborted);
+	proposal_release(aborted);
 	capture_buf = NULL;
 	capture_dict = NULL;
 	capture_ndict = capture_dict_size = 0;

@@ -127,14 +127,9 @@ raftable_deliver(PG_FUNCTION_ARGS)
 		const uint8 *msg = NULL;
 		uint32		len = 0;
 		int			frame;
-		raft_msg	m;
+		raft_msg	m;			/* the envelope: no entries, no snapshot */
 		uint64		cluster_id,
-					from,
-					to,
-					ctx,
-					hint_term,
 					index;
-		uint8		type;
 		int			rc,
 					level;
 
@@ -148,18 +143,12 @@ raftable_deliver(PG_FUNCTION_ARGS)
 					(errhidestmt(true), errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 					 errmsg("malformed raftable message batch"),
 					 errdetail("A message claims %u bytes; %zu remain.", len, left - 4)));
-		rc = raft_msg_decode(msg, len, &cluster_id, &m, NULL);
+		rc = raft_msg_peek(msg, len, &cluster_id, &m);
 		if (rc != RAFT_OK)
 			ereport(ERROR,
 					(errhidestmt(true), errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 					 errmsg("malformed raftable message"),
 					 errdetail("%s", raft_strerror(rc))));
-		from = m.from;
-		to = m.to;
-		type = m.type;
-		ctx = m.ctx;
-		hint_term = m.hint_term;
-		raft_msg_free(&m, NULL);
 		/*
 		 * Messages of another cluster, for another node, or from a stranger
 		 * while we follow a leader are ignored, not errors: the NOTICE goes
@@ -169,11 +158,11 @@ raftable_deliver(PG_FUNCTION_ARGS)
 		 * same way, and logged here too.
 		 */
 		level = ignored ? DEBUG1 : NOTICE;
-		if (cluster_id == st->cluster_id && (!checked || from != checked_from))
+		if (cluster_id == st->cluster_id && (!checked || m.from != checked_from))
 		{
 			checked = true;
-			checked_from = from;
-			checked_ok = peer_sender_ok(from, &checked_member);
+			checked_from = m.from;
+			checked_ok = peer_sender_ok(m.from, &checked_member);
 			stranger |= !checked_member;
 		}
 		if (cluster_id != st->cluster_id)
@@ -187,21 +176,21 @@ raftable_deliver(PG_FUNCTION_ARGS)
 		}
 		else if (!checked_ok)
 		{
-			peer_report_dropped(from, level);
+			peer_report_dropped(m.from, level);
 			ignored = true;
 		}
-		else if (to != st->node_id || !deliver_sender_allowed(st, from, checked_member))
+		else if (m.to != st->node_id || !deliver_sender_allowed(st, m.from, checked_member))
 		{
 			ereport(level,
 					(errmsg("raftable message from node %llu to node %llu ignored",
-							(unsigned long long) from, (unsigned long long) to),
+							(unsigned long long) m.from, (unsigned long long) m.to),
 					 errdetail("This is node %llu; it takes messages from members and from its leader.",
 							   (unsigned long long) st->node_id)));
 			ignored = true;
 		}
-		else if (type == RAFT_MSG_READ_INDEX && checked_member &&
-				 readindex_granted(from, hint_term, &index))
-			deliver_answer_read(&answer, st, from, ctx, index);
+		else if (m.type == RAFT_MSG_READ_INDEX && checked_member &&
+				 readindex_granted(m.from, m.hint_term, &index))
+			deliver_answer_read(&answer, st, m.from, m.ctx, index);
 		else if (raftable_inbox_push(msg, len))
 			queued = true;
 	}

@@ -34,6 +34,7 @@
 #include "raftable.h"
 #include "readindex.h"
 #include "remote.h"
+#include "request.h"
 #include "shmem.h"
 #include "storage.h"
 #include "transport.h"
@@ -53,8 +54,6 @@ RAFTABLE_FUNCTION(raftable_leave);
 
 /* how long to wait for the cluster to commit a membership change */
 #define SQL_COMMIT_WAIT_MS	(raftable_write_timeout)
-/* how long the worker may take to answer a request */
-#define SQL_REQUEST_WAIT_MS	(60 * 1000)
 /* how long a new learner may take to catch up before add_node gives up */
 #define SQL_CATCH_UP_WAIT_MS (6 * raftable_write_timeout)
 
@@ -73,72 +72,6 @@ sql_other_voters(const RaftableStatus *st)
 		if (st->members[i].voter && !st->members[i].is_self)
 			n++;
 	return n;
-}
-
-/*
- * Hand the worker a request and wait for its answer.  Returns a palloc'd
- * copy of the answered request.
- */
-static RaftableRequest *
-sql_submit(const RaftableRequest *in)
-{
-	RaftableShared *sh = raftable_shared;
-	RaftableRequest *out = palloc(sizeof(RaftableRequest));
-	int			slot = -1;
-
-	for (;;)
-	{
-		LWLockAcquire(sh->lock, LW_EXCLUSIVE);
-		for (int i = 0; i < RAFTABLE_MAX_REQUESTS && slot < 0; i++)
-			if (!sh->requests[i].in_use)
-			{
-				slot = i;
-				memcpy(&sh->requests[i], in, sizeof(RaftableRequest));
-				sh->requests[i].in_use = true;
-				sh->requests[i].done = false;
-				sh->requests[i].generation = ++sh->request_generation;
-			}
-		LWLockRelease(sh->lock);
-		if (slot >= 0)
-			break;
-		ConditionVariableTimedSleep(&sh->request_cv, 100, PG_WAIT_EXTENSION);
-	}
-	ConditionVariableCancelSleep();
-	raftable_wake_worker();
-
-	PG_TRY();
-	{
-		TimestampTz start = GetCurrentTimestamp();
-
-		for (;;)
-		{
-			bool		done;
-
-			LWLockAcquire(sh->lock, LW_SHARED);
-			done = sh->requests[slot].done;
-			if (done)
-				memcpy(out, &sh->requests[slot], sizeof(RaftableRequest));
-			LWLockRelease(sh->lock);
-			if (done)
-				break;
-			if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), SQL_REQUEST_WAIT_MS))
-				ereport(ERROR,
-						(errhidestmt(true), errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
-						 errmsg("the raftable worker did not answer in time"),
-						 errhint("Check the server log.")));
-			ConditionVariableTimedSleep(&sh->request_cv, 1000, PG_WAIT_EXTENSION);
-		}
-		ConditionVariableCancelSleep();
-	}
-	PG_FINALLY();
-	{
-		LWLockAcquire(sh->lock, LW_EXCLUSIVE);
-		sh->requests[slot].in_use = false;
-		LWLockRelease(sh->lock);
-		ConditionVariableBroadcast(&sh->request_cv);	/* a slot is free */
-	}
-	PG_END_TRY();
-	return out;
 }
 
 typedef bool (*sql_status_pred) (const RaftableStatus *st, uint64 arg);
@@ -233,7 +166,7 @@ sql_change(int type, uint64 node_id, const char *name, const char *conninfo,
 		strlcpy(req->name, name, RAFTABLE_NAME_LEN);
 	if (conninfo)
 		strlcpy(req->conninfo, conninfo, RAFTABLE_CONNINFO_LEN);
-	ans = sql_submit(req);
+	ans = request_submit(req);
 	if (ans->rc != RAFT_OK)
 		sql_fail_request(ans, failure);
 	sql_wait_committed(ans->result, failure);
@@ -249,7 +182,7 @@ sql_full_conf(void)
 	raft_conf  *conf = palloc(sizeof(raft_conf));
 
 	req->type = RAFTABLE_REQ_GET_CONF;
-	ans = sql_submit(req);
+	ans = request_submit(req);
 	if (ans->rc != RAFT_OK ||
 		raft_conf_decode(ans->members, ans->members_len, conf) != 0)
 		sql_fail_request(ans, gettext_noop("could not read the membership"));
@@ -761,7 +694,7 @@ raftable_create_cluster_impl(FunctionCallInfo fcinfo)
 	req->type = RAFTABLE_REQ_CREATE_CLUSTER;
 	strlcpy(req->name, name, RAFTABLE_NAME_LEN);
 	strlcpy(req->conninfo, conninfo, RAFTABLE_CONNINFO_LEN);
-	ans = sql_submit(req);
+	ans = request_submit(req);
 	if (ans->rc == RAFT_EBUSY)
 		ereport(ERROR,
 				(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -971,7 +904,7 @@ raftable_add_node_impl(FunctionCallInfo fcinfo)
 		req->node_id = id;
 		strlcpy(req->name, name, RAFTABLE_NAME_LEN);
 		strlcpy(req->conninfo, conninfo, RAFTABLE_CONNINFO_LEN);
-		ans = sql_submit(req);
+		ans = request_submit(req);
 		if (ans->rc != RAFT_OK)
 		{
 			sql_tell_leave(conninfo, st->cluster_id, id);
@@ -1034,7 +967,7 @@ raftable_remove_node(PG_FUNCTION_ARGS)
 		PGconn	   *conn;
 
 		req->type = RAFTABLE_REQ_TRANSFER;
-		ans = sql_submit(req);
+		ans = request_submit(req);
 		if (ans->rc != RAFT_OK)
 			ereport(ERROR,
 					(errhidestmt(true), errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1094,7 +1027,7 @@ raftable_transfer_leadership(PG_FUNCTION_ARGS)
 	req = palloc0(sizeof(RaftableRequest));
 	req->type = RAFTABLE_REQ_TRANSFER;
 	req->node_id = id;
-	ans = sql_submit(req);
+	ans = request_submit(req);
 	if (ans->rc != RAFT_OK)
 		sql_fail_request(ans, gettext_noop("could not transfer leadership"));
 	if (!sql_wait_status(pred_leader_is, ans->result, 5 * raftable_election_timeout))
@@ -1136,7 +1069,7 @@ raftable_join_impl(FunctionCallInfo fcinfo)
 	strlcpy(req->conninfo, conninfo, RAFTABLE_CONNINFO_LEN);
 	req->members_len = VARSIZE_ANY_EXHDR(members);
 	memcpy(req->members, VARDATA_ANY(members), req->members_len);
-	ans = sql_submit(req);
+	ans = request_submit(req);
 	if (ans->rc == RAFT_EMALFORMED)
 		ereport(ERROR,
 				(errhidestmt(true), errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
@@ -1171,7 +1104,7 @@ raftable_leave(PG_FUNCTION_ARGS)
 	req->type = RAFTABLE_REQ_LEAVE;
 	req->cluster_id = (uint64) PG_GETARG_INT64(0);
 	req->node_id = (uint64) PG_GETARG_INT64(1);
-	ans = sql_submit(req);
+	ans = request_submit(req);
 	if (ans->rc != RAFT_OK)
 		ereport(ERROR,
 				(errhidestmt(true), errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -1,17 +1,19 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.c
- *	  raftable's shared memory: what the worker publishes for the views,
- *	  the inbox of peer messages, and the requests backends hand the
- *	  worker.
+ *	  raftable's shared memory: what the worker publishes for the views
+ *	  and the inbox of peer messages; and the segment's layout, in which
+ *	  the other protocols (proposal.c, request.c, readindex.c, peer.c,
+ *	  waits.c) own their parts.
  *
  * One segment, asked for through shmem_request_hook and laid out in
  * shmem_startup_hook, with a named LWLock tranche ("raftable"): one lock
  * for the status (and the members' roles beside it, which peer.c lays
- * out), the apply status and the requests; one for the inbox, which every
- * backend running raftable._deliver writes and the worker reads (messages
- * can be megabytes: too long a copy for a spinlock); one for the
- * proposals of committing transactions.
+ * out), the apply status and the snapshot request; one for the inbox,
+ * which every backend running raftable._deliver writes and the worker
+ * reads (messages can be megabytes: too long a copy for a spinlock); one
+ * for the proposal slots of committing transactions (proposal.c); one for
+ * the request slots (request.c).
  *
  * IDENTIFICATION
  *	  src/shmem.c
@@ -23,8 +25,10 @@
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "peer.h"
+#include "proposal.h"
 #include "raftable.h"
 #include "readindex.h"
+#include "request.h"
 #include "shmem.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
@@ -42,8 +46,9 @@ raftable_shmem_request_hook(void)
 	if (raftable_prev_shmem_request_hook)
 		raftable_prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(RaftableShared)) + peer_shmem_size() +
+						   proposal_shmem_size() + request_shmem_size() +
 						   readindex_shmem_size() + waits_shmem_size());
-	RequestNamedLWLockTranche("raftable", 3);
+	RequestNamedLWLockTranche("raftable", 4);
 }
 
 static void
@@ -63,13 +68,12 @@ raftable_shmem_startup_hook(void)
 		memset(raftable_shared, 0, offsetof(RaftableShared, inbox));
 		raftable_shared->lock = &locks[0].lock;
 		raftable_shared->inbox_lock = &locks[1].lock;
-		raftable_shared->proposal_lock = &locks[2].lock;
-		ConditionVariableInit(&raftable_shared->proposal_cv);
 		raftable_shared->status.role = -1;
-		ConditionVariableInit(&raftable_shared->request_cv);
 		ConditionVariableInit(&raftable_shared->status_cv);
 	}
 	peer_shmem_init();
+	proposal_shmem_init(&GetNamedLWLockTranche("raftable")[2].lock);
+	request_shmem_init(&GetNamedLWLockTranche("raftable")[3].lock);
 	readindex_shmem_init();
 	waits_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
@@ -124,23 +128,6 @@ raftable_status_copy(bool with_members)
 	if (!with_members)
 		st->n_members = 0;
 	return st;
-}
-
-/*
- * Record an entry whose transaction gave up before knowing its fate; the
- * caller holds proposal_lock exclusively.
- */
-void
-raftable_abandoned(uint64 index, uint64 term)
-{
-	RaftableShared *sh = raftable_shared;
-
-	if (term > sh->abandoned_term ||
-		(term == sh->abandoned_term && index > sh->abandoned_index))
-	{
-		sh->abandoned_term = term;
-		sh->abandoned_index = index;
-	}
 }
 
 /*

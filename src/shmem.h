@@ -24,9 +24,6 @@
 #define RAFTABLE_NAME_LEN	64		/* node names, NUL included */
 #define RAFTABLE_CONNINFO_LEN 1024	/* conninfo with the password removed */
 #define RAFTABLE_INBOX_BYTES (8 * 1024 * 1024)
-#define RAFTABLE_MAX_REQUESTS 8
-#define RAFTABLE_MAX_PROPOSALS 128
-#define RAFTABLE_PROPOSAL_INLINE 2048	/* larger change sets go through DSM */
 #define RAFTABLE_MAX_CONF_BYTES (1 + 4 + RAFT_MAX_MEMBERS * (11 + RAFT_MAX_ADDR))
 
 /* one member as the views show it */
@@ -125,39 +122,6 @@ typedef struct RaftableRequest
 	char		error[256];		/* detail when rc != 0 */
 } RaftableRequest;
 
-typedef enum RaftableProposalState
-{
-	RAFTABLE_PROP_FREE = 0,
-	RAFTABLE_PROP_PENDING,		/* waiting for the worker to append it */
-	RAFTABLE_PROP_CLAIMED,		/* the worker is appending it */
-	RAFTABLE_PROP_ABANDONED,	/* the backend gave up while CLAIMED */
-	RAFTABLE_PROP_REFUSED,		/* not appended: rc says why */
-	RAFTABLE_PROP_APPENDED,		/* appended at (index, term); waiting */
-	RAFTABLE_PROP_COMMITTED,	/* committed */
-	RAFTABLE_PROP_LOST,			/* leadership lost first: outcome unknown */
-} RaftableProposalState;
-
-/*
- * A committing transaction's change set, handed to the worker to append
- * to the log, and then the slot the backend waits on until the entry is
- * committed (or its fate cannot be known).  The worker sets the backend's
- * latch at each change, so that a commit wakes just the transactions it
- * commits.  Small change sets travel inline, larger ones in a DSM segment
- * the backend owns until the worker has appended it.
- */
-typedef struct RaftableProposal
-{
-	int			state;			/* RaftableProposalState */
-	uint64		generation;
-	Latch	   *latch;			/* the backend's */
-	uint32		len;
-	dsm_handle	handle;			/* DSM_HANDLE_INVALID: data[] holds it */
-	int			rc;
-	uint64		index;
-	uint64		term;
-	char		data[RAFTABLE_PROPOSAL_INLINE];
-} RaftableProposal;
-
 #define RAFTABLE_APPLIED_XIDS 64
 
 /* what the apply worker publishes */
@@ -225,33 +189,15 @@ typedef struct RaftableSnapshotProgress
 
 typedef struct RaftableShared
 {
-	LWLock	   *lock;			/* status, members, requests */
+	LWLock	   *lock;			/* status, members, apply, snapshot */
 	Latch	   *worker_latch;
 	pid_t		worker_pid;
 	RaftableStatus status;
 	RaftableStats stats;
-	ConditionVariable request_cv;	/* a request was answered */
 	ConditionVariable status_cv;	/* status changed (commit, role, ...) */
-	RaftableRequest requests[RAFTABLE_MAX_REQUESTS];
-	uint64		request_generation;
 	RaftableApplyStatus apply;	/* under lock */
 	RaftableSnapshotRequest snapshot_req;	/* under lock */
 	RaftableSnapshotProgress snapshot;	/* under lock */
-
-	/* proposals, under proposal_lock */
-	LWLock	   *proposal_lock;
-	ConditionVariable proposal_cv;	/* a slot was freed */
-	uint64		proposal_generation;
-	RaftableProposal proposals[RAFTABLE_MAX_PROPOSALS];
-
-	/*
-	 * The last entry of this leader's term whose transaction gave up
-	 * (40003) before knowing its fate: the entry may still commit, and
-	 * then no later write may commit here before it is applied, or the
-	 * two would reach the tables out of log order (capture.c's guard).
-	 */
-	uint64		abandoned_index;
-	uint64		abandoned_term;
 
 	/* inbox: peer messages from _deliver, framed as u32 length + bytes */
 	LWLock	   *inbox_lock;
@@ -275,7 +221,6 @@ extern const RaftableMemberInfo *raftable_status_member(const RaftableStatus *st
 extern void raftable_require_served_database(void);
 extern void raftable_require_cluster(const RaftableStatus *st);
 extern void raftable_require_leader(const RaftableStatus *st);
-extern void raftable_abandoned(uint64 index, uint64 term);
 extern void raftable_error_not_leader(int sqlstate, const char *msg) pg_attribute_noreturn();
 
 #endif							/* RAFTABLE_SHMEM_H */

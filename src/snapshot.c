@@ -577,3 +577,77 @@ raftable_snapshot_progress(PG_FUNCTION_ARGS)
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }
+
+/* ---------- the request: Raft worker -> apply worker ---------- */
+
+/*
+ * The Raft worker asks for a snapshot at min_index or later from node
+ * source_id (the leader offered it).  Numbered: an answer still on its
+ * way from an older ask is never taken for this one's.
+ */
+void
+snapshot_ask(uint64 min_index, uint64 source_id, const char *conninfo)
+{
+	RaftableSnapshotRequest *req = &raftable_shared->snapshot_req;
+
+	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+	req->generation = Max(req->generation, req->done_generation) + 1;
+	req->min_index = min_index;
+	req->source_id = source_id;
+	strlcpy(req->conninfo, conninfo, sizeof(req->conninfo));
+	LWLockRelease(raftable_shared->lock);
+	raftable_wake_apply();
+}
+
+/* the Raft worker: is the last ask answered, and how? */
+bool
+snapshot_answered(bool *ok, uint64 *installed)
+{
+	RaftableSnapshotRequest *req = &raftable_shared->snapshot_req;
+	bool		done;
+
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	done = req->done_generation == req->generation;
+	*ok = req->ok;
+	*installed = req->installed_index;
+	LWLockRelease(raftable_shared->lock);
+	return done;
+}
+
+/* the apply worker: the ask waiting for an answer, if any */
+bool
+snapshot_asked(SnapshotAsk *ask)
+{
+	RaftableSnapshotRequest *req = &raftable_shared->snapshot_req;
+	bool		asked;
+
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	asked = req->generation != req->done_generation;
+	ask->generation = req->generation;
+	ask->min_index = req->min_index;
+	ask->source_id = req->source_id;
+	strlcpy(ask->conninfo, req->conninfo, sizeof(ask->conninfo));
+	LWLockRelease(raftable_shared->lock);
+	return asked;
+}
+
+/*
+ * The apply worker answers ask, unless a newer one replaced it; the
+ * applied index it publishes must already show what was installed, since
+ * the Raft worker acts on the answer.
+ */
+void
+snapshot_answer(const SnapshotAsk *ask, bool ok, uint64 installed)
+{
+	RaftableSnapshotRequest *req = &raftable_shared->snapshot_req;
+
+	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+	if (req->generation == ask->generation)
+	{
+		req->done_generation = ask->generation;
+		req->ok = ok;
+		req->installed_index = installed;
+	}
+	LWLockRelease(raftable_shared->lock);
+	raftable_wake_worker();
+}

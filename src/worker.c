@@ -33,9 +33,12 @@
 #include "portability/instr_time.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "proposal.h"
 #include "raftable.h"
 #include "readindex.h"
+#include "request.h"
 #include "shmem.h"
+#include "snapshot.h"
 #include "storage.h"
 #include "storage/dsm.h"
 #include "storage/ipc.h"
@@ -66,6 +69,7 @@ static char worker_self_role[NAMEDATALEN];	/* ours: we connect as it */
 static RaftableStats worker_stats_base; /* shared counters at core start */
 static raft_hard_state worker_persisted_hs;	/* as storage holds it */
 static bool worker_settle_needed;	/* proposals were appended */
+static raft_status worker_settled;	/* the status proposals were settled at */
 static raft_snapshot_meta *worker_snap_meta;	/* offered, being fetched */
 static bool worker_snap_pending;
 
@@ -266,7 +270,6 @@ worker_drain_inbox(void)
 static void
 worker_want_snapshot(const raft_snapshot_meta *meta, uint64 from)
 {
-	RaftableSnapshotRequest *req = &raftable_shared->snapshot_req;
 	const raft_member *m = raft_conf_find(raft_get_conf(worker_raft), from);
 	char		name[RAFTABLE_NAME_LEN];
 	char		conninfo[RAFTABLE_CONNINFO_LEN];
@@ -277,14 +280,7 @@ worker_want_snapshot(const raft_snapshot_meta *meta, uint64 from)
 								conninfo, sizeof(conninfo));
 	memcpy(worker_snap_meta, meta, sizeof(raft_snapshot_meta));
 	worker_snap_pending = true;
-	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
-	/* never the number of an answer still on its way from an older ask */
-	req->generation = Max(req->generation, req->done_generation) + 1;
-	req->min_index = meta->index;
-	req->source_id = from;
-	strlcpy(req->conninfo, conninfo, sizeof(req->conninfo));
-	LWLockRelease(raftable_shared->lock);
-	raftable_wake_apply();
+	snapshot_ask(meta->index, from, conninfo);
 	ereport(LOG,
 			(errmsg("raftable: node %llu offered a snapshot at log index %llu; copying the tables from it",
 					(unsigned long long) from, (unsigned long long) meta->index)));
@@ -294,19 +290,10 @@ worker_want_snapshot(const raft_snapshot_meta *meta, uint64 from)
 static void
 worker_check_snapshot(void)
 {
-	RaftableSnapshotRequest *req = &raftable_shared->snapshot_req;
-	bool		done;
 	bool		ok;
 	uint64		installed;
 
-	if (!worker_snap_pending)
-		return;
-	LWLockAcquire(raftable_shared->lock, LW_SHARED);
-	done = req->done_generation == req->generation;
-	ok = req->ok;
-	installed = req->installed_index;
-	LWLockRelease(raftable_shared->lock);
-	if (!done)
+	if (!worker_snap_pending || !snapshot_answered(&ok, &installed))
 		return;
 	worker_snap_pending = false;
 	/* the tables must stand at least where the snapshot's log resumes */
@@ -490,15 +477,6 @@ worker_compact_for_new_node(void)
 }
 
 static void
-worker_answer(RaftableRequest *req, int rc, uint64 result, const char *error)
-{
-	req->rc = rc;
-	req->result = result;
-	strlcpy(req->error, error ? error : "", sizeof(req->error));
-	req->done = true;
-}
-
-static void
 worker_create_cluster(RaftableRequest *req)
 {
 	RaftableIdentity id;
@@ -507,7 +485,7 @@ worker_create_cluster(RaftableRequest *req)
 
 	if (worker_raft)
 	{
-		worker_answer(req, RAFT_EBUSY, 0, "this node is already in a cluster");
+		request_answer(req, RAFT_EBUSY, 0, "this node is already in a cluster");
 		return;
 	}
 	memset(&id, 0, sizeof(id));
@@ -530,7 +508,7 @@ worker_create_cluster(RaftableRequest *req)
 	snap->conf = *conf;
 	storage_save_identity(&id, snap);
 	worker_start_raft();
-	worker_answer(req, RAFT_OK, id.node_id, NULL);
+	request_answer(req, RAFT_OK, id.node_id, NULL);
 }
 
 /*
@@ -546,12 +524,12 @@ worker_join(RaftableRequest *req)
 
 	if (worker_raft)
 	{
-		worker_answer(req, RAFT_EBUSY, 0, "this node is already in a cluster");
+		request_answer(req, RAFT_EBUSY, 0, "this node is already in a cluster");
 		return;
 	}
 	if (raft_conf_decode(req->members, req->members_len, &snap->conf) != 0)
 	{
-		worker_answer(req, RAFT_EMALFORMED, 0, "malformed membership");
+		request_answer(req, RAFT_EMALFORMED, 0, "malformed membership");
 		return;
 	}
 	memset(&id, 0, sizeof(id));
@@ -562,7 +540,7 @@ worker_join(RaftableRequest *req)
 	strlcpy(id.self_conninfo, req->conninfo, RAFTABLE_CONNINFO_LEN);
 	storage_save_identity(&id, snap);
 	worker_start_raft();
-	worker_answer(req, RAFT_OK, id.node_id, NULL);
+	request_answer(req, RAFT_OK, id.node_id, NULL);
 }
 
 /* forget the cluster: the tables become ordinary local tables */
@@ -580,11 +558,11 @@ worker_leave(RaftableRequest *req)
 	if (worker_raft == NULL || req->cluster_id != worker_id.cluster_id ||
 		req->node_id != worker_id.node_id)
 	{
-		worker_answer(req, RAFT_EINVAL, 0, "not this node's cluster identity");
+		request_answer(req, RAFT_EINVAL, 0, "not this node's cluster identity");
 		return;
 	}
 	worker_forget_cluster();
-	worker_answer(req, RAFT_OK, 0, NULL);
+	request_answer(req, RAFT_OK, 0, NULL);
 }
 
 /*
@@ -679,7 +657,7 @@ worker_handle_request(RaftableRequest *req)
 	}
 	if (worker_raft == NULL)
 	{
-		worker_answer(req, RAFT_EINVAL, 0, "this node is not in a cluster");
+		request_answer(req, RAFT_EINVAL, 0, "this node is not in a cluster");
 		return;
 	}
 	switch (req->type)
@@ -712,7 +690,7 @@ worker_handle_request(RaftableRequest *req)
 			rc = RAFT_EINVAL;
 			break;
 	}
-	worker_answer(req, rc, idx, rc ? raft_strerror(rc) : NULL);
+	request_answer(req, rc, idx, rc ? raft_strerror(rc) : NULL);
 }
 
 /*
@@ -779,137 +757,32 @@ worker_promote_learners(void)
 	}
 }
 
-static bool
-worker_requests_pending(void)
-{
-	bool		any = false;
-
-	LWLockAcquire(raftable_shared->lock, LW_SHARED);
-	for (int i = 0; i < RAFTABLE_MAX_REQUESTS && !any; i++)
-		any = raftable_shared->requests[i].in_use && !raftable_shared->requests[i].done;
-	LWLockRelease(raftable_shared->lock);
-	return any;
-}
-
 /*
  * Serve the requests backends left.  Each is copied out, handled without
  * the lock (it may run a transaction), and its answer copied back if the
  * slot still holds the same request.  While the extension does not exist
  * every request is answered with an error.
  */
+/* a request while the extension does not exist: refused */
 static void
-worker_handle_requests(bool active)
+worker_refuse_request(RaftableRequest *req)
 {
-	RaftableRequest *req = palloc(sizeof(RaftableRequest));
-
-	for (int i = 0; i < RAFTABLE_MAX_REQUESTS; i++)
-	{
-		RaftableRequest *slot = &raftable_shared->requests[i];
-		bool		pending;
-
-		LWLockAcquire(raftable_shared->lock, LW_SHARED);
-		pending = slot->in_use && !slot->done;
-		if (pending)
-			memcpy(req, slot, sizeof(RaftableRequest));
-		LWLockRelease(raftable_shared->lock);
-		if (!pending)
-			continue;
-		if (active)
-			worker_handle_request(req);
-		else
-			worker_answer(req, RAFT_EINVAL, 0,
-						  psprintf("the raftable extension does not exist in database \"%s\"",
-								   raftable_database));
-		LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
-		/* the asker may have given up, and another taken the slot */
-		if (slot->in_use && !slot->done && slot->generation == req->generation)
-		{
-			slot->rc = req->rc;
-			slot->result = req->result;
-			slot->members_len = req->members_len;
-			if (req->members_len)
-				memcpy(slot->members, req->members, req->members_len);
-			strlcpy(slot->error, req->error, sizeof(slot->error));
-			slot->done = true;
-		}
-		LWLockRelease(raftable_shared->lock);
-		ConditionVariableBroadcast(&raftable_shared->request_cv);
-	}
+	request_answer(req, RAFT_EINVAL, 0,
+				   psprintf("the raftable extension does not exist in database \"%s\"",
+							raftable_database));
 }
 
 /*
- * Append the change sets of committing transactions.  All proposals of
- * one iteration go out in the same Ready cycle: one log append, one flush
- * and one replication round for all of them (group commit).
+ * Append the change sets of committing transactions (proposal.c).  All
+ * proposals of one iteration go out in the same Ready cycle: one log
+ * append, one flush and one replication round for all of them (group
+ * commit).
  */
 static void
 worker_handle_proposals(void)
 {
-	RaftableShared *sh = raftable_shared;
-	uint8	   *data = palloc(RAFTABLE_PROPOSAL_INLINE);
-
-	for (int i = 0; i < RAFTABLE_MAX_PROPOSALS; i++)
-	{
-		RaftableProposal *p = &sh->proposals[i];
-		uint64		gen;
-		uint32		len;
-		dsm_handle	handle;
-		dsm_segment *seg = NULL;
-		const void *bytes = data;
-		raft_index	index = 0;
-		raft_term	term = 0;
-		int			rc;
-
-		if (p->state != RAFTABLE_PROP_PENDING)	/* unlocked peek */
-			continue;
-		/* claimed: from now on the backend cannot withdraw it */
-		LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
-		gen = p->generation;
-		len = p->len;
-		handle = p->handle;
-		rc = p->state == RAFTABLE_PROP_PENDING ? RAFT_OK : RAFT_EINVAL;
-		if (rc == RAFT_OK)
-		{
-			p->state = RAFTABLE_PROP_CLAIMED;
-			if (handle == DSM_HANDLE_INVALID)
-				memcpy(data, p->data, len);
-		}
-		LWLockRelease(sh->proposal_lock);
-		if (rc != RAFT_OK)
-			continue;
-		if (handle != DSM_HANDLE_INVALID)
-		{
-			/* the backend may have given up and detached already */
-			seg = dsm_attach(handle);
-			bytes = seg ? dsm_segment_address(seg) : NULL;
-		}
-		if (worker_raft == NULL)
-			rc = RAFT_ENOLEADER;
-		else if (bytes == NULL)
-			rc = RAFT_EINVAL;
-		else
-			rc = raft_propose(worker_raft, RAFT_ENTRY_NORMAL, bytes, len, &index, &term);
-		if (seg)
-			dsm_detach(seg);
-		LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
-		if (p->generation == gen && p->state == RAFTABLE_PROP_CLAIMED)
-		{
-			p->rc = rc;
-			p->index = index;
-			p->term = term;
-			p->state = rc == RAFT_OK ? RAFTABLE_PROP_APPENDED : RAFTABLE_PROP_REFUSED;
-			SetLatch(p->latch);
-		}
-		else if (p->generation == gen && p->state == RAFTABLE_PROP_ABANDONED)
-		{
-			if (rc == RAFT_OK)
-				raftable_abandoned(index, term);
-			p->state = RAFTABLE_PROP_FREE;
-		}
-		LWLockRelease(sh->proposal_lock);
-		ConditionVariableBroadcast(&sh->proposal_cv);
+	if (proposal_take(worker_raft))
 		worker_settle_needed = true;
-	}
 }
 
 /*
@@ -921,50 +794,20 @@ worker_handle_proposals(void)
 static void
 worker_settle_proposals(bool exiting)
 {
-	RaftableShared *sh = raftable_shared;
-	static raft_index last_commit = 0;
-	static raft_term last_term = 0;
-	static raft_role last_role = RAFT_FOLLOWER;
 	raft_status st;
 
 	memset(&st, 0, sizeof(st));
 	if (worker_raft && !exiting)
 		raft_get_status(worker_raft, &st);
-	if (!exiting && !worker_settle_needed && st.commit == last_commit &&
-		st.term == last_term && st.role == last_role)
+	if (!exiting && !worker_settle_needed && st.commit == worker_settled.commit &&
+		st.term == worker_settled.term && st.role == worker_settled.role)
 		return;
 	worker_settle_needed = false;
-	last_commit = st.commit;
-	last_term = st.term;
-	last_role = st.role;
+	worker_settled = st;
 	/* before any writer hears its entry committed: see readindex.c */
 	readindex_publish_grant(exiting ? NULL : worker_raft);
 
-	LWLockAcquire(sh->proposal_lock, LW_EXCLUSIVE);
-	for (int i = 0; i < RAFTABLE_MAX_PROPOSALS; i++)
-	{
-		RaftableProposal *p = &sh->proposals[i];
-
-		if ((p->state == RAFTABLE_PROP_PENDING || p->state == RAFTABLE_PROP_CLAIMED) &&
-			exiting)
-		{
-			p->rc = RAFT_ELEADERLOST;
-			p->state = RAFTABLE_PROP_REFUSED;
-			SetLatch(p->latch);
-		}
-		if (p->state != RAFTABLE_PROP_APPENDED)
-			continue;
-		if (!exiting && st.role == RAFT_LEADER && st.term == p->term)
-		{
-			if (st.commit < p->index)
-				continue;
-			p->state = RAFTABLE_PROP_COMMITTED;
-		}
-		else
-			p->state = RAFTABLE_PROP_LOST;
-		SetLatch(p->latch);
-	}
-	LWLockRelease(sh->proposal_lock);
+	proposal_settle(&st, exiting);
 }
 
 /* apply a settings reload to the running core, leadership kept */
@@ -999,13 +842,9 @@ worker_on_exit(int code, Datum arg)
 	raftable_shared->worker_pid = 0;
 	raftable_shared->status.worker_running = false;
 	raftable_shared->status.role = -1;
-	/* answer what we leave behind, so no backend waits for nothing */
-	for (int i = 0; i < RAFTABLE_MAX_REQUESTS; i++)
-		if (raftable_shared->requests[i].in_use && !raftable_shared->requests[i].done)
-			worker_answer(&raftable_shared->requests[i], RAFT_ELEADERLOST, 0,
-						  "the raftable worker exited");
 	LWLockRelease(raftable_shared->lock);
-	ConditionVariableBroadcast(&raftable_shared->request_cv);
+	/* answer what we leave behind, so no backend waits for nothing */
+	request_abandon_all("the raftable worker exited");
 	ConditionVariableBroadcast(&raftable_shared->status_cv);
 	worker_settle_proposals(true);
 }
@@ -1143,7 +982,7 @@ raftable_worker_main(Datum arg)
 		 * when a request waits while we idle (right after CREATE EXTENSION).
 		 */
 		if (TimestampDifferenceExceeds(last_check, GetCurrentTimestamp(), 1000) ||
-			(!active && worker_requests_pending()))
+			(!active && request_pending()))
 		{
 			Oid			ext = storage_extension_oid();
 
@@ -1172,7 +1011,7 @@ raftable_worker_main(Datum arg)
 			/* a commit the messages brought wakes its waiters first */
 			if (worker_raft)
 				worker_settle_proposals(false);
-			worker_handle_requests(true);
+			request_serve(worker_handle_request);
 			worker_handle_proposals();
 			if (worker_raft)
 				readindex_start_rounds(worker_raft,
@@ -1205,7 +1044,7 @@ raftable_worker_main(Datum arg)
 		else
 		{
 			worker_drain_inbox();	/* discard */
-			worker_handle_requests(false);
+			request_serve(worker_refuse_request);
 			worker_handle_proposals();	/* refused: no core */
 			worker_settle_proposals(false);
 		}
