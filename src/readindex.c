@@ -75,6 +75,13 @@
  */
 #define RI_MAX_INFLIGHT 1
 
+/*
+ * Backends waiting for round n sleep on cv[n % RI_CVS], so the end of a
+ * round wakes only the backends it serves: those already waiting for the
+ * next round (most of them, under load) sleep on.
+ */
+#define RI_CVS 4
+
 typedef struct ReadIndexShared
 {
 	slock_t		mutex;
@@ -88,7 +95,7 @@ typedef struct ReadIndexShared
 	/* the freshness proof: the last successful round's start and index */
 	int64		proof_us;
 	uint64		proof_index;
-	ConditionVariable cv;		/* a round was answered */
+	ConditionVariable cv[RI_CVS];	/* round n was answered: cv[n % RI_CVS] */
 
 	/* the leader's grant (raft_get_read_grant), for _deliver */
 	slock_t		grant_mutex;
@@ -127,7 +134,8 @@ readindex_shmem_init(void)
 		memset(ri_shared, 0, sizeof(ReadIndexShared));
 		SpinLockInit(&ri_shared->mutex);
 		SpinLockInit(&ri_shared->grant_mutex);
-		ConditionVariableInit(&ri_shared->cv);
+		for (int i = 0; i < RI_CVS; i++)
+			ConditionVariableInit(&ri_shared->cv[i]);
 		for (int i = 0; i < RAFTABLE_READ_COUNTERS; i++)
 			pg_atomic_init_u64(&ri_shared->counters[i], 0);
 	}
@@ -178,7 +186,7 @@ readindex_round(int64 deadline_us, uint64 *index)
 	if (wake)
 		raftable_wake_worker(); /* else a reader before us woke it */
 
-	ConditionVariablePrepareToSleep(&ri_shared->cv);
+	ConditionVariablePrepareToSleep(&ri_shared->cv[want % RI_CVS]);
 	for (;;)
 	{
 		bool		answered;
@@ -197,7 +205,7 @@ readindex_round(int64 deadline_us, uint64 *index)
 		left = deadline_us - readindex_now_us();
 		if (left <= 0)
 			break;
-		(void) ConditionVariableTimedSleep(&ri_shared->cv, Max(left / 1000, 1),
+		(void) ConditionVariableTimedSleep(&ri_shared->cv[want % RI_CVS], Max(left / 1000, 1),
 										   PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
@@ -296,6 +304,14 @@ readindex_start_rounds(raft *r, int64 stale_us)
 		readindex_answer(round, 0, rc);
 }
 
+/* wake the backends waiting for rounds after..upto */
+static void
+readindex_wake(uint64 after, uint64 upto)
+{
+	for (uint64 n = after + 1; n <= upto && n <= after + RI_CVS; n++)
+		ConditionVariableBroadcast(&ri_shared->cv[n % RI_CVS]);
+}
+
 /*
  * The core answered round 'round' (a raft_read_state): wake every backend
  * it serves.  A successful round becomes the freshness proof if it
@@ -304,7 +320,10 @@ readindex_start_rounds(raft *r, int64 stale_us)
 void
 readindex_answer(uint64 round, uint64 index, int err)
 {
+	uint64		before;
+
 	SpinLockAcquire(&ri_shared->mutex);
+	before = ri_shared->done;
 	if (round > ri_shared->done)
 	{
 		ri_shared->done = round;
@@ -318,7 +337,7 @@ readindex_answer(uint64 round, uint64 index, int err)
 		ri_shared->proof_index = index;
 	}
 	SpinLockRelease(&ri_shared->mutex);
-	ConditionVariableBroadcast(&ri_shared->cv);
+	readindex_wake(before, round);
 }
 
 /*
@@ -335,5 +354,5 @@ readindex_reset(void)
 	ri_shared->proof_index = 0;
 	SpinLockRelease(&ri_shared->mutex);
 	readindex_publish_grant(NULL);
-	ConditionVariableBroadcast(&ri_shared->cv);
+	readindex_wake(0, RI_CVS);
 }

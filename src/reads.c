@@ -343,23 +343,34 @@ reads_round(int64 deadline_us, const char *what)
 	}
 }
 
+/* has this node applied index? */
+static bool
+reads_applied(uint64 index)
+{
+	uint64		applied;
+
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	applied = raftable_shared->apply.applied_index;
+	LWLockRelease(raftable_shared->lock);
+	return applied >= index;
+}
+
 /* wait until this node has applied index; false if the deadline came first */
 static bool
 reads_applied_by(uint64 index, int64 deadline_us, int wait_kind)
 {
 	bool		reached = false;
 
+	/* most often it has: no need to join the condition variable's queue */
+	if (reads_applied(index))
+		return true;
 	raftable_report_wait(wait_kind, index);
 	ConditionVariablePrepareToSleep(&raftable_shared->status_cv);
 	for (;;)
 	{
-		uint64		applied;
 		int64		left;
 
-		LWLockAcquire(raftable_shared->lock, LW_SHARED);
-		applied = raftable_shared->apply.applied_index;
-		LWLockRelease(raftable_shared->lock);
-		if (applied >= index)
+		if (reads_applied(index))
 		{
 			reached = true;
 			break;
