@@ -80,6 +80,11 @@ include $(PGXS)
 
 include test/core/core.mk
 
+# The core's invariants (RAFT_ASSERT, src/core/raft_int.h) are checked in
+# its own test builds; the module compiles them out, as PostgreSQL does
+# Assert outside --enable-cassert builds.
+src/core/%.o: CPPFLAGS += -DNDEBUG
+
 # PGXS tracks no header dependencies: every object depends on the headers
 $(OBJS): $(wildcard src/*.h) src/core/raft.h
 

@@ -1,7 +1,11 @@
 /*
  * raft.c
- *	  The Raft state machine: elections, replication, commitment, ReadIndex,
- *	  leadership transfer, single-server membership changes and snapshots.
+ *	  The Raft state machine: roles and elections, the message handlers,
+ *	  the driver's events (ticks, proposals, transfers, snapshots), the
+ *	  Ready cycle, construction and observation.  The log (log.c),
+ *	  configurations (conf.c), replication progress (progress.c), quorums
+ *	  (quorum.c) and ReadIndex (read.c) are in files of their own, over the
+ *	  state in raft_int.h.
  *
  * Everything here is a pure function of the events fed in (raft.h): no
  * clock, no I/O, no randomness but a PRNG seeded by the driver.  Section
@@ -17,124 +21,7 @@
  * AppendEntries per follower and all reads of one cycle share one heartbeat
  * round (group commit, batched ReadIndex).
  */
-#include "raft.h"
-
-#include <stdlib.h>
-#include <string.h>
-
-/* a pending ReadIndex request on the leader (§6.4 of the dissertation) */
-typedef struct raft_pending_read
-{
-	uint64_t	ctx;
-	raft_id		from;			/* node that asked; self for local reads */
-	uint64_t	seq;			/* heartbeat round that must confirm it */
-	bool		from_acked;		/* the request itself acknowledges this
-								 * term: see step_leader */
-	raft_index	index;			/* read index; 0 until the leader has
-								 * committed an entry of its term */
-} raft_pending_read;
-
-/* what the leader knows of one member (and, for votes, what it answered) */
-typedef struct raft_peer
-{
-	raft_id		id;
-	bool		voter;
-	raft_progress_state state;
-	raft_index	match;
-	raft_index	next;
-	bool		probe_sent;		/* PROBE: one AppendEntries outstanding */
-	raft_index	pending_snapshot;	/* SNAPSHOT: index offered */
-	uint64_t	snapshot_sent_at;
-	raft_index *inflight;		/* ring of last indexes of unacked appends */
-	uint32_t	inflight_start;
-	uint32_t	inflight_count;
-	uint64_t	last_contact;	/* when we last heard from it */
-	uint64_t	acked_seq;		/* highest heartbeat round acknowledged */
-	raft_index	applied;		/* as it last reported */
-	raft_index	stalled_at;		/* ... and the entry its apply is stuck on */
-	uint64_t	stall_code;
-	bool		vote_responded;
-	bool		vote_granted;
-} raft_peer;
-
-struct raft
-{
-	raft_options opts;
-	raft_allocator alloc;
-	raft_id		id;
-	uint64_t	rng;
-	uint64_t	now;
-
-	/* persistent state (Figure 2) */
-	raft_term	term;
-	raft_id		vote;
-	raft_hard_state persisted_hs;
-
-	/* volatile state */
-	raft_role	role;
-	raft_id		lead;
-	raft_index	commit;
-	raft_index	applied;		/* committed entries handed out */
-
-	/* the log: ents[i].index == snap->index + 1 + i */
-	raft_snapshot_meta *snap;
-	bool		snap_dirty;
-	raft_entry *ents;
-	size_t		n_ents;
-	size_t		cap_ents;
-	raft_index	stable;			/* entries persisted up to here */
-	raft_index	truncate_from;	/* persisted entries >= this are stale */
-
-	/* configuration in force: the latest in the log (dissertation §4.1) */
-	raft_conf  *conf;
-	raft_index	conf_index;
-
-	raft_peer  *peers;			/* one per member of conf, self included */
-	uint32_t	n_peers;
-
-	/* timers, in the driver's ms */
-	uint64_t	election_deadline;
-	uint64_t	heartbeat_deadline;
-	uint64_t	last_leader_contact;
-	uint64_t	led_until;		/* when this node last stopped leading */
-	bool		hastened;		/* raft_peer_unreachable moved the timer */
-
-	/* leader state */
-	raft_index	noop_index;		/* first entry of this leader's term */
-	raft_index	local_applied;	/* raft_set_applied(): the driver's */
-	raft_index	local_stalled_at;	/* raft_set_apply_stall() */
-	uint64_t	local_stall_code;
-	raft_index	applied_sent;	/* ... as last reported, and to whom */
-	raft_index	stalled_sent;
-	uint64_t	stall_code_sent;
-	raft_id		applied_sent_to;
-	raft_id		transferee;
-	uint64_t	transfer_deadline;
-	bool		bcast_pending;	/* coalesced AppendEntries broadcast */
-	bool		round_pending;	/* coalesced heartbeat round for reads */
-	uint64_t	hb_seq;
-	raft_pending_read *preads;
-	size_t		n_preads;
-	size_t		cap_preads;
-
-	/* output queues */
-	raft_msg   *msgs;
-	size_t		n_msgs;
-	size_t		cap_msgs;
-	raft_read_state *reads;
-	size_t		n_reads;
-	size_t		cap_reads;
-	raft_snapshot_meta *wanted; /* snapshot offered by the leader */
-	raft_id		wanted_from;
-	bool		wanted_new;		/* not yet handed to the driver */
-
-	raft_stats	stats;
-	int			err;			/* sticky RAFT_ENOMEM */
-};
-
-/* ---------------------------------------------------------------- */
-/* small helpers                                                    */
-/* ---------------------------------------------------------------- */
+#include "raft_int.h"
 
 static void *
 raft_default_alloc(void *ctx, size_t size)
@@ -158,7 +45,7 @@ static const raft_allocator raft_malloc_allocator = {
 	raft_default_alloc, raft_default_realloc, raft_default_free, NULL
 };
 
-static void *
+void *
 ralloc(raft *r, size_t size)
 {
 	void	   *p = r->alloc.alloc(r->alloc.ctx, size ? size : 1);
@@ -168,7 +55,7 @@ ralloc(raft *r, size_t size)
 	return p;
 }
 
-static void
+void
 rfree(raft *r, void *p)
 {
 	if (p)
@@ -176,7 +63,7 @@ rfree(raft *r, void *p)
 }
 
 /* grow *arr (of elem-sized items) so it holds at least need; false on OOM */
-static bool
+bool
 rgrow(raft *r, void **arr, size_t *cap, size_t need, size_t elem)
 {
 	size_t		ncap;
@@ -257,26 +144,6 @@ raft_role_name(raft_role role)
 	return "unknown";
 }
 
-const raft_member *
-raft_conf_find(const raft_conf *conf, raft_id id)
-{
-	for (uint32_t i = 0; i < conf->n; i++)
-		if (conf->members[i].id == id)
-			return &conf->members[i];
-	return NULL;
-}
-
-int
-raft_conf_voters(const raft_conf *conf)
-{
-	int			n = 0;
-
-	for (uint32_t i = 0; i < conf->n; i++)
-		if (conf->members[i].voter)
-			n++;
-	return n;
-}
-
 void
 raft_options_default(raft_options *opts, raft_id id)
 {
@@ -290,162 +157,6 @@ raft_options_default(raft_options *opts, raft_id id)
 	opts->max_inflight = 256;
 	opts->max_msg_bytes = 1024 * 1024;
 	opts->max_entry_bytes = 64 * 1024 * 1024;
-}
-
-/* ---------------------------------------------------------------- */
-/* the log                                                          */
-/* ---------------------------------------------------------------- */
-
-static inline raft_index
-log_last_index(const raft *r)
-{
-	return r->snap->index + r->n_ents;
-}
-
-static inline raft_term
-log_last_term(const raft *r)
-{
-	return r->n_ents ? r->ents[r->n_ents - 1].term : r->snap->term;
-}
-
-static inline raft_entry *
-log_entry(const raft *r, raft_index i)
-{
-	if (i <= r->snap->index || i > log_last_index(r))
-		return NULL;
-	return &r->ents[i - r->snap->index - 1];
-}
-
-/* term at i; *ok false when i is compacted away or beyond the log */
-static raft_term
-log_term(const raft *r, raft_index i, bool *ok)
-{
-	*ok = true;
-	if (i == r->snap->index)
-		return r->snap->term;	/* includes index 0, term 0 */
-	if (i < r->snap->index || i > log_last_index(r))
-	{
-		*ok = false;
-		return 0;
-	}
-	return r->ents[i - r->snap->index - 1].term;
-}
-
-static bool
-log_matches(const raft *r, raft_index i, raft_term t)
-{
-	bool		ok;
-	raft_term	lt = log_term(r, i, &ok);
-
-	return ok && lt == t;
-}
-
-static bool
-log_append(raft *r, raft_term term, uint8_t type, const void *data,
-		   uint32_t len)
-{
-	raft_entry *e;
-
-	if (!rgrow(r, (void **) &r->ents, &r->cap_ents, r->n_ents + 1,
-			   sizeof(raft_entry)))
-		return false;
-	e = &r->ents[r->n_ents];
-	e->term = term;
-	e->index = log_last_index(r) + 1;
-	e->type = type;
-	e->len = len;
-	e->data = NULL;
-	if (len > 0)
-	{
-		e->data = ralloc(r, len);
-		if (e->data == NULL)
-			return false;
-		memcpy(e->data, data, len);
-	}
-	r->n_ents++;
-	return true;
-}
-
-static void
-log_free_range(raft *r, size_t from, size_t to)
-{
-	for (size_t i = from; i < to; i++)
-		rfree(r, r->ents[i].data);
-}
-
-static void reload_conf(raft *r);
-static void purge_entry_msgs(raft *r, raft_index lo, raft_index hi);
-
-/* forget entries <= upto, which a snapshot now covers (§7) */
-static void
-log_drop_prefix(raft *r, raft_index upto)
-{
-	size_t		drop = upto - r->snap->index;
-
-	purge_entry_msgs(r, 0, upto);
-	log_free_range(r, 0, drop);
-	memmove(r->ents, r->ents + drop, (r->n_ents - drop) * sizeof(raft_entry));
-	r->n_ents -= drop;
-}
-
-/*
- * Drop queued messages that carry any entry in [lo, hi]: their entries are
- * referenced by index (resolved in raft_get_ready()) and those entries are
- * about to go.  Losing a message is always safe in Raft.
- */
-static void
-purge_entry_msgs(raft *r, raft_index lo, raft_index hi)
-{
-	size_t		j = 0;
-
-	for (size_t i = 0; i < r->n_msgs; i++)
-	{
-		raft_msg   *m = &r->msgs[i];
-
-		if (m->n_entries == 0 || m->index + m->n_entries < lo || m->index + 1 > hi)
-			r->msgs[j++] = *m;
-	}
-	r->n_msgs = j;
-}
-
-/* remove entries >= i (a conflict with the leader's log, §5.3) */
-static void
-log_truncate(raft *r, raft_index i)
-{
-	size_t		keep = i - r->snap->index - 1;
-
-	purge_entry_msgs(r, i, UINT64_MAX);
-	log_free_range(r, keep, r->n_ents);
-	r->n_ents = keep;
-	if (r->stable >= i)
-	{
-		r->stable = i - 1;
-		if (r->truncate_from == 0 || r->truncate_from > i)
-			r->truncate_from = i;
-	}
-	if (r->conf_index >= i)
-		reload_conf(r);
-}
-
-/* ---------------------------------------------------------------- */
-/* configuration                                                    */
-/* ---------------------------------------------------------------- */
-
-static raft_peer *
-find_peer(raft *r, raft_id id)
-{
-	for (uint32_t i = 0; i < r->n_peers; i++)
-		if (r->peers[i].id == id)
-			return &r->peers[i];
-	return NULL;
-}
-
-static bool
-self_is_voter(const raft *r)
-{
-	const raft_member *m = raft_conf_find(r->conf, r->id);
-
-	return m != NULL && m->voter;
 }
 
 /*
@@ -495,134 +206,7 @@ can_campaign(raft *r)
 	}
 }
 
-static int
-quorum(const raft *r)
-{
-	return raft_conf_voters(r->conf) / 2 + 1;
-}
-
-static void
-peer_reset(raft *r, raft_peer *p)
-{
-	p->state = RAFT_PR_PROBE;
-	p->match = 0;
-	p->next = log_last_index(r) + 1;
-	p->probe_sent = false;
-	p->pending_snapshot = 0;
-	p->inflight_start = 0;
-	p->inflight_count = 0;
-	p->last_contact = r->now;	/* a new peer gets a full timeout */
-	p->acked_seq = 0;
-	p->applied = 0;
-	p->stalled_at = 0;
-	p->stall_code = 0;
-	p->vote_responded = false;
-	p->vote_granted = false;
-}
-
-/*
- * Make peers[] mirror the configuration in force, keeping the progress of
- * members that stay.  Called whenever conf changes.
- */
-static void
-sync_peers(raft *r)
-{
-	raft_peer  *np;
-	uint32_t	n = r->conf->n;
-
-	np = ralloc(r, sizeof(raft_peer) * (n ? n : 1));
-	if (np == NULL)
-		return;
-	for (uint32_t i = 0; i < n; i++)
-	{
-		const raft_member *m = &r->conf->members[i];
-		raft_peer  *old = find_peer(r, m->id);
-
-		if (old)
-		{
-			np[i] = *old;
-			old->inflight = NULL;	/* moved */
-		}
-		else
-		{
-			memset(&np[i], 0, sizeof(raft_peer));
-			np[i].id = m->id;
-			np[i].inflight = ralloc(r, sizeof(raft_index) * r->opts.max_inflight);
-			if (np[i].inflight == NULL)
-			{
-				n = i;			/* free what we have; r->err is set */
-				break;
-			}
-			peer_reset(r, &np[i]);
-		}
-		np[i].voter = m->voter;
-	}
-	for (uint32_t i = 0; i < r->n_peers; i++)
-		rfree(r, r->peers[i].inflight);
-	rfree(r, r->peers);
-	r->peers = np;
-	r->n_peers = n;
-}
-
-static void
-set_conf(raft *r, const raft_conf *conf, raft_index index)
-{
-	memcpy(r->conf, conf, sizeof(raft_conf));
-	r->conf_index = index;
-	sync_peers(r);
-}
-
-/*
- * The configuration in force is the one in the latest configuration entry
- * of the log, else the snapshot's.  Scans backwards: used only after the log
- * was truncated or rebuilt.
- */
-static void
-reload_conf(raft *r)
-{
-	raft_conf  *tmp;
-
-	for (size_t i = r->n_ents; i > 0; i--)
-	{
-		raft_entry *e = &r->ents[i - 1];
-
-		if (e->type != RAFT_ENTRY_CONF)
-			continue;
-		tmp = ralloc(r, sizeof(raft_conf));
-		if (tmp == NULL)
-			return;
-		if (raft_conf_decode(e->data, e->len, tmp) == 0)
-		{
-			set_conf(r, tmp, e->index);
-			rfree(r, tmp);
-			return;
-		}
-		rfree(r, tmp);
-	}
-	set_conf(r, &r->snap->conf, r->snap->index);
-}
-
-/* a configuration entry just entered the log: it is in force at once */
-static void
-note_conf_entry(raft *r, const raft_entry *e)
-{
-	raft_conf  *tmp;
-
-	if (e->type != RAFT_ENTRY_CONF)
-		return;
-	tmp = ralloc(r, sizeof(raft_conf));
-	if (tmp == NULL)
-		return;
-	if (raft_conf_decode(e->data, e->len, tmp) == 0)
-		set_conf(r, tmp, e->index);
-	rfree(r, tmp);
-}
-
-/* ---------------------------------------------------------------- */
-/* sending                                                          */
-/* ---------------------------------------------------------------- */
-
-static raft_msg *
+raft_msg *
 queue_msg(raft *r, uint8_t type, raft_id to)
 {
 	raft_msg   *m;
@@ -641,192 +225,12 @@ queue_msg(raft *r, uint8_t type, raft_id to)
 }
 
 static void
-push_read_state(raft *r, uint64_t ctx, raft_index index, int err)
-{
-	raft_read_state *rs;
-
-	if (!rgrow(r, (void **) &r->reads, &r->cap_reads, r->n_reads + 1,
-			   sizeof(raft_read_state)))
-		return;
-	rs = &r->reads[r->n_reads++];
-	rs->ctx = ctx;
-	rs->index = index;
-	rs->err = err;
-}
-
-static void
-inflight_add(raft *r, raft_peer *p, raft_index last)
-{
-	uint32_t	cap = r->opts.max_inflight;
-
-	p->inflight[(p->inflight_start + p->inflight_count) % cap] = last;
-	p->inflight_count++;
-}
-
-/* acknowledge every in-flight append whose last entry is <= index */
-static void
-inflight_free_to(raft *r, raft_peer *p, raft_index index)
-{
-	uint32_t	cap = r->opts.max_inflight;
-
-	while (p->inflight_count > 0 && p->inflight[p->inflight_start] <= index)
-	{
-		p->inflight_start = (p->inflight_start + 1) % cap;
-		p->inflight_count--;
-	}
-}
-
-static bool
-peer_paused(const raft *r, const raft_peer *p)
-{
-	switch (p->state)
-	{
-		case RAFT_PR_PROBE:
-			return p->probe_sent;
-		case RAFT_PR_REPLICATE:
-			return p->inflight_count >= r->opts.max_inflight;
-		case RAFT_PR_SNAPSHOT:
-			return true;
-	}
-	return true;
-}
-
-static void
-send_snapshot(raft *r, raft_peer *p)
-{
-	raft_msg   *m = queue_msg(r, RAFT_MSG_SNAPSHOT, p->id);
-
-	if (m == NULL)
-		return;
-	m->snapshot = r->snap;
-	p->state = RAFT_PR_SNAPSHOT;
-	p->pending_snapshot = r->snap->index;
-	p->snapshot_sent_at = r->now;
-	r->stats.snapshot_offers++;
-}
-
-/*
- * Send p the entries from p->next on (§5.3), bounded by max_msg_bytes, or a
- * snapshot when they were compacted away (§7).  With allow_empty an append
- * with no entries is sent too, to carry the commit index or to probe.
- */
-static void
-send_append(raft *r, raft_peer *p, bool allow_empty)
-{
-	raft_index	prev = p->next - 1;
-	raft_index	last = log_last_index(r);
-	raft_term	prev_term;
-	bool		ok;
-	uint32_t	n = 0;
-	uint64_t	bytes = 0;
-	raft_msg   *m;
-
-	if (p->id == r->id || peer_paused(r, p))
-		return;
-	prev_term = log_term(r, prev, &ok);
-	if (!ok)
-	{
-		send_snapshot(r, p);
-		return;
-	}
-	while (prev + n < last)
-	{
-		raft_entry *e = log_entry(r, prev + n + 1);
-
-		if (n > 0 && bytes + e->len > r->opts.max_msg_bytes)
-			break;
-		bytes += e->len;
-		n++;
-	}
-	if (n == 0 && !allow_empty)
-		return;
-	m = queue_msg(r, RAFT_MSG_APPEND, p->id);
-	if (m == NULL)
-		return;
-	m->index = prev;
-	m->log_term = prev_term;
-	m->commit = r->commit;
-	m->n_entries = n;			/* entries resolved by raft_get_ready() */
-	if (p->state == RAFT_PR_REPLICATE)
-	{
-		if (n > 0)
-		{
-			p->next = prev + n + 1;
-			inflight_add(r, p, prev + n);
-		}
-	}
-	else
-		p->probe_sent = true;
-}
-
-static void
-bcast_append(raft *r, bool allow_empty)
-{
-	for (uint32_t i = 0; i < r->n_peers; i++)
-		send_append(r, &r->peers[i], allow_empty);
-}
-
-static void
-send_heartbeat(raft *r, raft_peer *p)
-{
-	raft_msg   *m;
-
-	if (p->id == r->id)
-		return;
-	m = queue_msg(r, RAFT_MSG_HEARTBEAT, p->id);
-	if (m == NULL)
-		return;
-	/* never tell a follower to commit past what it is known to hold */
-	m->commit = p->match < r->commit ? p->match : r->commit;
-	m->seq = r->hb_seq;
-}
-
-/* a new heartbeat round: leadership is confirmed when a quorum echoes it */
-static void
-bcast_heartbeat(raft *r)
-{
-	r->hb_seq++;
-	for (uint32_t i = 0; i < r->n_peers; i++)
-		send_heartbeat(r, &r->peers[i]);
-	r->heartbeat_deadline = r->now + r->opts.heartbeat_interval;
-}
-
-/* ---------------------------------------------------------------- */
-/* role changes                                                     */
-/* ---------------------------------------------------------------- */
-
-static void
 reset_election_timer(raft *r)
 {
 	uint64_t	t = r->opts.election_timeout;
 
 	r->election_deadline = r->now + t + raft_rand(r) % t;
 	r->hastened = false;
-}
-
-/* answer every pending read: this node is no longer the leader */
-static void
-fail_pending_reads(raft *r)
-{
-	for (size_t i = 0; i < r->n_preads; i++)
-	{
-		raft_pending_read *pr = &r->preads[i];
-
-		if (pr->from == r->id)
-			push_read_state(r, pr->ctx, 0, RAFT_ELEADERLOST);
-		else
-		{
-			raft_msg   *m = queue_msg(r, RAFT_MSG_READ_INDEX_RESP, pr->from);
-
-			if (m)
-			{
-				m->term = 0;
-				m->ctx = pr->ctx;
-				m->reject = true;
-			}
-		}
-	}
-	r->n_preads = 0;
 }
 
 static void
@@ -837,9 +241,10 @@ set_lead(raft *r, raft_id lead)
 	r->lead = lead;
 }
 
-static void
+void
 become_follower(raft *r, raft_term term, raft_id lead)
 {
+	RAFT_ASSERT(term >= r->term);	/* terms only rise (Figure 2) */
 	if (r->role == RAFT_LEADER)
 	{
 		fail_pending_reads(r);
@@ -992,171 +397,6 @@ become_leader(raft *r)
 	r->noop_index = log_last_index(r);
 	r->bcast_pending = true;
 }
-
-/* ---------------------------------------------------------------- */
-/* commitment and reads                                             */
-/* ---------------------------------------------------------------- */
-
-static int
-cmp_index_desc(const void *a, const void *b)
-{
-	raft_index	x = *(const raft_index *) a,
-				y = *(const raft_index *) b;
-
-	return x < y ? 1 : (x > y ? -1 : 0);
-}
-
-/* the leader counts its own entries only once they are durable */
-static raft_index
-peer_match(const raft *r, const raft_peer *p)
-{
-	return p->id == r->id ? r->stable : p->match;
-}
-
-/*
- * The reads a leader's driver may answer without stepping the core: a
- * READ_INDEX whose hint_term is g->term, from one of g->ids, is answered
- * with g->index, exactly as step_leader and release_reads would answer it
- * at once.  That is so when the request alone, with the leader itself,
- * is a quorum (three voters or two), and the leader's no-op has committed
- * (§6.4, step 1).  g->term is 0 when no request may be answered so.
- *
- * The driver publishes the grant for its other processes before it sends
- * any message or acknowledges any write after a step (see readindex.c);
- * the core only says what its own rule gives.
- */
-void
-raft_get_read_grant(const raft *r, raft_read_grant *g)
-{
-	int			q = quorum(r);
-	const raft_member *self = raft_conf_find(r->conf, r->id);
-
-	memset(g, 0, sizeof(*g));
-	if (r->role != RAFT_LEADER || r->commit < r->noop_index ||
-		self == NULL || !self->voter || q > 2)
-		return;
-	for (uint32_t i = 0; i < r->n_peers; i++)
-	{
-		const raft_peer *p = &r->peers[i];
-
-		if (p->voter && p->id != r->id)
-			g->ids[g->n_ids++] = p->id;
-	}
-	g->term = r->term;
-	g->index = r->commit;
-}
-
-/*
- * Release pending reads that a quorum has acknowledged after they arrived
- * (dissertation §6.4, step 3): the leader itself, members that answered a
- * heartbeat round started after the read arrived, and the follower that
- * asked, if its request carried this term (step_leader).  Those may
- * release a later read before an earlier one, so every read is checked.
- */
-static void
-release_reads(raft *r)
-{
-	size_t		kept = 0;
-	int			q = quorum(r);
-
-	for (size_t k = 0; k < r->n_preads; k++)
-	{
-		raft_pending_read *pr = &r->preads[k];
-		int			acks = 0;
-
-		for (uint32_t i = 0; i < r->n_peers && pr->index != 0; i++)
-		{
-			raft_peer  *p = &r->peers[i];
-
-			if (p->voter && (p->id == r->id || p->acked_seq >= pr->seq ||
-							 (pr->from_acked && p->id == pr->from)))
-				acks++;
-		}
-		if (pr->index == 0 || acks < q)
-		{
-			r->preads[kept++] = *pr;
-			continue;
-		}
-		if (pr->from == r->id)
-			push_read_state(r, pr->ctx, pr->index, 0);
-		else
-		{
-			raft_msg   *m = queue_msg(r, RAFT_MSG_READ_INDEX_RESP, pr->from);
-
-			if (m)
-			{
-				m->term = 0;
-				m->ctx = pr->ctx;
-				m->index = pr->index;
-			}
-		}
-	}
-	r->n_preads = kept;
-}
-
-/*
- * §5.3/§5.4.2: advance the commit index to the highest index stored on a
- * quorum of voters, but only by counting an entry of the current term.
- */
-static void
-maybe_commit(raft *r)
-{
-	raft_index	matches[RAFT_MAX_MEMBERS];
-	int			n = 0;
-	raft_index	idx;
-	bool		ok;
-
-	for (uint32_t i = 0; i < r->n_peers; i++)
-		if (r->peers[i].voter)
-			matches[n++] = peer_match(r, &r->peers[i]);
-	if (n == 0)
-		return;
-	qsort(matches, n, sizeof(raft_index), cmp_index_desc);
-	idx = matches[n / 2];		/* the quorum-th highest */
-	if (idx <= r->commit || log_term(r, idx, &ok) != r->term || !ok)
-		return;
-	r->stats.commits += idx - r->commit;
-	r->commit = idx;
-	r->bcast_pending = true;	/* tell followers soon */
-
-	/* reads that arrived before our first commit get their index now */
-	if (r->commit >= r->noop_index)
-		for (size_t i = 0; i < r->n_preads; i++)
-			if (r->preads[i].index == 0)
-				r->preads[i].index = r->commit;
-	release_reads(r);
-
-	/* dissertation §4.2.2: a removed leader steps down once it committed */
-	if (r->commit >= r->conf_index && !self_is_voter(r))
-		become_follower(r, r->term, RAFT_NONE);
-}
-
-static bool
-peer_active(const raft *r, const raft_peer *p)
-{
-	return p->id == r->id || r->now - p->last_contact < r->opts.election_timeout;
-}
-
-/*
- * Check-quorum: has a quorum of voters been heard from within the last
- * election timeout?  Checked at every tick, so a leader cut off from the
- * majority steps down one election timeout after it last heard from it:
- * by then the majority may be electing another.
- */
-static bool
-quorum_active(raft *r)
-{
-	int			n = 0;
-
-	for (uint32_t i = 0; i < r->n_peers; i++)
-		if (r->peers[i].voter && peer_active(r, &r->peers[i]))
-			n++;
-	return n >= quorum(r);
-}
-
-/* ---------------------------------------------------------------- */
-/* message handlers                                                 */
-/* ---------------------------------------------------------------- */
 
 static void
 handle_vote_request(raft *r, const raft_msg *m)
@@ -1411,27 +651,6 @@ handle_heartbeat_resp(raft *r, raft_peer *p, const raft_msg *m)
 }
 
 static void
-queue_read(raft *r, uint64_t ctx, raft_id from, bool from_acked)
-{
-	raft_pending_read *pr;
-
-	if (!rgrow(r, (void **) &r->preads, &r->cap_preads, r->n_preads + 1,
-			   sizeof(raft_pending_read)))
-		return;
-	pr = &r->preads[r->n_preads++];
-	pr->ctx = ctx;
-	pr->from = from;
-	pr->from_acked = from_acked;
-	/* only a round started after the request arrived may confirm it */
-	pr->seq = r->hb_seq + 1;
-	pr->index = r->commit >= r->noop_index ? r->commit : 0;
-	release_reads(r);
-	/* a round for what the request alone does not confirm */
-	if (r->n_preads > 0)
-		r->round_pending = true;
-}
-
-static void
 step_leader(raft *r, const raft_msg *m)
 {
 	raft_peer  *p;
@@ -1655,10 +874,6 @@ raft_step(raft *r, const raft_msg *m)
 	return r->err;
 }
 
-/* ---------------------------------------------------------------- */
-/* driver events                                                    */
-/* ---------------------------------------------------------------- */
-
 int
 raft_tick(raft *r, uint64_t now)
 {
@@ -1721,29 +936,6 @@ raft_propose(raft *r, raft_entry_type type, const void *data, uint32_t len,
 }
 
 int
-raft_read_index(raft *r, uint64_t ctx)
-{
-	raft_msg   *m;
-
-	if (r->err)
-		return r->err;
-	if (r->role == RAFT_LEADER)
-	{
-		queue_read(r, ctx, r->id, false);
-		return r->err;
-	}
-	if (r->lead == RAFT_NONE)
-		return RAFT_ENOLEADER;
-	m = queue_msg(r, RAFT_MSG_READ_INDEX, r->lead);
-	if (m == NULL)
-		return r->err;
-	m->term = 0;
-	m->ctx = ctx;
-	m->hint_term = r->term;		/* see step_leader */
-	return RAFT_OK;
-}
-
-int
 raft_transfer_leader(raft *r, raft_id to)
 {
 	raft_peer  *p;
@@ -1790,6 +982,9 @@ raft_snapshot_installed(raft *r, const raft_snapshot_meta *meta)
 		r->n_ents = 0;
 		if (r->truncate_from == 0 || r->truncate_from > meta->index + 1)
 			r->truncate_from = meta->index + 1;
+		/* what was durable beyond the snapshot is gone with the log */
+		if (r->stable > meta->index)
+			r->stable = meta->index;
 	}
 	memcpy(r->snap, meta, sizeof(raft_snapshot_meta));
 	r->snap_dirty = true;
@@ -1930,147 +1125,6 @@ raft_compact(raft *r, raft_index upto)
 	return RAFT_OK;
 }
 
-/* ---------------------------------------------------------------- */
-/* membership changes (dissertation §4.1, §4.2.1)                     */
-/* ---------------------------------------------------------------- */
-
-static int
-propose_conf(raft *r, raft_conf *conf, raft_index *index)
-{
-	size_t		len;
-	uint8_t    *buf;
-	bool		ok;
-
-	len = raft_conf_encoded_size(conf);
-	buf = ralloc(r, len);
-	if (buf == NULL)
-		return r->err;
-	raft_conf_encode(conf, buf);
-	ok = log_append(r, r->term, RAFT_ENTRY_CONF, buf, (uint32_t) len);
-	rfree(r, buf);
-	if (!ok)
-		return r->err;
-	note_conf_entry(r, &r->ents[r->n_ents - 1]);
-	r->stats.proposals++;
-	r->bcast_pending = true;
-	if (index)
-		*index = log_last_index(r);
-	return r->err;
-}
-
-/*
- * One change at a time, and only once this leader has committed an entry
- * of its own term: without that, single-server changes are unsafe (the
- * configuration bug reported by Ongaro on raft-dev, 2015).
- */
-static int
-conf_change_allowed(raft *r)
-{
-	if (r->err)
-		return r->err;
-	if (r->role != RAFT_LEADER)
-		return r->lead != RAFT_NONE ? RAFT_ENOTLEADER : RAFT_ENOLEADER;
-	if (r->transferee != RAFT_NONE)
-		return RAFT_ETRANSFER;
-	if (r->commit < r->conf_index || r->commit < r->noop_index)
-		return RAFT_EBUSY;
-	return RAFT_OK;
-}
-
-typedef enum conf_op
-{
-	CONF_ADD_LEARNER,
-	CONF_PROMOTE,
-	CONF_REMOVE,
-} conf_op;
-
-/*
- * Propose the configuration in force changed by one server: checks the
- * request against it, then appends the new configuration (which is in
- * force from that moment, committed or not).
- */
-static int
-change_conf(raft *r, conf_op op, raft_id id, const char *addr,
-			uint16_t addr_len, raft_index *index)
-{
-	const raft_member *m = raft_conf_find(r->conf, id);
-	raft_conf  *conf;
-	int			rc = conf_change_allowed(r);
-
-	if (rc != RAFT_OK)
-		return rc;
-	switch (op)
-	{
-		case CONF_ADD_LEARNER:
-			if (id == RAFT_NONE || m != NULL || addr_len > RAFT_MAX_ADDR ||
-				r->conf->n >= RAFT_MAX_MEMBERS)
-				return RAFT_EINVAL;
-			break;
-		case CONF_PROMOTE:
-			if (m == NULL || m->voter)
-				return RAFT_EINVAL;
-			break;
-		case CONF_REMOVE:
-			/* unknown, or the last voter */
-			if (m == NULL || (m->voter && raft_conf_voters(r->conf) == 1))
-				return RAFT_EINVAL;
-			break;
-	}
-	conf = ralloc(r, sizeof(raft_conf));
-	if (conf == NULL)
-		return r->err;
-	memcpy(conf, r->conf, sizeof(raft_conf));
-	if (op == CONF_ADD_LEARNER)
-	{
-		raft_member *nm = &conf->members[conf->n++];
-
-		memset(nm, 0, sizeof(*nm));
-		nm->id = id;
-		nm->addr_len = addr_len;
-		if (addr_len)
-			memcpy(nm->addr, addr, addr_len);
-	}
-	else
-	{
-		uint32_t	i = (uint32_t) (m - r->conf->members);
-
-		if (op == CONF_PROMOTE)
-			conf->members[i].voter = true;
-		else
-		{
-			memmove(&conf->members[i], &conf->members[i + 1],
-					(conf->n - i - 1) * sizeof(raft_member));
-			conf->n--;
-		}
-	}
-	rc = propose_conf(r, conf, index);
-	rfree(r, conf);
-	return rc;
-}
-
-int
-raft_add_learner(raft *r, raft_id id, const char *addr, uint16_t addr_len,
-				 raft_index *index)
-{
-	return change_conf(r, CONF_ADD_LEARNER, id, addr, addr_len, index);
-}
-
-int
-raft_promote(raft *r, raft_id id, raft_index *index)
-{
-	return change_conf(r, CONF_PROMOTE, id, NULL, 0, index);
-}
-
-int
-raft_remove(raft *r, raft_id id, raft_index *index)
-{
-	return change_conf(r, CONF_REMOVE, id, NULL, 0, index);
-}
-
-/* ---------------------------------------------------------------- */
-/* the Ready cycle                                                  */
-/* ---------------------------------------------------------------- */
-
 /* send what was coalesced during this cycle */
 static void
 flush_broadcasts(raft *r)
@@ -2107,6 +1161,23 @@ raft_has_ready(const raft *r)
 		(r->role == RAFT_LEADER && (r->bcast_pending || r->round_pending));
 }
 
+/*
+ * What holds between events, checked at each Ready cycle and after it:
+ * the commit index never passes the log (§5.3), nor do durable entries;
+ * entries are handed out only once committed; a snapshot holds only
+ * committed entries (§7); the term is never behind the one persisted.
+ */
+void
+check_invariants(const raft *r)
+{
+	RAFT_ASSERT(r->commit <= log_last_index(r));
+	RAFT_ASSERT(r->stable <= log_last_index(r));
+	RAFT_ASSERT(r->applied <= r->commit);
+	RAFT_ASSERT(r->snap->index <= r->commit);
+	RAFT_ASSERT(r->term >= r->persisted_hs.term);
+	RAFT_ASSERT(r->role != RAFT_LEADER || r->lead == r->id);
+}
+
 int
 raft_get_ready(raft *r, raft_ready *rd)
 {
@@ -2116,6 +1187,7 @@ raft_get_ready(raft *r, raft_ready *rd)
 	memset(rd, 0, sizeof(*rd));
 	if (r->err)
 		return r->err;
+	check_invariants(r);
 	flush_broadcasts(r);
 	if (r->err)
 		return r->err;
@@ -2182,6 +1254,7 @@ raft_advance(raft *r, const raft_ready *rd)
 	/* our own entries count towards the quorum once durable */
 	if (r->role == RAFT_LEADER)
 		maybe_commit(r);
+	check_invariants(r);
 }
 
 uint64_t
@@ -2196,10 +1269,6 @@ raft_next_deadline(const raft *r)
 		d = r->transfer_deadline;
 	return d;
 }
-
-/* ---------------------------------------------------------------- */
-/* construction and restore                                         */
-/* ---------------------------------------------------------------- */
 
 int
 raft_new(const raft_options *opts, raft **out)
@@ -2317,10 +1386,6 @@ raft_bootstrap(raft *r, const raft_conf *conf)
 	r->commit = 1;
 	return r->err;
 }
-
-/* ---------------------------------------------------------------- */
-/* observation                                                      */
-/* ---------------------------------------------------------------- */
 
 void
 raft_get_status(const raft *r, raft_status *st)

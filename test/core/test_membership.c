@@ -303,6 +303,8 @@ TEST(snapshot_discards_conflicting_log)
 	meta.conf = h_conf(3, 0);
 	CHECK_EQ(raft_snapshot_installed(h_r(net, 1), &meta), 0);
 	CHECK_EQ(h_status(net, 1).last_index, 4);
+	/* the entries it held durable went with the log: new ones must be written */
+	CHECK_EQ(h_status(net, 1).stable_index, 4);
 	h_cycle(net, 1);
 	CHECK_EQ(net->nodes[1].n_log, 0);
 	CHECK_EQ(net->nodes[1].snap.index, 4);
