@@ -37,6 +37,30 @@ set_conf(raft *r, const raft_conf *conf, raft_index index)
 }
 
 /*
+ * Put the configuration entry e holds in force: 1 if it did, 0 if e holds
+ * none (another type, or one that does not decode), -1 out of memory.
+ */
+static int
+conf_from_entry(raft *r, const raft_entry *e)
+{
+	raft_conf  *tmp;
+	int			rc = 0;
+
+	if (e->type != RAFT_ENTRY_CONF)
+		return 0;
+	tmp = ralloc(r, sizeof(raft_conf));
+	if (tmp == NULL)
+		return -1;
+	if (raft_conf_decode(e->data, e->len, tmp) == 0)
+	{
+		set_conf(r, tmp, e->index);
+		rc = 1;
+	}
+	rfree(r, tmp);
+	return rc;
+}
+
+/*
  * The configuration in force is the one in the latest configuration entry
  * of the log, else the snapshot's.  Scans backwards: used only after the log
  * was truncated or rebuilt.
@@ -44,24 +68,10 @@ set_conf(raft *r, const raft_conf *conf, raft_index index)
 void
 reload_conf(raft *r)
 {
-	raft_conf  *tmp;
-
 	for (size_t i = r->n_ents; i > 0; i--)
 	{
-		raft_entry *e = &r->ents[i - 1];
-
-		if (e->type != RAFT_ENTRY_CONF)
-			continue;
-		tmp = ralloc(r, sizeof(raft_conf));
-		if (tmp == NULL)
+		if (conf_from_entry(r, &r->ents[i - 1]) != 0)
 			return;
-		if (raft_conf_decode(e->data, e->len, tmp) == 0)
-		{
-			set_conf(r, tmp, e->index);
-			rfree(r, tmp);
-			return;
-		}
-		rfree(r, tmp);
 	}
 	set_conf(r, &r->snap->conf, r->snap->index);
 }
@@ -70,16 +80,7 @@ reload_conf(raft *r)
 void
 note_conf_entry(raft *r, const raft_entry *e)
 {
-	raft_conf  *tmp;
-
-	if (e->type != RAFT_ENTRY_CONF)
-		return;
-	tmp = ralloc(r, sizeof(raft_conf));
-	if (tmp == NULL)
-		return;
-	if (raft_conf_decode(e->data, e->len, tmp) == 0)
-		set_conf(r, tmp, e->index);
-	rfree(r, tmp);
+	(void) conf_from_entry(r, e);
 }
 
 static int

@@ -337,6 +337,17 @@ send_vote_requests(raft *r, uint8_t type, bool transfer)
 	}
 }
 
+/* ask every voter for a vote of this type, and count our own */
+static void
+start_poll(raft *r, uint8_t type, bool transfer)
+{
+	r->lead = RAFT_NONE;
+	reset_votes(r);
+	reset_election_timer(r);
+	send_vote_requests(r, type, transfer);
+	poll(r, r->id, true);
+}
+
 /*
  * Pre-vote (dissertation §9.6): ask whether we could win before disturbing
  * anyone's term.  The term and vote stay as they are.
@@ -345,12 +356,8 @@ static void
 become_precandidate(raft *r)
 {
 	r->role = RAFT_PRECANDIDATE;
-	r->lead = RAFT_NONE;
 	r->stats.pre_elections++;
-	reset_votes(r);
-	reset_election_timer(r);
-	send_vote_requests(r, RAFT_MSG_PREVOTE, false);
-	poll(r, r->id, true);
+	start_poll(r, RAFT_MSG_PREVOTE, false);
 }
 
 /* §5.2: increment the term, vote for self, request votes */
@@ -360,12 +367,8 @@ become_candidate(raft *r, bool transfer)
 	r->role = RAFT_CANDIDATE;
 	r->term++;
 	r->vote = r->id;
-	r->lead = RAFT_NONE;
 	r->stats.elections++;
-	reset_votes(r);
-	reset_election_timer(r);
-	send_vote_requests(r, RAFT_MSG_VOTE, transfer);
-	poll(r, r->id, true);
+	start_poll(r, RAFT_MSG_VOTE, transfer);
 }
 
 static void
