@@ -569,9 +569,13 @@ apply_wait_for_writer(const char *data, int len)
 {
 	CsReader	r;
 	FullTransactionId fxid;
+	uint64		self;
 
 	cs_read_header(&r, data, len);
-	if (r.origin != raftable_shared->status.node_id)
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	self = raftable_shared->status.node_id;
+	LWLockRelease(raftable_shared->lock);
+	if (r.origin != self)
 		return;
 	fxid = FullTransactionIdFromU64(r.xid);
 	if (FullTransactionIdPrecedes(fxid, ReadNextFullTransactionId()) &&
@@ -752,12 +756,7 @@ apply_batch(uint64 commit, uint64 *from)
 	bool		isnull;
 	ErrorContextCallback errcb;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "applying raftable log entries");
+	raftable_worker_xact_begin("applying raftable log entries");
 
 	raftable_spi_kept(&apply_state_plan,
 					  "SELECT applied_index FROM raftable.apply_state FOR UPDATE",
@@ -839,13 +838,8 @@ apply_batch(uint64 commit, uint64 *from)
 							  1, types, values);
 		}
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	apply_batch_xid = GetTopTransactionIdIfAny();
 	/* rows a read may see are durable before it can see them */
-	if (changed)
-		ForceSyncCommit();
-	CommitTransactionCommand();
+	apply_batch_xid = raftable_worker_xact_commit(changed);
 	/* the first batch of a process: what it read may not be flushed yet */
 	if (last > applied || apply_first_batch)
 		apply_committed(last, apply_first_batch ? GetXLogInsertRecPtr() : XactLastCommitEnd);
@@ -898,7 +892,7 @@ apply_durable(void)
 static void
 apply_note_xid(RaftableApplyStatus *a, uint64 before, uint64 index, TransactionId xid)
 {
-	if (!a->base_set || index < a->applied_index)
+	if (!a->base_set || index < pg_atomic_read_u64(&a->applied_index))
 	{
 		/* the first since the server started, or a new identity */
 		a->base_index = Min(before, index);
@@ -953,13 +947,13 @@ apply_publish(uint64 applied, uint64 applied_now, const ErrorData *err,
 	uint64		durable = apply_durable();
 
 	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
-	if (applied != sh->apply.applied_index || !sh->apply.base_set)
+	if (applied != pg_atomic_read_u64(&sh->apply.applied_index) || !sh->apply.base_set)
 		apply_note_xid(&sh->apply, applied - applied_now, applied, xid);
-	sh->apply.applied_index = applied;
-	if (durable > sh->apply.durable_index)
-		sh->apply.durable_index = durable;
-	if (sh->apply.durable_index > applied)
-		sh->apply.durable_index = applied;	/* a new identity starts over */
+	pg_atomic_write_u64(&sh->apply.applied_index, applied);
+	if (durable > pg_atomic_read_u64(&sh->apply.durable_index))
+		pg_atomic_write_u64(&sh->apply.durable_index, durable);
+	if (pg_atomic_read_u64(&sh->apply.durable_index) > applied)
+		pg_atomic_write_u64(&sh->apply.durable_index, applied);	/* a new identity starts over */
 	sh->stats.entries_applied += applied_now;
 	if (err)
 	{
@@ -1041,9 +1035,10 @@ apply_maybe_snapshot(void)
 	if (ok)
 	{
 		LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
-		apply_note_xid(&raftable_shared->apply, raftable_shared->apply.applied_index,
+		apply_note_xid(&raftable_shared->apply,
+					   pg_atomic_read_u64(&raftable_shared->apply.applied_index),
 					   installed, snapshot_install_xid);
-		raftable_shared->apply.applied_index = installed;
+		pg_atomic_write_u64(&raftable_shared->apply.applied_index, installed);
 		LWLockRelease(raftable_shared->lock);
 	}
 	snapshot_answer(&ask, ok, installed);
@@ -1112,7 +1107,7 @@ raftable_apply_main(Datum arg)
 	for (;;)
 	{
 		uint64		commit;
-		uint64		applied = raftable_shared->apply.applied_index;
+		uint64		applied = pg_atomic_read_u64(&raftable_shared->apply.applied_index);
 		long		wait_ms = 1000;
 
 		CHECK_FOR_INTERRUPTS();
@@ -1138,7 +1133,7 @@ raftable_apply_main(Datum arg)
 			apply_maybe_snapshot();
 		if (OidIsValid(ext))
 		{
-			applied = raftable_shared->apply.applied_index;
+			applied = pg_atomic_read_u64(&raftable_shared->apply.applied_index);
 			PG_TRY();
 			{
 				uint64		from;

@@ -691,8 +691,7 @@ capture_mark(uint64 index)
 
 	raftable_become_superuser(&saved);
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	raftable_spi_connect();
 	if (raftable_spi_kept(&capture_mark_plan,
 						  "INSERT INTO raftable.applied_marks (idx) VALUES ($1)",
 						  1, types, values) != SPI_OK_INSERT)

@@ -486,16 +486,14 @@ raftable_replicate_table(PG_FUNCTION_ARGS)
 
 	ddl_check_table(relid, false);
 	raftable_become_superuser(&saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	raftable_spi_connect();
 	ddl_check_foreign_keys(relid);
 	SPI_finish();
 	raftable_restore_user(&saved);
 	/* every node creates the table as its owner, from objects it must have */
 	raftable_require_everywhere(list_make1(GetUserNameFromId(ddl_rel_owner(relid), false)), relid);
 	raftable_become_superuser(&saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	raftable_spi_connect();
 	capture_require_writable();
 	raftable_spi("SELECT raftable._table_ddl($1)", 1, types, values);
 	ddl = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -519,8 +517,7 @@ raftable_unreplicate_table(PG_FUNCTION_ARGS)
 	capture_require_writable();
 	capture_unreplicate(relid);
 	raftable_become_superuser(&saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	raftable_spi_connect();
 	raftable_spi("SELECT raftable._detach($1)", 1, types, values);
 	SPI_finish();
 	raftable_restore_user(&saved);
@@ -1235,8 +1232,7 @@ ddl_list_parts(void)
 	if (!ddl_extension_here())
 		return;
 	raftable_become_superuser(&saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	raftable_spi_connect();
 	raftable_spi(ddl_parts_sql, 0, NULL, NULL);
 	ddl_parts = MemoryContextAlloc(TopTransactionContext,
 								   sizeof(DdlPart) * Max(SPI_processed, 1));
@@ -1496,8 +1492,7 @@ ddl_warn_grant_in_schema(GrantStmt *stmt)
 		if (!OidIsValid(nsp))
 			continue;
 		raftable_become_superuser(&saved);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
+		raftable_spi_connect();
 		raftable_spi("SELECT 1 FROM raftable.replicated r JOIN pg_catalog.pg_class c "
 					 "ON c.oid OPERATOR(pg_catalog.=) r.relid "
 					 "WHERE c.relnamespace OPERATOR(pg_catalog.=) $1 LIMIT 1",

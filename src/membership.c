@@ -290,8 +290,7 @@ sql_check_compatible(PGconn *conn)
 	PGresult   *res = remote_exec(conn, sql_compat_sql, 0, NULL, NULL, NULL,
 								  gettext_noop("could not check the node's settings"));
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	raftable_spi_connect();
 	raftable_spi(sql_compat_sql, 0, NULL, NULL);
 	for (int i = 0; i < 5 && PQntuples(res) == 1 && SPI_processed == 1; i++)
 	{
@@ -369,8 +368,7 @@ sql_check_roles(PGconn *conn)
 	char	   *missing;
 
 	raftable_become_superuser(&saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	raftable_spi_connect();
 	raftable_spi(sql_roles_sql, 0, NULL, NULL);
 	roles = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	roles = roles ? MemoryContextStrdup(TopTransactionContext, roles) : NULL;
@@ -447,8 +445,7 @@ sql_table_refs(Oid relid)
 	MemoryContext cxt = CurrentMemoryContext;
 
 	raftable_become_superuser(&saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	raftable_spi_connect();
 	raftable_spi(sql_refs_sql, 1, types, values);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -502,8 +499,7 @@ sql_check_refs(PGconn *conn)
 	ListCell   *lc;
 
 	raftable_become_superuser(&saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	raftable_spi_connect();
 	raftable_spi("SELECT relid FROM raftable.replicated", 0, NULL, NULL);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -654,8 +650,7 @@ sql_check_reaches_self(const char *conninfo)
 	theirs = pstrdup(PQgetvalue(res, 0, 0));
 	PQclear(res);
 	PQfinish(conn);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	raftable_spi_connect();
 	raftable_spi(sql_self_sql, 0, NULL, NULL);
 	ours = MemoryContextStrdup(TopTransactionContext,
 							   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
@@ -807,8 +802,7 @@ sql_check_snapshot_rights(const char *conninfo)
 	if (superuser_arg(roleid))
 		return;
 	values[0] = CStringGetTextDatum(role);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	raftable_spi_connect();
 	raftable_spi(sql_snapshot_rights_sql, 1, types, values);
 	if (SPI_processed > 0)
 		missing = MemoryContextStrdup(TopTransactionContext,

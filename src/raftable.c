@@ -16,17 +16,20 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "capture.h"
 #include "ddl.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "raftable.h"
 #include "reads.h"
 #include "shmem.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/snapmgr.h"
 
 /* exported, like everything PostgreSQL looks up by name (raftable.h) */
 extern RAFTABLE_EXPORT const Pg_magic_struct *PG_MAGIC_FUNCTION_NAME(void);
@@ -187,6 +190,49 @@ _PG_init(void)
 	raftable_capture_init();
 	raftable_ddl_init();
 	reads_init();
+}
+
+/* SPI_connect, or ERROR */
+void
+raftable_spi_connect(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+/*
+ * A transaction of a background worker's own, as logical replication's
+ * worker.c runs around each change: started, SPI connected, a snapshot
+ * pushed, and `activity` shown in pg_stat_activity (NULL: leave it).
+ */
+void
+raftable_worker_xact_begin(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	raftable_spi_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (activity)
+		pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+/*
+ * Commit it; with sync, flush it before its changes become visible,
+ * whatever synchronous_commit says.  Returns its xid (invalid if it wrote
+ * nothing).
+ */
+TransactionId
+raftable_worker_xact_commit(bool sync)
+{
+	TransactionId xid;
+
+	SPI_finish();
+	PopActiveSnapshot();
+	xid = GetTopTransactionIdIfAny();
+	if (sync)
+		ForceSyncCommit();
+	CommitTransactionCommand();
+	return xid;
 }
 
 /* run one statement through SPI (connected by the caller); ERROR if it fails */

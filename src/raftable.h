@@ -98,6 +98,9 @@ extern void raftable_become_superuser(RaftableSavedUser *saved);
 extern void raftable_restore_user(const RaftableSavedUser *saved);
 extern void raftable_set_option(const char *name, const char *value);
 
+extern void raftable_spi_connect(void);
+extern void raftable_worker_xact_begin(const char *activity);
+extern TransactionId raftable_worker_xact_commit(bool sync);
 extern void raftable_spi(const char *sql, int nargs, Oid *types, Datum *values);
 extern SPIPlanPtr raftable_spi_prepare(const char *sql, int nargs, Oid *types);
 extern int	raftable_spi_kept(SPIPlanPtr *plan, const char *sql, int nargs,

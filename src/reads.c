@@ -347,12 +347,7 @@ reads_round(int64 deadline_us, const char *what)
 static bool
 reads_applied(uint64 index)
 {
-	uint64		applied;
-
-	LWLockAcquire(raftable_shared->lock, LW_SHARED);
-	applied = raftable_shared->apply.applied_index;
-	LWLockRelease(raftable_shared->lock);
-	return applied >= index;
+	return pg_atomic_read_u64(&raftable_shared->apply.applied_index) >= index;
 }
 
 /* wait until this node has applied index; false if the deadline came first */

@@ -69,6 +69,8 @@ raftable_shmem_startup_hook(void)
 		raftable_shared->lock = &locks[0].lock;
 		raftable_shared->inbox_lock = &locks[1].lock;
 		raftable_shared->status.role = -1;
+		pg_atomic_init_u64(&raftable_shared->apply.applied_index, 0);
+		pg_atomic_init_u64(&raftable_shared->apply.durable_index, 0);
 		ConditionVariableInit(&raftable_shared->status_cv);
 	}
 	peer_shmem_init();
@@ -89,6 +91,12 @@ raftable_shmem_request(void)
 	shmem_startup_hook = raftable_shmem_startup_hook;
 }
 
+/*
+ * Wake the worker, or the apply worker.  The latch pointer is read without
+ * the lock: a pointer is read whole, and a stale one still points at a
+ * latch in shared memory (a PGPROC's), whose SetLatch is harmless when
+ * its owner has gone.
+ */
 void
 raftable_wake_worker(void)
 {
@@ -123,7 +131,7 @@ raftable_status_copy(bool with_members)
 	st = palloc(with_members ? sizeof(RaftableStatus) : len);
 	LWLockAcquire(raftable_shared->lock, LW_SHARED);
 	memcpy(st, &raftable_shared->status, len);
-	st->applied_index = raftable_shared->apply.applied_index;
+	st->applied_index = pg_atomic_read_u64(&raftable_shared->apply.applied_index);
 	LWLockRelease(raftable_shared->lock);
 	if (!with_members)
 		st->n_members = 0;

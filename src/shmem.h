@@ -128,10 +128,15 @@ typedef struct RaftableRequest
 typedef struct RaftableApplyStatus
 {
 	Latch	   *latch;
-	uint64		applied_index;
-	uint64		durable_index;	/* applied, and flushed: what compaction
-								 * may rely on (a batch that only skips
-								 * marked entries commits asynchronously) */
+
+	/*
+	 * The applied index, and its flushed part: what compaction may rely on
+	 * (a batch that only skips marked entries commits asynchronously).
+	 * The apply worker alone writes them, under the lock (beside the xids
+	 * below); anyone reads them without it.
+	 */
+	pg_atomic_uint64 applied_index;
+	pg_atomic_uint64 durable_index;
 	char		error[512];		/* the last error, with its table and log
 								 * index; empty once apply succeeds again */
 	char		error_brief[256];	/* its SQLSTATE, log index and table

@@ -472,21 +472,13 @@ snapshot_install(const char *conninfo, uint64 source_id, uint64 min_index)
 		snapshot_read_source(conn, min_index, src);
 		snapshot_phase("copying", src->applied, PQntuples(src->tables));
 
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, "installing a raftable snapshot");
+		raftable_worker_xact_begin("installing a raftable snapshot");
 		snapshot_drop_ours(conn, src);
 		snapshot_copy_tables(conn, src);
 		snapshot_progress("installing", "", PQntuples(src->tables));
 		snapshot_set_state(src);
-		SPI_finish();
-		PopActiveSnapshot();
-		snapshot_install_xid = GetTopTransactionIdIfAny();
-		ForceSyncCommit();		/* as an apply batch: never taken back */
-		CommitTransactionCommand();
+		/* as an apply batch: never taken back */
+		snapshot_install_xid = raftable_worker_xact_commit(true);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		applied = src->applied;
 	}

@@ -50,19 +50,13 @@ static void
 storage_begin(void)
 {
 	storage_caller_cxt = CurrentMemoryContext;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
+	raftable_worker_xact_begin(NULL);
 }
 
 static void
 storage_commit(void)
 {
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	(void) raftable_worker_xact_commit(false);	/* the worker's session commits synchronously */
 	MemoryContextSwitchTo(storage_caller_cxt);
 	pgstat_report_stat(false);
 }

@@ -928,6 +928,21 @@ tp_serve(TpPeer *p, TimestampTz now)
 	}
 }
 
+/* a frame's header: the message's length, u32 little endian */
+static inline uint32
+tp_frame_len(const uint8 *h)
+{
+	return (uint32) h[0] | ((uint32) h[1] << 8) | ((uint32) h[2] << 16) |
+		((uint32) h[3] << 24);
+}
+
+static inline void
+tp_frame_put_len(uint8 *h, uint32 len)
+{
+	for (int i = 0; i < TP_FRAME_HEADER; i++)
+		h[i] = (uint8) (len >> (8 * i));
+}
+
 /*
  * A batch's framing, also used by _deliver's result: each message as a u32
  * length (little endian), then its bytes.  transport_frame_next() takes
@@ -942,15 +957,14 @@ transport_frame_next(const uint8 **p, size_t *left, const uint8 **msg, uint32 *l
 
 	if (*left == 0)
 		return 0;
-	if (*left < 4)
+	if (*left < TP_FRAME_HEADER)
 		return -1;
-	*len = (uint32) b[0] | ((uint32) b[1] << 8) | ((uint32) b[2] << 16) |
-		((uint32) b[3] << 24);
-	if (*len > *left - 4)
+	*len = tp_frame_len(b);
+	if (*len > *left - TP_FRAME_HEADER)
 		return -2;
-	*msg = b + 4;
-	*p += 4 + *len;
-	*left -= 4 + *len;
+	*msg = b + TP_FRAME_HEADER;
+	*p += TP_FRAME_HEADER + *len;
+	*left -= TP_FRAME_HEADER + *len;
 	return 1;
 }
 
@@ -958,8 +972,10 @@ transport_frame_next(const uint8 **p, size_t *left, const uint8 **msg, uint32 *l
 void
 transport_frame_append(StringInfo buf, const uint8 *msg, uint32 len)
 {
-	for (int i = 0; i < 4; i++)
-		appendStringInfoChar(buf, (char) (len >> (8 * i)));
+	uint8		h[TP_FRAME_HEADER];
+
+	tp_frame_put_len(h, len);
+	appendBinaryStringInfo(buf, (const char *) h, TP_FRAME_HEADER);
 	appendBinaryStringInfo(buf, (const char *) msg, len);
 }
 
@@ -1127,10 +1143,7 @@ tp_send_batch(TpPeer *p, TimestampTz now)
 
 	while (end < q->tail)
 	{
-		const unsigned char *h = (const unsigned char *) q->buf + end;
-		size_t		frame = TP_FRAME_HEADER +
-			((uint32) h[0] | ((uint32) h[1] << 8) |
-			 ((uint32) h[2] << 16) | ((uint32) h[3] << 24));
+		size_t		frame = TP_FRAME_HEADER + tp_frame_len((const uint8 *) q->buf + end);
 
 		if (nmsgs > 0 && end - q->head + frame > TP_BATCH_MAX)
 			break;
@@ -1266,7 +1279,7 @@ static bool
 tp_queue_append(TpQueue *q, const uint8 *msg, size_t len)
 {
 	size_t		need = TP_FRAME_HEADER + len;
-	unsigned char *h;
+	uint8	   *h;
 
 	if (q->tail + need > q->cap)
 	{
@@ -1304,11 +1317,8 @@ tp_queue_append(TpQueue *q, const uint8 *msg, size_t len)
 		q->tail = used;
 	}
 
-	h = (unsigned char *) q->buf + q->tail;
-	h[0] = (unsigned char) (len & 0xFF);
-	h[1] = (unsigned char) ((len >> 8) & 0xFF);
-	h[2] = (unsigned char) ((len >> 16) & 0xFF);
-	h[3] = (unsigned char) ((len >> 24) & 0xFF);
+	h = (uint8 *) q->buf + q->tail;
+	tp_frame_put_len(h, (uint32) len);
 	if (len > 0)
 		memcpy(h + TP_FRAME_HEADER, msg, len);
 	q->tail += need;

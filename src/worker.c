@@ -55,6 +55,8 @@
 
 static MemoryContext worker_cxt;
 static MemoryContext cycle_cxt;
+static MemoryContext worker_core_cxt;	/* the Raft core's, see below */
+static raft_allocator worker_core_allocator;
 static raft *worker_raft;
 static RaftableIdentity worker_id;
 static uint8 *worker_msgbuf;
@@ -87,6 +89,46 @@ worker_now(void)
 	return (uint64) INSTR_TIME_GET_MILLISEC(now);
 }
 
+/*
+ * The core's memory, in a context of its own ("raftable core") so that it
+ * shows in MemoryContextStats.  A failed allocation returns NULL, as the
+ * core expects: it then stops with RAFT_ENOMEM and the worker starts
+ * over.  Each block carries its size, for realloc (PostgreSQL 15 has no
+ * repalloc that returns NULL).
+ */
+#define WORKER_CORE_HDR MAXALIGN(sizeof(Size))
+
+static void *
+worker_core_alloc(void *ctx, size_t size)
+{
+	char	   *p = MemoryContextAllocExtended((MemoryContext) ctx, size + WORKER_CORE_HDR,
+											   MCXT_ALLOC_NO_OOM | MCXT_ALLOC_HUGE);
+
+	if (p == NULL)
+		return NULL;
+	*(Size *) p = size;
+	return p + WORKER_CORE_HDR;
+}
+
+static void
+worker_core_free(void *ctx, void *ptr)
+{
+	if (ptr != NULL)
+		pfree((char *) ptr - WORKER_CORE_HDR);
+}
+
+static void *
+worker_core_realloc(void *ctx, void *ptr, size_t size)
+{
+	void	   *p = worker_core_alloc(ctx, size);
+
+	if (p == NULL || ptr == NULL)
+		return p;
+	memcpy(p, ptr, Min(size, *(Size *) ((char *) ptr - WORKER_CORE_HDR)));
+	worker_core_free(ctx, ptr);
+	return p;
+}
+
 static void
 worker_options(raft_options *opts)
 {
@@ -96,6 +138,7 @@ worker_options(raft_options *opts)
 	opts->seed = worker_id.node_id ^ (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp();
 	opts->election_timeout = raftable_election_timeout;
 	opts->heartbeat_interval = Max(hb, 1);
+	opts->allocator = &worker_core_allocator;
 }
 
 /* drop the core and the connections: not in a cluster (any more) */
@@ -107,6 +150,7 @@ worker_stop_raft(void)
 	if (worker_raft)
 		raft_free(worker_raft);
 	worker_raft = NULL;
+	MemoryContextReset(worker_core_cxt);	/* nothing of it is left */
 	worker_conf_index = 0;
 	worker_was_member = false;
 	worker_n_members = 0;
@@ -253,11 +297,12 @@ worker_drain_inbox(void)
 
 		if (worker_raft == NULL)
 			continue;
-		if (raft_msg_decode(worker_msgbuf, len, &cluster_id, &m, NULL) != 0)
+		if (raft_msg_decode(worker_msgbuf, len, &cluster_id, &m,
+							&worker_core_allocator) != 0)
 			continue;			/* _deliver checked it; be safe anyway */
 		if (cluster_id == worker_id.cluster_id && m.to == worker_id.node_id)
 			raft_step(worker_raft, &m);
-		raft_msg_free(&m, NULL);
+		raft_msg_free(&m, &worker_core_allocator);
 	}
 }
 
@@ -411,9 +456,7 @@ worker_maybe_compact(void)
 	uint64		upto;
 
 	raft_get_status(worker_raft, &st);
-	LWLockAcquire(raftable_shared->lock, LW_SHARED);
-	applied = Min(raftable_shared->apply.durable_index, st.commit);
-	LWLockRelease(raftable_shared->lock);
+	applied = Min(pg_atomic_read_u64(&raftable_shared->apply.durable_index), st.commit);
 	if (applied <= st.snapshot_index + 2 * (uint64) raftable_log_keep ||
 		applied <= (uint64) raftable_log_keep)
 		return;
@@ -458,9 +501,7 @@ worker_compact_for_new_node(void)
 	uint64		upto;
 
 	raft_get_status(worker_raft, &st);
-	LWLockAcquire(raftable_shared->lock, LW_SHARED);
-	upto = Min(raftable_shared->apply.durable_index, st.commit);
-	LWLockRelease(raftable_shared->lock);
+	upto = Min(pg_atomic_read_u64(&raftable_shared->apply.durable_index), st.commit);
 	upto = Min(Min(upto, st.stable_index), st.applied);
 	for (uint32 i = 0; i < conf->n; i++)
 	{
@@ -706,7 +747,7 @@ worker_report_applied(void)
 	int			code;
 
 	LWLockAcquire(raftable_shared->lock, LW_SHARED);
-	applied = raftable_shared->apply.applied_index;
+	applied = pg_atomic_read_u64(&raftable_shared->apply.applied_index);
 	stalled_at = raftable_shared->apply.stalled_at;
 	code = raftable_shared->apply.stall_code;
 	LWLockRelease(raftable_shared->lock);
@@ -952,6 +993,12 @@ raftable_worker_main(Datum arg)
 									   ALLOCSET_DEFAULT_SIZES);
 	cycle_cxt = AllocSetContextCreate(worker_cxt, "raftable cycle",
 									  ALLOCSET_DEFAULT_SIZES);
+	worker_core_cxt = AllocSetContextCreate(worker_cxt, "raftable core",
+											ALLOCSET_DEFAULT_SIZES);
+	worker_core_allocator.alloc = worker_core_alloc;
+	worker_core_allocator.realloc = worker_core_realloc;
+	worker_core_allocator.free = worker_core_free;
+	worker_core_allocator.ctx = worker_core_cxt;
 	worker_msgbuf = MemoryContextAlloc(worker_cxt, WORKER_MAX_MSG_BYTES);
 	worker_members = MemoryContextAlloc(worker_cxt,
 										sizeof(RaftableMemberInfo) * RAFT_MAX_MEMBERS);
