@@ -81,7 +81,8 @@ anchor_try(void (*fn) (void *), void *arg, const char *failure)
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		ereport(WARNING,
-				(errmsg_internal("%s", _(failure)),
+				(errcode(err->sqlerrcode),
+				 errmsg_internal("%s", _(failure)),
 				 errdetail_internal("%s", err->message)));
 		FreeErrorData(err);
 		ok = false;
@@ -155,7 +156,8 @@ anchor_take(uint64 node_id, RaftableAnchor *a)
 	if (!anchor_slots_usable())
 	{
 		ereport(WARNING,
-				(errmsg("raftable cannot tell a copy of this data directory from the original"),
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("raftable cannot tell a copy of this data directory from the original"),
 				 errdetail("Replication slots are unavailable (wal_level is \"minimal\" or max_replication_slots is 0)."),
 				 errhint("A copy made with pg_basebackup must not be started as a member; set wal_level = replica to detect it.")));
 		return;
@@ -166,7 +168,8 @@ anchor_take(uint64 node_id, RaftableAnchor *a)
 	{
 		a->slot[0] = '\0';
 		ereport(WARNING,
-				(errmsg("raftable cannot tell a copy of this data directory from the original"),
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("raftable cannot tell a copy of this data directory from the original"),
 				 errhint("Free a replication slot; a copy made with pg_basebackup must not be started as a member.")));
 	}
 }

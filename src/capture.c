@@ -60,7 +60,7 @@
 #include "proposal.h"
 #include "raftable.h"
 #include "reads.h"
-#include "shmem.h"
+#include "status.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -485,7 +485,7 @@ capture_require_writable(void)
 					 errdetail("Writes wait until this leader has applied log index %llu (entries of earlier terms, or of a transaction whose outcome was unknown).",
 							   (unsigned long long) need),
 					 errhint("Retry shortly; check raftable.status for apply errors.")));
-		ConditionVariableTimedSleep(&raftable_shared->status_cv, 100, PG_WAIT_EXTENSION);
+		ConditionVariableTimedSleep(raftable_status_cv(), 100, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
 }
@@ -584,9 +584,7 @@ capture_wait_committed(uint64 index, uint64 term)
 		return;
 	if (outcome == PROPOSAL_TIMED_OUT)
 	{
-		LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
-		raftable_shared->stats.write_timeouts++;
-		LWLockRelease(raftable_shared->lock);
+		raftable_count_write_timeout();
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
 				 errmsg("outcome of the transaction is unknown"),
@@ -639,7 +637,7 @@ capture_wait_applied_everywhere(uint64 index)
 							   (unsigned long long) index, behind.data)));
 			break;
 		}
-		ConditionVariableTimedSleep(&raftable_shared->status_cv, 100, PG_WAIT_EXTENSION);
+		ConditionVariableTimedSleep(raftable_status_cv(), 100, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
 }

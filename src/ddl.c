@@ -59,7 +59,7 @@
 #include "raftable.h"
 #include "rewrite/prs2lock.h"
 #include "rewrite/rewriteDefine.h"
-#include "shmem.h"
+#include "status.h"
 #include "storage/lmgr.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
@@ -1286,7 +1286,7 @@ ddl_refuse_drop_member(void)
 	RaftableStatus *st;
 	uint64		id;
 
-	if (raftable_shared == NULL || !ddl_serves_this_database())
+	if (!raftable_shmem_ready() || !ddl_serves_this_database())
 		return;					/* no cluster here */
 	st = raftable_status_copy(true);
 	id = st->node_id;
@@ -1502,7 +1502,8 @@ ddl_warn_grant_in_schema(GrantStmt *stmt)
 		raftable_restore_user(&saved);
 		if (found)
 			ereport(WARNING,
-					(errmsg("privileges granted or revoked on all tables in schema \"%s\" change its replicated tables on this node only",
+					(errcode(ERRCODE_WARNING),
+					 errmsg("privileges granted or revoked on all tables in schema \"%s\" change its replicated tables on this node only",
 							strVal(lfirst(lc))),
 					 errhint("GRANT or REVOKE on the replicated tables by name, on the leader, to change them on every node.")));
 	}

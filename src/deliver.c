@@ -24,7 +24,7 @@
 #include "peer.h"
 #include "raftable.h"
 #include "readindex.h"
-#include "shmem.h"
+#include "status.h"
 #include "transport.h"
 #include "utils/timestamp.h"
 
@@ -168,7 +168,8 @@ raftable_deliver(PG_FUNCTION_ARGS)
 		if (cluster_id != st->cluster_id)
 		{
 			ereport(level,
-					(errmsg("raftable message for another cluster ignored"),
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("raftable message for another cluster ignored"),
 					 errdetail("This node is in cluster %llu; the message is for cluster %llu.",
 							   (unsigned long long) st->cluster_id,
 							   (unsigned long long) cluster_id)));
@@ -182,7 +183,8 @@ raftable_deliver(PG_FUNCTION_ARGS)
 		else if (m.to != st->node_id || !deliver_sender_allowed(st, m.from, checked_member))
 		{
 			ereport(level,
-					(errmsg("raftable message from node %llu to node %llu ignored",
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("raftable message from node %llu to node %llu ignored",
 							(unsigned long long) m.from, (unsigned long long) m.to),
 					 errdetail("This is node %llu; it takes messages from members and from its leader.",
 							   (unsigned long long) st->node_id)));

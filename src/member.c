@@ -17,7 +17,7 @@
 #include "member.h"
 #include "peer.h"
 #include "raftable.h"
-#include "shmem.h"
+#include "status.h"
 
 /*
  * Rebuild a conninfo without its secrets, for the views and messages.

@@ -35,7 +35,8 @@
 #include "readindex.h"
 #include "remote.h"
 #include "request.h"
-#include "shmem.h"
+#include "status.h"
+#include "storage/latch.h"
 #include "storage.h"
 #include "transport.h"
 #include "utils/acl.h"
@@ -94,7 +95,7 @@ sql_wait_status(sql_status_pred pred, uint64 arg, int timeout_ms)
 		if (timeout_ms >= 0 &&
 			TimestampDifferenceExceeds(start, GetCurrentTimestamp(), timeout_ms))
 			break;
-		ConditionVariableTimedSleep(&raftable_shared->status_cv, 100, PG_WAIT_EXTENSION);
+		ConditionVariableTimedSleep(raftable_status_cv(), 100, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
 	return ok;
@@ -221,7 +222,8 @@ sql_tell_leave(const char *conninfo, uint64 cluster_id, uint64 node_id)
 							NULL, NULL);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK)
 			ereport(WARNING,
-					(errmsg("could not tell node %llu that it left the cluster",
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not tell node %llu that it left the cluster",
 							(unsigned long long) node_id),
 					 errdetail_internal("%s", pchomp(res ? PQresultErrorMessage(res) :
 													 PQerrorMessage(conn)))));
@@ -229,7 +231,8 @@ sql_tell_leave(const char *conninfo, uint64 cluster_id, uint64 node_id)
 	}
 	else
 		ereport(WARNING,
-				(errmsg("could not tell node %llu that it left the cluster",
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not tell node %llu that it left the cluster",
 						(unsigned long long) node_id),
 				 errdetail_internal("%s", conn ? pchomp(PQerrorMessage(conn)) : "out of memory")));
 	PQfinish(conn);
@@ -584,7 +587,8 @@ raftable_require_everywhere(List *roles, Oid relid)
 			 */
 			PQfinish(conn);
 			ereport(WARNING,
-					(errmsg("could not check that node \"%s\" has what this statement needs", m->name),
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not check that node \"%s\" has what this statement needs", m->name),
 					 errdetail("The node cannot be reached."),
 					 errhint("Make sure it has the roles and objects the statement uses before it returns, or its apply stops at this statement until they are created there.")));
 			continue;
@@ -699,7 +703,7 @@ raftable_create_cluster_impl(FunctionCallInfo fcinfo)
 	/* a lone voter elects itself within an election timeout or two */
 	if (!sql_wait_status(pred_self_leader, 0, 10 * raftable_election_timeout))
 		ereport(WARNING,
-				(errhidestmt(true),
+				(errhidestmt(true), errcode(ERRCODE_RAFTABLE_UNAVAILABLE),
 				 errmsg("the new cluster has no leader yet"),
 				 errhint("Check raftable.status and the server log.")));
 	PG_RETURN_INT64((int64) ans->result);

@@ -241,7 +241,7 @@ peer_report_dropped(uint64 from, int level)
 	char	   *why;
 
 	ereport(level,
-			(errhidestmt(true),
+			(errhidestmt(true), errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("raftable message from node %llu dropped",
 					(unsigned long long) from),
 			 errdetail("Role \"%s\" may not send messages as that node.", name),
@@ -274,7 +274,7 @@ peer_report_dropped(uint64 from, int level)
 		why = psprintf(_("%s %llu more were dropped on this connection since the last report."),
 					   why, (unsigned long long) peer_log_suppressed);
 	ereport(LOG,
-			(errhidestmt(true),
+			(errhidestmt(true), errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("raftable: dropped a message from role \"%s\" claiming to be node %llu",
 					name, (unsigned long long) from),
 			 errdetail_internal("%s", why)));

@@ -48,7 +48,7 @@
 #include "miscadmin.h"
 #include "proposal.h"
 #include "raftable.h"
-#include "shmem.h"
+#include "status.h"
 #include "storage/condition_variable.h"
 #include "storage/dsm.h"
 #include "storage/latch.h"
@@ -190,7 +190,8 @@ proposal_wait(ProposalState from, TimestampTz start, int *rc, uint64 *index,
 		{
 			QueryCancelPending = false;
 			ereport(WARNING,
-					(errmsg("canceling the wait for the raftable log is not possible"),
+					(errcode(ERRCODE_WARNING),
+					 errmsg("canceling the wait for the raftable log is not possible"),
 					 errdetail("The transaction's fate is being decided by the log; waiting for it, for raftable.write_timeout at most.")));
 		}
 		CHECK_FOR_INTERRUPTS();

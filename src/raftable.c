@@ -26,7 +26,7 @@
 #include "postmaster/bgworker.h"
 #include "raftable.h"
 #include "reads.h"
-#include "shmem.h"
+#include "status.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
@@ -312,7 +312,7 @@ raftable_worker_session(void)
 void
 raftable_check_preloaded(void)
 {
-	if (!raftable_preloaded || raftable_shared == NULL)
+	if (!raftable_preloaded || !raftable_shmem_ready())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("raftable is not loaded through shared_preload_libraries"),

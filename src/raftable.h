@@ -4,7 +4,8 @@
  *	  SQLSTATEs, the settings, the session helpers and the workers' entry
  *	  points.  Each module below declares what it exports in its own
  *	  header (reads.h for reads.c, ...); the shared-memory layout is in
- *	  shmem.h, included only by the modules that own a part of it.
+ *	  shmem.h, included only by the modules that own a part of it, and
+ *	  the others reach it through status.h.
  *
  *	  raftable.c   _PG_init: settings, shared memory hooks, the worker
  *	  shmem.c      shared state: status for the views, inbox, requests

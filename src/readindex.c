@@ -56,7 +56,7 @@
 #include "portability/instr_time.h"
 #include "raftable.h"
 #include "readindex.h"
-#include "shmem.h"
+#include "status.h"
 #include "storage/condition_variable.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"

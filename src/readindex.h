@@ -12,7 +12,7 @@
 #define RAFTABLE_READINDEX_H
 
 #include "core/raft.h"
-#include "shmem.h"
+#include "status.h"
 
 typedef enum RaftableReadCounter
 {

@@ -51,7 +51,7 @@
 #include "raftable.h"
 #include "readindex.h"
 #include "reads.h"
-#include "shmem.h"
+#include "status.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -222,9 +222,7 @@ reads_could_wait(void)
 {
 	bool		in_cluster;
 
-	LWLockAcquire(raftable_shared->lock, LW_SHARED);
-	in_cluster = raftable_shared->status.in_cluster;
-	LWLockRelease(raftable_shared->lock);
+	in_cluster = raftable_in_cluster();
 	if (!in_cluster)
 		return false;
 	if (reads_any < 0)
@@ -239,7 +237,7 @@ static bool
 reads_db_is_served(void)
 {
 	if (reads_db_served < 0)
-		reads_db_served = raftable_shared != NULL && raftable_database != NULL &&
+		reads_db_served = raftable_shmem_ready() && raftable_database != NULL &&
 			get_database_oid(raftable_database, true) == MyDatabaseId;
 	return reads_db_served == 1;
 }
@@ -278,7 +276,7 @@ reads_plan_reads_replicated(PlannedStmt *ps)
 static bool
 reads_active(void)
 {
-	return raftable_shared != NULL && !raftable_applying && !IsInParallelMode() &&
+	return raftable_shmem_ready() && !raftable_applying && !IsInParallelMode() &&
 		reads_db_is_served();
 }
 
@@ -336,7 +334,7 @@ reads_round(int64 deadline_us, const char *what)
 			reads_timeout(what, 0);
 		/* no leader right now: wait for news of one, briefly, and ask again */
 		raftable_report_wait(RAFTABLE_WAIT_READ_INDEX, 0);
-		ConditionVariableTimedSleep(&raftable_shared->status_cv,
+		ConditionVariableTimedSleep(raftable_status_cv(),
 									Max(Min(left / 1000, 20), 1), PG_WAIT_EXTENSION);
 		ConditionVariableCancelSleep();
 		CHECK_FOR_INTERRUPTS();
@@ -347,7 +345,7 @@ reads_round(int64 deadline_us, const char *what)
 static bool
 reads_applied(uint64 index)
 {
-	return pg_atomic_read_u64(&raftable_shared->apply.applied_index) >= index;
+	return raftable_applied_index() >= index;
 }
 
 /* wait until this node has applied index; false if the deadline came first */
@@ -360,7 +358,7 @@ reads_applied_by(uint64 index, int64 deadline_us, int wait_kind)
 	if (reads_applied(index))
 		return true;
 	raftable_report_wait(wait_kind, index);
-	ConditionVariablePrepareToSleep(&raftable_shared->status_cv);
+	ConditionVariablePrepareToSleep(raftable_status_cv());
 	for (;;)
 	{
 		int64		left;
@@ -373,7 +371,7 @@ reads_applied_by(uint64 index, int64 deadline_us, int wait_kind)
 		left = deadline_us - readindex_now_us();
 		if (left <= 0)
 			break;
-		(void) ConditionVariableTimedSleep(&raftable_shared->status_cv,
+		(void) ConditionVariableTimedSleep(raftable_status_cv(),
 										   Max(left / 1000, 1), PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();

@@ -28,7 +28,7 @@
 
 #include "raftable.h"
 #include "request.h"
-#include "shmem.h"
+#include "status.h"
 #include "storage/condition_variable.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"

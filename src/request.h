@@ -13,7 +13,7 @@
 #define RAFTABLE_REQUEST_H
 
 #include "raftable.h"
-#include "shmem.h"
+#include "status.h"
 #include "storage/lwlock.h"
 
 extern Size request_shmem_size(void);

@@ -324,3 +324,64 @@ raftable_require_leader(const RaftableStatus *st)
 								  "this node is not the raftable leader");
 }
 
+/* ---------- accessors, for the modules that do not own the layout ---------- */
+
+bool
+raftable_shmem_ready(void)
+{
+	return raftable_shared != NULL;
+}
+
+ConditionVariable *
+raftable_status_cv(void)
+{
+	return &raftable_shared->status_cv;
+}
+
+bool
+raftable_in_cluster(void)
+{
+	bool		in;
+
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	in = raftable_shared->status.in_cluster;
+	LWLockRelease(raftable_shared->lock);
+	return in;
+}
+
+/* this node's applied index (no lock: see RaftableApplyStatus) */
+uint64
+raftable_applied_index(void)
+{
+	return pg_atomic_read_u64(&raftable_shared->apply.applied_index);
+}
+
+/* raftable.stats' counters but the read ones (readindex.c has those) */
+void
+raftable_stats_copy(RaftableStats *s)
+{
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	*s = raftable_shared->stats;
+	LWLockRelease(raftable_shared->lock);
+}
+
+void
+raftable_count_write_timeout(void)
+{
+	LWLockAcquire(raftable_shared->lock, LW_EXCLUSIVE);
+	raftable_shared->stats.write_timeouts++;
+	LWLockRelease(raftable_shared->lock);
+}
+
+/*
+ * This node's last apply error ("" if none): in full (it may quote row
+ * values and statements), or only its SQLSTATE, log index and table.
+ */
+void
+raftable_apply_error(bool full, char *buf, size_t len)
+{
+	LWLockAcquire(raftable_shared->lock, LW_SHARED);
+	strlcpy(buf, full ? raftable_shared->apply.error : raftable_shared->apply.error_brief,
+			len);
+	LWLockRelease(raftable_shared->lock);
+}

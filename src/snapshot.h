@@ -12,7 +12,7 @@
 #define RAFTABLE_SNAPSHOT_H
 
 #include "raftable.h"
-#include "shmem.h"
+#include "status.h"
 #include "utils/elog.h"
 
 extern TransactionId snapshot_install_xid;	/* the last install's */

@@ -26,7 +26,7 @@
 #include "executor/spi.h"
 #include "pgstat.h"
 #include "raftable.h"
-#include "shmem.h"
+#include "status.h"
 #include "storage.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"

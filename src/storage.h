@@ -13,7 +13,7 @@
 
 #include "anchor.h"
 #include "core/raft.h"
-#include "shmem.h"
+#include "status.h"
 
 typedef struct RaftableIdentity
 {

@@ -62,7 +62,7 @@
 #include "catalog/pg_type_d.h"
 #include "pgstat.h"
 #include "raftable.h"
-#include "shmem.h"
+#include "status.h"
 #include "storage/latch.h"
 #include "transport.h"
 #include "utils/memutils.h"
@@ -327,7 +327,8 @@ transport_set_peer(uint64 id, const char *conninfo)
 	if (tp_npeers >= RAFT_MAX_MEMBERS)
 	{
 		ereport(LOG,
-				(errmsg("raftable: cannot talk to node %llu: too many peers",
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("raftable: cannot talk to node %llu: too many peers",
 						(unsigned long long) id)));
 		return;
 	}
@@ -401,7 +402,8 @@ transport_send(uint64 to, const uint8 *msg, size_t len)
 		p->dropped++;
 		if (tp_rate_ok(&p->drop_log, now))
 			ereport(LOG,
-					(errmsg("raftable: dropping messages for node %llu: its send queue is full",
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("raftable: dropping messages for node %llu: its send queue is full",
 							(unsigned long long) p->id),
 					 errdetail("%zu bytes are queued; %llu messages dropped for this node so far.",
 							   p->queue.tail - p->queue.head,
@@ -619,7 +621,8 @@ tp_check_conninfo(TpPeer *p)
 		if (err != NULL)
 			PQfreemem(err);
 		ereport(LOG,
-				(errmsg("raftable: the conninfo of node %llu is invalid; not connecting to it",
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("raftable: the conninfo of node %llu is invalid; not connecting to it",
 						(unsigned long long) p->id)));
 		return;
 	}
@@ -1099,7 +1102,8 @@ tp_read_results(TpPeer *p, TimestampTz now)
 					tp_chomp(buf, msg != NULL ? msg : PQresultErrorMessage(res),
 							 sizeof(buf));
 					ereport(LOG,
-							(errmsg("raftable: node %llu refused messages: %s",
+							(errcode(ERRCODE_CONNECTION_FAILURE),
+							 errmsg("raftable: node %llu refused messages: %s",
 									(unsigned long long) p->id, buf),
 							 p->call_log.suppressed > 0 ?
 							 errdetail("SQLSTATE %s; %llu similar errors not logged.",
@@ -1427,6 +1431,7 @@ tp_notice_processor(void *arg, const char *message)
 		return;
 	tp_chomp(buf, message, sizeof(buf));
 	ereport(LOG,
-			(errmsg("raftable: message from node %llu: %s",
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("raftable: message from node %llu: %s",
 					(unsigned long long) p->id, buf)));
 }

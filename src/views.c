@@ -20,7 +20,7 @@
 #include "miscadmin.h"
 #include "raftable.h"
 #include "readindex.h"
-#include "shmem.h"
+#include "status.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -56,16 +56,12 @@ views_id_or_null(uint64 id, bool *isnull)
 static Datum
 views_apply_error(const RaftableMemberInfo *m)
 {
-	char		err[sizeof(raftable_shared->apply.error)];
+	char		err[512];
 
 	if (m == NULL || m->is_self)
 	{
-		LWLockAcquire(raftable_shared->lock, LW_SHARED);
-		strlcpy(err,
-				has_privs_of_role(GetUserId(), ROLE_PG_MONITOR) ?
-				raftable_shared->apply.error : raftable_shared->apply.error_brief,
-				sizeof(err));
-		LWLockRelease(raftable_shared->lock);
+		raftable_apply_error(has_privs_of_role(GetUserId(), ROLE_PG_MONITOR),
+							 err, sizeof(err));
 	}
 	else if (m->progress_known && m->stalled_at != 0)
 		snprintf(err, sizeof(err), "SQLSTATE %s at log index %llu",
@@ -163,9 +159,7 @@ raftable_stats(PG_FUNCTION_ARGS)
 	const uint64 *f;
 
 	raftable_check_preloaded();
-	LWLockAcquire(raftable_shared->lock, LW_SHARED);
-	s = raftable_shared->stats;
-	LWLockRelease(raftable_shared->lock);
+	raftable_stats_copy(&s);
 	readindex_stats(&s);
 	InitMaterializedSRF(fcinfo, 0);
 	StaticAssertStmt(sizeof(RaftableStats) == 16 * sizeof(uint64),

@@ -207,7 +207,8 @@ worker_start_raft(void)
 	else if (!anchor_holds(worker_id.node_id, &worker_id.anchor, why, sizeof(why)))
 	{
 		ereport(WARNING,
-				(errmsg("raftable: this data directory is a copy or was restored: node %llu forgets its identity in cluster %llu",
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("raftable: this data directory is a copy or was restored: node %llu forgets its identity in cluster %llu",
 						(unsigned long long) worker_id.node_id,
 						(unsigned long long) worker_id.cluster_id),
 				 errdetail_internal("%s", why),

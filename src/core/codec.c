@@ -607,9 +607,10 @@ msg_read(codec_reader *r, uint64_t *cluster_id, raft_msg *m,
 	return RAFT_OK;
 }
 
-int
-raft_msg_decode(const uint8_t *buf, size_t len, uint64_t *cluster_id,
-				raft_msg *m, const raft_allocator *a)
+/* decode (or, with peek, check) one message: see raft.h */
+static int
+msg_decode(const uint8_t *buf, size_t len, uint64_t *cluster_id, raft_msg *m,
+		   const raft_allocator *a, bool peek)
 {
 	codec_reader r;
 	uint64_t	cid = 0;
@@ -620,10 +621,10 @@ raft_msg_decode(const uint8_t *buf, size_t len, uint64_t *cluster_id,
 	r.len = buf == NULL ? 0 : len;
 	r.pos = 0;
 
-	rc = msg_read(&r, &cid, m, a, false);
+	rc = msg_read(&r, &cid, m, a, peek);
 	if (rc != RAFT_OK)
 	{
-		raft_msg_free(m, a);
+		raft_msg_free(m, a);	/* with peek, nothing to free: zeroes it */
 		cid = 0;
 	}
 	if (cluster_id != NULL)
@@ -632,27 +633,17 @@ raft_msg_decode(const uint8_t *buf, size_t len, uint64_t *cluster_id,
 }
 
 int
+raft_msg_decode(const uint8_t *buf, size_t len, uint64_t *cluster_id,
+				raft_msg *m, const raft_allocator *a)
+{
+	return msg_decode(buf, len, cluster_id, m, a, false);
+}
+
+int
 raft_msg_peek(const uint8_t *buf, size_t len, uint64_t *cluster_id,
 			  raft_msg *envelope)
 {
-	codec_reader r;
-	uint64_t	cid = 0;
-	int			rc;
-
-	memset(envelope, 0, sizeof(*envelope));
-	r.buf = buf;
-	r.len = buf == NULL ? 0 : len;
-	r.pos = 0;
-
-	rc = msg_read(&r, &cid, envelope, NULL, true);
-	if (rc != RAFT_OK)
-	{
-		memset(envelope, 0, sizeof(*envelope));
-		cid = 0;
-	}
-	if (cluster_id != NULL)
-		*cluster_id = cid;
-	return rc;
+	return msg_decode(buf, len, cluster_id, envelope, NULL, true);
 }
 
 /*

@@ -55,6 +55,26 @@ cmp_ok(time - $t, '<', 5, '... within a few election timeouts');
 	is($m[0]{node_id}, $id1, 'nodes: with its id');
 }
 
+# The worker's Raft core allocates in a memory context of its own, which
+# pg_log_backend_memory_contexts() shows.
+{
+	my $offset = -s $n1->logfile;
+	sql($n1,
+		"SELECT pg_log_backend_memory_contexts(pid) FROM pg_stat_activity WHERE backend_type = 'raftable worker'"
+	);
+	my $used;
+	wait_for(
+		sub {
+			($used) = slurp_file($n1->logfile, $offset) =~
+			  /raftable core: \d+ total in \d+ blocks?; \d+ free \(\d+ chunks?\); (\d+) used/;
+			defined $used;
+		},
+		'the worker logs its memory contexts',
+		timeout => 30);
+	cmp_ok($used // 0, '>', 0,
+		"the Raft core's memory is in the worker's 'raftable core' context");
+}
+
 my $e = sql_error($n1,
 	'SELECT raftable.create_cluster(' . q_lit(peer_conninfo($n1)) . ')');
 is($e->{sqlstate}, '55000', 'create_cluster on a node already in a cluster: 55000')
