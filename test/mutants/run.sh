@@ -51,6 +51,7 @@ MUTANTS=(
 	"apply-rows-and-index-apart@src/apply.c@s/(\t+)raftable_spi_kept\(&apply_advance_plan,/\1SPI_finish(); PopActiveSnapshot(); CommitTransactionCommand(); StartTransactionCommand(); SPI_connect(); PushActiveSnapshot(GetTransactionSnapshot());\n\1raftable_spi_kept(\&apply_advance_plan,/@tap:test/tap/020_apply_atomic.pl"
 	"apply-visible-before-durable@src/apply.c@s/apply_batch_xid = raftable_worker_xact_commit\(changed\);/apply_batch_xid = raftable_worker_xact_commit(false);/@tap:test/tap/020_apply_atomic.pl"
 	"snapshot-without-marks@src/snapshot.c@s{for \(int i = 0; i < PQntuples\(src->marks\); i\+\+\)}{for (int i = 0; i < 0 * PQntuples(src->marks); i++)}@tap:test/tap/019_snapshot_marks.pl"
+	"core-memory-in-malloc@src/worker.c@s/\topts->allocator = &worker_core_allocator;\n//@tap:test/tap/002_cluster.pl"
 	"removed-node-stays@src/worker.c@s/if \(!worker_was_member \|\| st.conf_index == 0\)/if (true)/@tap:test/tap/016_node_lifecycle.pl"
 )
 
