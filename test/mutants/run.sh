@@ -83,7 +83,8 @@ run_mutant() {
 				0) ;;
 				124) echo "not ok - the core tests did not finish in ${MUTANT_CORE_SECONDS:-60} s" >>"$dir/out.log"
 					caught=1 ;;
-				*) grep -q '^not ok' "$dir/out.log" && caught=1 || caught=2 ;;
+				# a failed test, or one of the core's invariants (RAFT_ASSERT)
+				*) grep -qE '^not ok|Assertion .* failed' "$dir/out.log" && caught=1 || caught=2 ;;
 			esac
 			;;
 		tap:*)
@@ -118,7 +119,7 @@ run_mutant() {
 	elif [ $caught = 1 ]; then
 		killed=$((killed + 1))
 		# what caught it: the first failed test or anomaly
-		why=$(grep -m1 -E '^not ok|^FAIL|ANOMALY|^chaos: .*error' "$dir/out.log" | cut -c1-150)
+		why=$(grep -m1 -E '^not ok|^FAIL|ANOMALY|^chaos: .*error|Assertion .* failed' "$dir/out.log" | cut -c1-150)
 		results+=("killed   $name (${how})${why:+: $why}")
 		rm -rf "$dir"
 	else
