@@ -21,13 +21,19 @@ trap 'rm -f "$SQL" "$SQL".*' EXIT
 printf '%s\n' '\set id random(1, 3)' 'SELECT * FROM accounts WHERE id = :id;' >"$SQL"
 chmod 644 "$SQL"
 
-# pid, CPU ticks (user + system), command line, of every process
+# pid, CPU ticks (user + system), command line (with the demo node its
+# postmaster serves, if any), of every process
 count() {
+	local p cmd t ppid node
 	for p in /proc/[0-9]*; do
-		cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+		{
+			cmd=$(tr '\0' ' ' <"$p/cmdline") &&
+			read -r _ _ _ ppid _ <"$p/stat" &&
+			t=$(awk '{print $14 + $15}' "$p/stat")
+		} 2>/dev/null || continue
 		[ -n "$cmd" ] || continue
-		t=$(awk '{print $14 + $15}' "$p/stat" 2>/dev/null) || continue
-		echo "${p#/proc/} $t $cmd"
+		node=$({ tr '\0' ' ' <"/proc/$ppid/cmdline"; } 2>/dev/null | grep -o 'raftable-demo/node[0-9]*' | sed 's|.*/||' || true)
+		echo "${p#/proc/} $t ${node:+$node: }$cmd"
 	done
 }
 count >"$SQL.before"
