@@ -84,14 +84,19 @@ rt_port_in_use() {
 }
 
 # rt_free_port [EXCLUDED_PORT...]
-#	Print a TCP port in 20000-52767 that nothing listens on and that is not
-#	among the arguments.  (A server started on it may still lose a race;
-#	callers check that the server started.)
+#	Print a TCP port that nothing listens on and that is not among the
+#	arguments, from 20000 up to the start of the kernel's ephemeral range
+#	(net.ipv4.ip_local_port_range): an outgoing connection never holds such
+#	a port, which a check for listeners would miss.  (A server started on
+#	it may still lose a race; callers check that the server started.)
 rt_free_port() {
-	local port tries=0 p taken
+	local port tries=0 p taken lo=32768 span
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	span=$((lo - 20000))
+	[ "$span" -ge 1000 ] || span=12768	# an unusual range: as by default
 	while [ $tries -lt 200 ]; do
 		tries=$((tries + 1))
-		port=$((20000 + RANDOM))
+		port=$((20000 + RANDOM % span))
 		taken=
 		for p in "$@"; do
 			[ "$p" = "$port" ] && taken=1
