@@ -23,8 +23,8 @@
  * aborts cuts it back to where it started (SubXactCallback), so a rolled
  * back savepoint leaves nothing in the entry.  At XACT_EVENT_PRE_COMMIT
  * the header goes in front, owned sequences' high-water marks at the end,
- * and the whole is proposed through the worker (one slot of
- * RaftableShared.proposals).  The transaction then records the entry's
+ * and the whole is proposed through the worker (a proposal slot, see
+ * proposal.c).  The transaction then records the entry's
  * index in raftable.applied_marks, so that the apply worker -- which sees
  * the same entry come back committed -- knows, atomically with this
  * transaction's commit, that it is already applied here; and it waits
