@@ -567,13 +567,13 @@ capture_propose(const char *data, int len, uint64 *index, uint64 *term)
 }
 
 /*
- * Wait until the entry (index, term) is committed.  The worker decides
- * (worker_settle_proposals): on this leader, in that term, a commit index
- * that reaches it commits it; a new term or role first means the outcome
- * cannot be known here.
+ * Wait until the held slot's entry (at log index `index`, for the
+ * messages) is committed.  The worker decides (proposal_settle): on this
+ * leader, in the entry's term, a commit index that reaches it commits it;
+ * a new term or role first means the outcome cannot be known here.
  */
 static void
-capture_wait_committed(uint64 index, uint64 term)
+capture_wait_committed(uint64 index)
 {
 	ProposalOutcome outcome;
 
@@ -730,7 +730,7 @@ capture_commit(void)
 	PG_TRY();
 	{
 		capture_mark(index);
-		capture_wait_committed(index, term);
+		capture_wait_committed(index);
 	}
 	PG_CATCH();
 	{
