@@ -379,7 +379,7 @@ bool
 proposal_take(raft *r)
 {
 	ProposalShared *sh = proposal_shared;
-	uint8	   *data = palloc(PROPOSAL_INLINE);
+	uint8	   *data = NULL;	/* an inline change set's copy, when needed */
 	bool		took = false;
 
 	for (int i = 0; i < PROPOSAL_SLOTS; i++)
@@ -389,7 +389,7 @@ proposal_take(raft *r)
 		uint32		len;
 		dsm_handle	handle;
 		dsm_segment *seg = NULL;
-		const void *bytes = data;
+		const void *bytes;
 		raft_index	index = 0;
 		raft_term	term = 0;
 		int			rc;
@@ -401,6 +401,9 @@ proposal_take(raft *r)
 		 */
 		if (p->state != PROP_PENDING)
 			continue;
+		if (data == NULL)
+			data = palloc(PROPOSAL_INLINE);
+		bytes = data;
 		/* claimed: from now on the backend cannot withdraw it */
 		LWLockAcquire(sh->lock, LW_EXCLUSIVE);
 		gen = p->generation;
@@ -449,7 +452,8 @@ proposal_take(raft *r)
 		ConditionVariableBroadcast(&sh->freed);
 		took = true;
 	}
-	pfree(data);
+	if (data != NULL)
+		pfree(data);
 	return took;
 }
 

@@ -172,13 +172,18 @@ void
 request_serve(RequestHandler handle)
 {
 	RequestShared *sh = request_shared;
-	RaftableRequest *req = palloc(sizeof(RaftableRequest));
+	RaftableRequest *req = NULL;	/* the copy: 70 kB, only when needed */
 
 	for (int i = 0; i < REQUEST_SLOTS; i++)
 	{
 		RaftableRequest *slot = &sh->slots[i];
 		bool		pending;
 
+		/* unlocked peek, read again under the lock */
+		if (!slot->in_use || slot->done)
+			continue;
+		if (req == NULL)
+			req = palloc(sizeof(RaftableRequest));
 		LWLockAcquire(sh->lock, LW_SHARED);
 		pending = slot->in_use && !slot->done;
 		if (pending)
@@ -202,7 +207,8 @@ request_serve(RequestHandler handle)
 		LWLockRelease(sh->lock);
 		ConditionVariableBroadcast(&sh->cv);
 	}
-	pfree(req);
+	if (req != NULL)
+		pfree(req);
 }
 
 /* the worker exits: answer what it leaves behind, so no backend waits */
