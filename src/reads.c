@@ -36,6 +36,7 @@
  */
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "access/xact.h"
 #include "apply.h"
 #include "catalog/namespace.h"
@@ -213,6 +214,35 @@ reads_replicated(Oid relid)
 }
 
 /*
+ * Whether this node's list of replicated tables can be trusted
+ * (raftable_tables_known).  Right after the server started the worker may
+ * not have loaded the node's identity yet: wait for it, as membership calls
+ * do, rather than guess.
+ */
+static bool
+reads_tables_known(void)
+{
+	if (raftable_tables_known())
+		return true;
+	if (raftable_in_cluster())
+		return false;			/* a member still catching up */
+	pfree(raftable_status_get(false, raftable_read_timeout));
+	return raftable_tables_known() || !raftable_in_cluster();
+}
+
+/*
+ * Whether a read of relid may read replicated rows: it is replicated, or
+ * this node cannot tell yet and it is a user's table (reads_tables_known).
+ */
+static bool
+reads_may_be_replicated(Oid relid)
+{
+	if (reads_replicated(relid))
+		return true;
+	return relid >= FirstNormalObjectId && !reads_tables_known();
+}
+
+/*
  * Could a read in this database need to wait: this node is in a cluster
  * and some table here is replicated?  Asked at the start of REPEATABLE READ
  * and SERIALIZABLE transactions, which cannot know yet what they will read.
@@ -230,7 +260,7 @@ reads_could_wait(void)
 		reads_cache_init();		/* whose callback resets it */
 		reads_any = raftable_any_replicated();
 	}
-	return reads_any == 1;
+	return reads_any == 1 || !reads_tables_known();
 }
 
 static bool
@@ -262,7 +292,7 @@ reads_plan_reads_replicated(PlannedStmt *ps)
 			continue;
 		if (list_member_int(ps->resultRelations, (int) rti))
 			continue;
-		if (reads_replicated(rte->relid))
+		if (reads_may_be_replicated(rte->relid))
 			return true;
 	}
 	return false;
@@ -545,7 +575,7 @@ reads_copy_to_replicated(Node *stmt)
 	if (c->is_from || c->relation == NULL)
 		return false;
 	relid = RangeVarGetRelid(c->relation, NoLock, true);
-	return OidIsValid(relid) && reads_replicated(relid);
+	return OidIsValid(relid) && reads_may_be_replicated(relid);
 }
 
 static void

@@ -70,6 +70,7 @@ raftable_shmem_startup_hook(void)
 		raftable_shared->inbox_lock = &locks[1].lock;
 		raftable_shared->status.role = -1;
 		pg_atomic_init_u64(&raftable_shared->apply.applied_index, 0);
+		pg_atomic_init_u64(&raftable_shared->member_since, PG_UINT64_MAX);
 		pg_atomic_init_u64(&raftable_shared->apply.durable_index, 0);
 		ConditionVariableInit(&raftable_shared->status_cv);
 	}
@@ -354,6 +355,28 @@ uint64
 raftable_applied_index(void)
 {
 	return pg_atomic_read_u64(&raftable_shared->apply.applied_index);
+}
+
+/*
+ * Whether this node's list of replicated tables is the cluster's: it is in
+ * no cluster, or has applied the log up to the configuration that made it
+ * a member.  Before that (just added, or added back after a removal) its
+ * catalog lists the tables of a state the cluster no longer has, or none,
+ * while the tables themselves may hold rows from before: reads.c then
+ * takes every table as possibly replicated.  Not known either until the
+ * worker has loaded this node's identity after the server started.
+ *
+ * The applied index read here may, for one apply cycle after the node left
+ * a cluster, still be that cluster's; it is then below member_since, which
+ * is an index of the same log past the node's removal, or PG_UINT64_MAX.
+ */
+bool
+raftable_tables_known(void)
+{
+	uint64		since = pg_atomic_read_u64(&raftable_shared->member_since);
+
+	return since == 0 ||
+		(since != PG_UINT64_MAX && raftable_applied_index() >= since);
 }
 
 /* raftable.stats' counters but the read ones (readindex.c has those) */

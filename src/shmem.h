@@ -104,6 +104,16 @@ typedef struct RaftableShared
 	RaftableStatus status;
 	RaftableStats stats;
 	ConditionVariable status_cv;	/* status changed (commit, role, ...) */
+
+	/*
+	 * The first log index whose configuration holds this node, in its
+	 * current identity: until it has applied that far, its list of
+	 * replicated tables is not the cluster's (raftable_tables_known).  0:
+	 * in no cluster; PG_UINT64_MAX: not a member yet, or the worker has
+	 * not loaded the identity yet.  The worker alone writes it; anyone
+	 * reads it without the lock.
+	 */
+	pg_atomic_uint64 member_since;
 	RaftableApplyStatus apply;	/* under lock */
 	RaftableSnapshotRequest snapshot_req;	/* under lock */
 	RaftableSnapshotProgress snapshot;	/* under lock */

@@ -143,6 +143,7 @@ extern void raftable_error_not_leader(int sqlstate, const char *msg) pg_attribut
 /* broadcast whenever the status changes (commit, role, applied, ...) */
 extern ConditionVariable *raftable_status_cv(void);
 extern bool raftable_in_cluster(void);
+extern bool raftable_tables_known(void);
 extern uint64 raftable_applied_index(void);
 extern void raftable_stats_copy(RaftableStats *s);
 extern void raftable_count_write_timeout(void);

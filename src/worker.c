@@ -62,7 +62,8 @@ static RaftableIdentity worker_id;
 static uint8 *worker_msgbuf;
 static instr_time worker_epoch;
 static raft_index worker_conf_index;	/* configuration the transport knows */
-static bool worker_was_member;	/* in a configuration of the log, ever */
+static uint64 worker_member_since;	/* first index whose configuration holds
+									 * us (0: none yet): see member_since */
 static RaftableMemberInfo *worker_members;	/* its members, as the views show
 											 * them (fixed parts only) */
 static char (*worker_roles)[NAMEDATALEN];	/* the role each is bound to */
@@ -76,6 +77,7 @@ static raft_snapshot_meta *worker_snap_meta;	/* offered, being fetched */
 static bool worker_snap_pending;
 
 static void worker_publish(void);
+static void worker_set_member_since(uint64 index);
 static void worker_sync_peers(void);
 
 /* ms since the worker started, from the monotonic clock */
@@ -152,7 +154,7 @@ worker_stop_raft(void)
 	worker_raft = NULL;
 	MemoryContextReset(worker_core_cxt);	/* nothing of it is left */
 	worker_conf_index = 0;
-	worker_was_member = false;
+	worker_set_member_since(0);
 	worker_n_members = 0;
 	worker_snap_pending = false;
 	transport_forget_peers_except(NULL, 0);
@@ -161,23 +163,40 @@ worker_stop_raft(void)
 }
 
 /*
- * Whether this node is in the configuration of the snapshot (from the log,
- * not _join's at index 0) or of any entry of the log: it was a member
- * once, which worker_check_removed needs to know.
+ * Note the first log index whose configuration holds this node, and
+ * publish it (shmem.h, member_since): 0 for none yet.  worker_check_removed
+ * trusts only a node that was a member once, and reads.c trusts this
+ * node's list of replicated tables only once it has applied that far.
  */
-static bool
-worker_member_in(const raft_snapshot_meta *snap, const raft_entry *entries, size_t n)
+static void
+worker_set_member_since(uint64 index)
+{
+	worker_member_since = index;
+	pg_atomic_write_u64(&raftable_shared->member_since,
+						worker_raft == NULL ? 0 :
+						index == 0 ? PG_UINT64_MAX : index);
+}
+
+/*
+ * The first index at which the snapshot or an entry of the log holds this
+ * node in its configuration; 0 if none does.  A snapshot at index 0 is
+ * the cluster this node created (create_cluster: it holds the node, and
+ * it is the cluster's first state) or _join's (which leaves the node out
+ * until the leader adds it).
+ */
+static uint64
+worker_member_from(const raft_snapshot_meta *snap, const raft_entry *entries, size_t n)
 {
 	raft_conf  *conf = palloc(sizeof(raft_conf));
 
-	if (snap->index > 0 && raft_conf_find(&snap->conf, worker_id.node_id))
-		return true;
+	if (raft_conf_find(&snap->conf, worker_id.node_id))
+		return Max(snap->index, 1);
 	for (size_t i = 0; i < n; i++)
 		if (entries[i].type == RAFT_ENTRY_CONF &&
 			raft_conf_decode(entries[i].data, entries[i].len, conf) == 0 &&
 			raft_conf_find(conf, worker_id.node_id))
-			return true;
-	return false;
+			return entries[i].index;
+	return 0;
 }
 
 /*
@@ -192,6 +211,7 @@ worker_start_raft(void)
 	raft_entry *entries;
 	size_t		n;
 	uint64		applied;
+	uint64		member_from;
 	raft_options opts;
 	int			rc;
 	char		why[256];
@@ -220,7 +240,7 @@ worker_start_raft(void)
 	}
 	else
 		storage_drop_stale_slots(worker_id.node_id);
-	worker_was_member = worker_member_in(snap, entries, n);
+	member_from = worker_member_from(snap, entries, n);
 	peer_role_of(worker_id.self_conninfo, worker_self_role);
 	worker_options(&opts);
 	worker_persisted_hs = hs;
@@ -229,6 +249,7 @@ worker_start_raft(void)
 	if ((rc = raft_new(&opts, &worker_raft)) != 0 ||
 		(rc = raft_restore(worker_raft, &hs, snap, entries, n, applied)) != 0)
 		elog(ERROR, "raftable: cannot restore the Raft state: %s", raft_strerror(rc));
+	worker_set_member_since(member_from);
 	raft_tick(worker_raft, worker_now());
 	transport_set_self(worker_id.node_id);
 	LWLockAcquire(raftable_shared->lock, LW_SHARED);
@@ -260,7 +281,8 @@ worker_sync_peers(void)
 	if (st.conf_index == worker_conf_index && worker_conf_index != 0)
 		return;
 	worker_conf_index = st.conf_index;
-	worker_was_member |= st.is_member && st.conf_index > 0;
+	if (worker_member_since == 0 && st.is_member && st.conf_index > 0)
+		worker_set_member_since(st.conf_index);
 	conf = raft_get_conf(worker_raft);
 	worker_n_members = conf->n;
 	for (uint32 i = 0; i < conf->n; i++)
@@ -611,7 +633,7 @@ worker_leave(RaftableRequest *req)
  * A node removed while it was down (or cut off) never got remove_node's
  * notice; it learns it here and leaves, instead of campaigning forever.
  * Two signs, each conclusive only for a node that was a member once
- * (worker_was_member: _join's configuration leaves the node out until the
+ * (worker_member_since: _join's configuration leaves the node out until the
  * leader adds it, and the first entries or snapshot a new node receives
  * may too):
  *
@@ -633,7 +655,7 @@ worker_check_removed(void)
 	uint64		left_out_at = transport_left_out(&by);
 
 	raft_get_status(worker_raft, &st);
-	if (!worker_was_member || st.conf_index == 0)
+	if (worker_member_since == 0 || st.conf_index == 0)
 		return;
 	if (!st.is_member && st.commit >= st.conf_index)
 		ereport(LOG,
@@ -1050,6 +1072,8 @@ raftable_worker_main(Datum arg)
 				worker_ext = ext;
 				worker_start_raft();
 			}
+			if (!active)
+				worker_set_member_since(0); /* no extension, no cluster */
 		}
 		if (active)
 		{

@@ -6,6 +6,8 @@
 #	  configuration that leaves it out), leaves on its own instead of
 #	  campaigning forever, keeps its tables as ordinary local tables, and
 #	  can be added again with add_node without dropping the extension;
+#	  until its first snapshot is in, strong and bounded reads there wait
+#	  rather than answer from the rows of its old life;
 #	- a node whose data directory is a copy (pg_basebackup of a member) or
 #	  was restored to an earlier point (a new timeline) does not take part
 #	  with the identity it was copied with: it forgets it, and add_node can
@@ -64,8 +66,37 @@ sql($gone, q{INSERT INTO t VALUES (100, 'local')});
 is(sql($gone, q{SELECT v FROM t WHERE id = 100}), 'local', '... and is an ordinary local table');
 is(status_of($leader)->{role}, 'leader', 'the leader was not disturbed');
 
-add_node($leader, $gone);
+# Added back, it learns which tables are replicated from its first
+# snapshot; until it has installed it, t is a local table to its catalog
+# while holding the rows of its old life.  Strong and bounded reads must
+# not answer from them: hold the snapshot back before it touches t here
+# (a member, as its source, first reads its raftable.apply_state, which we
+# lock there) and read.
+my @holds = map {
+	my $p = poller($_);
+	$p->query('BEGIN');
+	$p->query('LOCK TABLE raftable.apply_state');
+	$p
+} @members;
+add_node($leader, $gone, wait => 0);
 ok(node_id($gone) != $gone_id, 'add_node adds it again, without DROP EXTENSION, with a new id');
+ok( wait_for(
+		sub { (sql($gone, 'SELECT phase FROM raftable.snapshot_progress') // '') eq 'connecting' },
+		'the added node asks for its snapshot'),
+	'added back, it waits for its snapshot, held back by a lock at its source');
+for my $level ('strong', 'bounded')
+{
+	my $err = sql_error($gone,
+		"SET raftable.read_consistency = '$level'; SET raftable.read_timeout = 300; SELECT count(*) FROM t");
+	is($err->{sqlstate}, 'RA001',
+		"a $level read of t fails with RA001 before the snapshot, rather than answer from the old rows")
+	  or diag explain $err;
+}
+is(sql($gone, q{SET raftable.read_consistency = 'eventual'; SELECT count(*) FROM t}), '2',
+	'an eventual read answers from the rows it has (as README says)');
+$_->query('COMMIT'), $_->quit for @holds;
+is(sql($gone, q{SELECT string_agg(id::text, ',' ORDER BY id) FROM t}), '1,2',
+	'once the snapshot is in, a strong read shows the cluster\'s rows');
 push @members, $gone;
 sql($leader, q{INSERT INTO t VALUES (3, 'after the return')});
 ok(wait_applied(\@members, $leader), 'a later write reaches every node');
