@@ -720,6 +720,9 @@ apply_entry(uint64 index, const char *data, int len)
  */
 static uint64 apply_failed_at = 0;
 
+/* the node id the last batch ran under (none yet: PG_UINT64_MAX) */
+static uint64 apply_node = PG_UINT64_MAX;
+
 /* the transaction of the last batch, once committed */
 static TransactionId apply_batch_xid = InvalidTransactionId;
 
@@ -1107,7 +1110,8 @@ raftable_apply_main(Datum arg)
 	for (;;)
 	{
 		uint64		commit;
-		uint64		applied = pg_atomic_read_u64(&raftable_shared->apply.applied_index);
+		uint64		node;
+		uint64		applied;
 		long		wait_ms = 1000;
 
 		CHECK_FOR_INTERRUPTS();
@@ -1127,13 +1131,28 @@ raftable_apply_main(Datum arg)
 		LWLockAcquire(raftable_shared->lock, LW_SHARED);
 		commit = raftable_shared->status.in_cluster ?
 			raftable_shared->status.commit_index : 0;
+		node = raftable_shared->status.in_cluster ?
+			raftable_shared->status.node_id : 0;
 		LWLockRelease(raftable_shared->lock);
 
 		if (OidIsValid(ext))
 			apply_maybe_snapshot();
-		if (OidIsValid(ext))
+		applied = pg_atomic_read_u64(&raftable_shared->apply.applied_index);
+
+		/*
+		 * Nothing committed past what is applied, under the same identity
+		 * (a new one starts from the table's index, not the shared one):
+		 * no batch, whose transaction would lock apply_state's row for
+		 * nothing.  Only the durable index may have to move.
+		 */
+		if (OidIsValid(ext) && commit <= applied && node == apply_node &&
+			apply_failed_at == 0)
 		{
-			applied = pg_atomic_read_u64(&raftable_shared->apply.applied_index);
+			if (apply_unflushed_n > 0)
+				apply_publish(applied, 0, NULL, 0, InvalidTransactionId);
+		}
+		else if (OidIsValid(ext))
+		{
 			PG_TRY();
 			{
 				uint64		from;
@@ -1143,6 +1162,7 @@ raftable_apply_main(Datum arg)
 				if (now >= apply_failed_at)
 					apply_failed_at = 0;
 				apply_publish(now, now - from, NULL, 0, apply_batch_xid);
+				apply_node = node;
 				pause_ms = 0;
 				if (now > applied && now < commit)
 					wait_ms = 0;	/* more to do */

@@ -76,8 +76,12 @@ static raft_status worker_settled;	/* the status proposals were settled at */
 static raft_snapshot_meta *worker_snap_meta;	/* offered, being fetched */
 static bool worker_snap_pending;
 
+static uint64 worker_apply_told;	/* commit index the apply worker was
+									 * last woken for */
+
 static void worker_publish(void);
 static void worker_set_member_since(uint64 index);
+static void worker_wake_apply(uint64 commit);
 static void worker_sync_peers(void);
 
 /* ms since the worker started, from the monotonic clock */
@@ -160,6 +164,20 @@ worker_stop_raft(void)
 	transport_forget_peers_except(NULL, 0);
 	readindex_reset();		/* no round in flight will be answered */
 	(void) transport_left_out(&forgotten);	/* about the cluster we leave */
+}
+
+/*
+ * Wake the apply worker for a commit index it has not been woken for: one
+ * wake-up per commit, not one per place that sees it (each would cost the
+ * apply worker a loop, and the kernel a signal).
+ */
+static void
+worker_wake_apply(uint64 commit)
+{
+	if (commit == worker_apply_told)
+		return;
+	worker_apply_told = commit;
+	raftable_wake_apply();
 }
 
 /*
@@ -447,7 +465,7 @@ worker_cycle(void)
 	}
 	worker_send(&rd, early ? WORKER_SEND_LATE : WORKER_SEND_ALL);
 	if (rd.n_committed)
-		raftable_wake_apply();
+		worker_wake_apply(rd.committed[rd.n_committed - 1].index);
 	for (size_t i = 0; i < rd.n_reads; i++)
 		readindex_answer(rd.reads[i].ctx, rd.reads[i].index, rd.reads[i].err);
 	raft_advance(worker_raft, &rd);
@@ -1160,7 +1178,11 @@ worker_publish(void)
 		peer_publish_none();
 		LWLockRelease(sh->lock);
 		if (changed)
+		{
 			ConditionVariableBroadcast(&sh->status_cv);
+			worker_apply_told = 0;
+			raftable_wake_apply();	/* to see the identity go */
+		}
 		return;
 	}
 	raft_get_status(worker_raft, &st);
@@ -1227,6 +1249,6 @@ worker_publish(void)
 	if (changed)
 	{
 		ConditionVariableBroadcast(&sh->status_cv);
-		raftable_wake_apply();
+		worker_wake_apply(st.commit);
 	}
 }

@@ -53,6 +53,7 @@ MUTANTS=(
 	"snapshot-without-marks@src/snapshot.c@s{for \(int i = 0; i < PQntuples\(src->marks\); i\+\+\)}{for (int i = 0; i < 0 * PQntuples(src->marks); i++)}@tap:test/tap/019_snapshot_marks.pl"
 	"core-memory-in-malloc@src/worker.c@s/\topts->allocator = &worker_core_allocator;\n//@tap:test/tap/002_cluster.pl"
 	"removed-node-stays@src/worker.c@s/if \(worker_member_since == 0 \|\| st.conf_index == 0\)/if (true)/@tap:test/tap/016_node_lifecycle.pl"
+	"apply-idles-with-work@src/apply.c@s/commit <= applied && node == apply_node/commit <= applied + 1 \&\& node == apply_node/@tap:test/tap/017_reads.pl"
 	"rejoined-node-trusts-old-tables@src/shmem.c@s/return since == 0 \|\|/return true ||/@tap:test/tap/016_node_lifecycle.pl"
 )
 
