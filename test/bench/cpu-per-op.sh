@@ -1,24 +1,49 @@
 #!/bin/bash
-# test/bench/cpu-per-read.sh LEVEL [SECONDS]
-#	Where a read's CPU goes: runs pgbench (8 clients, a point SELECT) at
-#	raftable.read_consistency = LEVEL against node2 of the demo cluster
-#	(bash test/demo.sh must be running), and prints the machine's busy
-#	time per read (from /proc/stat) and the CPU per read of each long-lived
-#	process (the workers, the peers' backends).  The clients' own backends
-#	exit before the second count, so they show only in the machine total.
-#	As root (it reads every process's counters).
+# test/bench/cpu-per-op.sh read LEVEL [SECONDS]
+# test/bench/cpu-per-op.sh write CLIENTS [SECONDS]
+#	Where an operation's CPU goes, on the demo cluster (bash test/demo.sh
+#	must be running).  read: pgbench (8 clients, a point SELECT) at
+#	raftable.read_consistency = LEVEL against node2.  write: pgbench
+#	(CLIENTS clients, an UPDATE by key of one of 10,000 rows of a
+#	replicated table it creates, cpu_op_t) against node1, the leader.
+#	Prints the machine's busy time per operation (from /proc/stat), the
+#	CPU and context switches per operation of each long-lived process
+#	(the workers, the peers' backends), and for writes the leader's WAL
+#	bytes per transaction.  The clients' own backends exit before the
+#	second count, so they show only in the machine total.  As root (it
+#	reads every process's counters).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-LEVEL=${1:?usage: cpu-per-read.sh strong|eventual|bounded [SECONDS]}
-SECONDS_RUN=${2:-5}
+usage="usage: cpu-per-op.sh read strong|eventual|bounded [SECONDS] | write CLIENTS [SECONDS]"
+MODE=${1:?$usage}
+ARG=${2:?$usage}
+SECONDS_RUN=${3:-5}
 DEMO_DIR=${DEMO_DIR:-/var/tmp/raftable-demo}
+NODE=node2
+[ "$MODE" = write ] && NODE=node1
 # test/demo.sh records each node's port in $DEMO_DIR/nodes
-PORT=$(sed -n 's/^node2 port=\([0-9]*\).*/\1/p' "$DEMO_DIR/nodes" 2>/dev/null || true)
-[ -n "$PORT" ] || { echo "cpu-per-read: no demo cluster in $DEMO_DIR (bash test/demo.sh)" >&2; exit 2; }
+PORT=$(sed -n "s/^$NODE port=\([0-9]*\).*/\1/p" "$DEMO_DIR/nodes" 2>/dev/null || true)
+[ -n "$PORT" ] || { echo "cpu-per-op: no demo cluster in $DEMO_DIR (bash test/demo.sh)" >&2; exit 2; }
+psql_leader() { runuser -u postgres -- psql -h "$DEMO_DIR" -p "$PORT" -qAtX -v ON_ERROR_STOP=1 -c "$1" postgres; }
 
 SQL=$(mktemp)
 trap 'rm -f "$SQL" "$SQL".*' EXIT
-printf '%s\n' '\set id random(1, 3)' 'SELECT * FROM accounts WHERE id = :id;' >"$SQL"
+case $MODE in
+read)
+	printf '%s\n' '\set id random(1, 3)' 'SELECT * FROM accounts WHERE id = :id;' >"$SQL"
+	PGOPT="-c raftable.read_consistency=$ARG"
+	CLIENTS=8 ;;
+write)
+	psql_leader "CREATE TABLE IF NOT EXISTS cpu_op_t (id int PRIMARY KEY, v int)" >/dev/null
+	psql_leader "SELECT raftable.replicate_table('cpu_op_t') WHERE NOT EXISTS
+		(SELECT FROM raftable.tables WHERE table_name = 'cpu_op_t')" >/dev/null
+	psql_leader "INSERT INTO cpu_op_t SELECT g, 0 FROM generate_series(1, 10000) g ON CONFLICT DO NOTHING" >/dev/null
+	printf '%s\n' '\set id random(1, 10000)' 'UPDATE cpu_op_t SET v = v + 1 WHERE id = :id;' >"$SQL"
+	PGOPT=""
+	CLIENTS=$ARG ;;
+*)
+	echo "$usage" >&2; exit 2 ;;
+esac
 chmod 644 "$SQL"
 
 # pid, CPU ticks (user + system), command line (with the demo node its
@@ -29,32 +54,36 @@ count() {
 		{
 			cmd=$(tr '\0' ' ' <"$p/cmdline") &&
 			read -r _ _ _ ppid _ <"$p/stat" &&
-			t=$(awk '{print $14 + $15}' "$p/stat")
+			t=$(awk '{print $14 + $15}' "$p/stat") &&
+			cs=$(awk '/ctxt_switches/ { s += $2 } END { print s + 0 }' "$p/status")
 		} 2>/dev/null || continue
 		[ -n "$cmd" ] || continue
 		node=$({ tr '\0' ' ' <"/proc/$ppid/cmdline"; } 2>/dev/null | grep -o 'raftable-demo/node[0-9]*' | sed 's|.*/||' || true)
-		echo "${p#/proc/} $t ${node:+$node: }$cmd"
+		echo "${p#/proc/} $t $cs ${node:+$node: }$cmd"
 	done
 }
+lsn0=$(psql_leader "SELECT pg_current_wal_insert_lsn()")
 count >"$SQL.before"
 head -1 /proc/stat >"$SQL.stat.before"
-out=$(runuser -u postgres -- env PGOPTIONS="-c raftable.read_consistency=$LEVEL" \
-	pgbench -n -M prepared -h "$DEMO_DIR" -p "$PORT" -c 8 -j 4 -T "$SECONDS_RUN" -f "$SQL" postgres 2>&1)
+out=$(runuser -u postgres -- env PGOPTIONS="$PGOPT" pgbench -n -M prepared -h "$DEMO_DIR" \
+	-p "$PORT" -c "$CLIENTS" -j $((CLIENTS < 4 ? CLIENTS : 4)) -T "$SECONDS_RUN" -f "$SQL" postgres 2>&1)
 count >"$SQL.after"
 head -1 /proc/stat >"$SQL.stat.after"
+wal=$(psql_leader "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$lsn0')")
 tps=$(echo "$out" | grep -oP 'tps = \K[0-9.]+')
 
-/usr/bin/python3 - "$tps" "$SECONDS_RUN" "$LEVEL" "$SQL" <<'PY'
+/usr/bin/python3 - "$tps" "$SECONDS_RUN" "$MODE $ARG" "$SQL" "$wal" <<'PY'
 import os, sys
 tps, secs, level, base = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
+wal = float(sys.argv[5])
 hz = os.sysconf('SC_CLK_TCK')
-reads = tps * secs
+ops = tps * secs
 def load(f):
     d = {}
     for line in open(f):
-        parts = line.rstrip('\n').split(' ', 2)
-        if len(parts) == 3:
-            d[parts[0]] = (int(parts[1]), parts[2])
+        parts = line.rstrip('\n').split(' ', 3)
+        if len(parts) == 4:
+            d[parts[0]] = (int(parts[1]), int(parts[2]), parts[3])
     return d
 before, after = load(base + '.before'), load(base + '.after')
 sb = [int(x) for x in open(base + '.stat.before').read().split()[1:]]
@@ -62,12 +91,15 @@ sa = [int(x) for x in open(base + '.stat.after').read().split()[1:]]
 d = [a - b for a, b in zip(sa, sb)]
 idle = d[3] + d[4]
 busy = sum(d) - idle
-us = 1e6 / hz / reads
-print(f"{level}: {tps:.0f} reads/s; machine busy {busy * us:.1f} us per read, idle {100 * idle / sum(d):.0f}%")
+us = 1e6 / hz / ops
+print(f"{level}: {tps:.0f} operations/s; machine busy {busy * us:.1f} us per operation, "
+      f"idle {100 * idle / sum(d):.0f}%")
+if level.startswith('write'):
+    print(f"  leader's WAL: {wal / ops:.0f} bytes per transaction (pgbench's included)")
 rows = []
-for pid, (t, cmd) in after.items():
+for pid, (t, cs, cmd) in after.items():
     if pid in before and t > before[pid][0] and 'postgres' in cmd:
-        rows.append(((t - before[pid][0]) * us, cmd.strip()[:70]))
-for v, cmd in sorted(rows, reverse=True)[:6]:
-    print(f"  {v:7.1f} us per read  {cmd}")
+        rows.append(((t - before[pid][0]) * us, (cs - before[pid][1]) / ops, cmd.strip()[:60]))
+for v, c, cmd in sorted(rows, reverse=True)[:9]:
+    print(f"  {v:7.1f} us {c:5.2f} switches per operation  {cmd}")
 PY
