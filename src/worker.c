@@ -167,9 +167,10 @@ worker_stop_raft(void)
 }
 
 /*
- * Wake the apply worker for a commit index it has not been woken for: one
- * wake-up per commit, not one per place that sees it (each would cost the
- * apply worker a loop, and the kernel a signal).
+ * Wake the apply worker for a commit index it has not been woken for, once
+ * the status shows it (the apply worker reads it there): one wake-up per
+ * commit, not one per place that sees it (each would cost the apply
+ * worker a loop, and the kernel a signal).
  */
 static void
 worker_wake_apply(uint64 commit)
@@ -464,8 +465,6 @@ worker_cycle(void)
 			worker_persisted_hs = rd.hs;
 	}
 	worker_send(&rd, early ? WORKER_SEND_LATE : WORKER_SEND_ALL);
-	if (rd.n_committed)
-		worker_wake_apply(rd.committed[rd.n_committed - 1].index);
 	for (size_t i = 0; i < rd.n_reads; i++)
 		readindex_answer(rd.reads[i].ctx, rd.reads[i].index, rd.reads[i].err);
 	raft_advance(worker_raft, &rd);
