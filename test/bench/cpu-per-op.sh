@@ -9,7 +9,10 @@
 #	Prints the machine's busy time per operation (from /proc/stat), the
 #	CPU and context switches per operation of each long-lived process
 #	(the workers, the peers' backends), and for writes the leader's WAL
-#	bytes per transaction.  The clients' own backends exit before the
+#	bytes per transaction, and how deep group commit goes: log entries
+#	per peer message, WAL syncs per entry on the leader and on node2
+#	(pg_stat_wal, as far as the processes have reported it).  The
+#	clients' own backends exit before the
 #	second count, so they show only in the machine total.  As root (it
 #	reads every process's counters).
 set -euo pipefail
@@ -24,7 +27,15 @@ NODE=node2
 # test/demo.sh records each node's port in $DEMO_DIR/nodes
 PORT=$(sed -n "s/^$NODE port=\([0-9]*\).*/\1/p" "$DEMO_DIR/nodes" 2>/dev/null || true)
 [ -n "$PORT" ] || { echo "cpu-per-op: no demo cluster in $DEMO_DIR (bash test/demo.sh)" >&2; exit 2; }
-psql_leader() { runuser -u postgres -- psql -h "$DEMO_DIR" -p "$PORT" -qAtX -v ON_ERROR_STOP=1 -c "$1" postgres; }
+PORT2=$(sed -n "s/^node2 port=\([0-9]*\).*/\1/p" "$DEMO_DIR/nodes")
+psql_on() { runuser -u postgres -- psql -h "$DEMO_DIR" -p "$1" -qAtX -v ON_ERROR_STOP=1 -c "$2" postgres; }
+psql_leader() { psql_on "$PORT" "$1"; }
+# the write path's batching: log index, peer messages sent, WAL syncs (of
+# the leader, then of follower node2), as one line
+counters() {
+	echo "$(psql_leader "SELECT s.commit_index, t.messages_sent, w.wal_sync
+		FROM raftable.status s, raftable.stats t, pg_stat_wal w") $(psql_on "$PORT2" "SELECT wal_sync FROM pg_stat_wal")"
+}
 
 SQL=$(mktemp)
 trap 'rm -f "$SQL" "$SQL".*' EXIT
@@ -63,6 +74,7 @@ count() {
 	done
 }
 lsn0=$(psql_leader "SELECT pg_current_wal_insert_lsn()")
+c0=$(counters)
 count >"$SQL.before"
 head -1 /proc/stat >"$SQL.stat.before"
 out=$(runuser -u postgres -- env PGOPTIONS="$PGOPT" pgbench -n -M prepared -h "$DEMO_DIR" \
@@ -70,12 +82,16 @@ out=$(runuser -u postgres -- env PGOPTIONS="$PGOPT" pgbench -n -M prepared -h "$
 count >"$SQL.after"
 head -1 /proc/stat >"$SQL.stat.after"
 wal=$(psql_leader "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$lsn0')")
+c1=$(counters)
 tps=$(echo "$out" | grep -oP 'tps = \K[0-9.]+')
 
-/usr/bin/python3 - "$tps" "$SECONDS_RUN" "$MODE $ARG" "$SQL" "$wal" <<'PY'
+/usr/bin/python3 - "$tps" "$SECONDS_RUN" "$MODE $ARG" "$SQL" "$wal" "$c0" "$c1" <<'PY'
 import os, sys
 tps, secs, level, base = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
 wal = float(sys.argv[5])
+c0 = [float(x) for x in sys.argv[6].replace('|', ' ').split()]
+c1 = [float(x) for x in sys.argv[7].replace('|', ' ').split()]
+dc = [b - a for a, b in zip(c0, c1)]
 hz = os.sysconf('SC_CLK_TCK')
 ops = tps * secs
 def load(f):
@@ -96,6 +112,10 @@ print(f"{level}: {tps:.0f} operations/s; machine busy {busy * us:.1f} us per ope
       f"idle {100 * idle / sum(d):.0f}%")
 if level.startswith('write'):
     print(f"  leader's WAL: {wal / ops:.0f} bytes per transaction (pgbench's included)")
+    if dc[0] > 0:
+        print(f"  {dc[0]:.0f} log entries: {dc[0] / max(dc[1], 1):.2f} per peer message sent; "
+              f"WAL syncs per entry (as pg_stat_wal has them so far): "
+              f"leader {dc[2] / dc[0]:.2f}, node2 {dc[3] / dc[0]:.2f}")
 rows = []
 for pid, (t, cs, cmd) in after.items():
     if pid in before and t > before[pid][0] and 'postgres' in cmd:
