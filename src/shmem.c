@@ -367,8 +367,10 @@ raftable_applied_index(void)
  * worker has loaded this node's identity after the server started.
  *
  * The applied index read here may, for one apply cycle after the node left
- * a cluster, still be that cluster's; it is then below member_since, which
- * is an index of the same log past the node's removal, or PG_UINT64_MAX.
+ * a cluster, still be that cluster's.  Added back to the same cluster, the
+ * node's member_since is past its removal, so above that stale index; added
+ * to another, the worker woke the apply worker when the identity went
+ * (worker_publish), which publishes the new identity's index first.
  */
 bool
 raftable_tables_known(void)

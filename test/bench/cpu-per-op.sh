@@ -74,7 +74,8 @@ count() {
 	done
 }
 lsn0=$(psql_leader "SELECT pg_current_wal_insert_lsn()")
-c0=$(counters)
+c0=""
+[ "$MODE" = write ] && c0=$(counters)
 count >"$SQL.before"
 head -1 /proc/stat >"$SQL.stat.before"
 out=$(runuser -u postgres -- env PGOPTIONS="$PGOPT" pgbench -n -M prepared -h "$DEMO_DIR" \
@@ -82,7 +83,8 @@ out=$(runuser -u postgres -- env PGOPTIONS="$PGOPT" pgbench -n -M prepared -h "$
 count >"$SQL.after"
 head -1 /proc/stat >"$SQL.stat.after"
 wal=$(psql_leader "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$lsn0')")
-c1=$(counters)
+c1=""
+[ "$MODE" = write ] && c1=$(counters)
 tps=$(echo "$out" | grep -oP 'tps = \K[0-9.]+')
 
 /usr/bin/python3 - "$tps" "$SECONDS_RUN" "$MODE $ARG" "$SQL" "$wal" "$c0" "$c1" <<'PY'
